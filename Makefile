@@ -1,0 +1,51 @@
+# repo_stream - PGXS build.  `make test` and `make demo` are the two entry
+# points the README documents; both work as root on a fresh Debian 12.
+
+EXTENSION = repo_stream
+EXTVERSION = 0.1.0
+MODULE_big = repo_stream
+
+SRCS = $(sort $(wildcard src/*.c))
+OBJS = $(SRCS:.c=.o)
+# Backend glue lives in *_sql.c and repo_stream.c; everything else is pure C
+# that unit tests and fuzzers link without the server.
+PURE_SRCS = $(filter-out %_sql.c src/repo_stream.c,$(SRCS))
+
+DATA_built = repo_stream--$(EXTVERSION).sql
+SHLIB_LINK = -lcbor -lsodium
+PG_CFLAGS = -Wall -Wmissing-prototypes
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=repo_stream
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+repo_stream--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
+	cat $^ > $@
+
+# ---- C unit tests of the pure modules (TAP, under ASan/UBSan) ----
+UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/build/%,$(wildcard test/unit/test_*.c))
+UNIT_CFLAGS = -std=gnu11 -O1 -g -Wall -fsanitize=address,undefined -fno-omit-frame-pointer
+UNIT_LIBS = -lcbor -lsodium -ljansson
+
+test/unit/build/%: test/unit/%.c $(PURE_SRCS) $(wildcard src/*.h) test/unit/tap.h
+	@mkdir -p test/unit/build
+	$(CC) $(UNIT_CFLAGS) -iquote src -o $@ $< $(PURE_SRCS) $(UNIT_LIBS)
+
+unit: $(UNIT_TESTS)
+
+.PHONY: test demo deps unit bench
+deps:
+	bash test/install-deps.sh
+
+test:
+	bash test/run.sh
+
+demo:
+	bash test/demo.sh
+
+bench:
+	bash bench/run.sh

@@ -1,0 +1,47 @@
+/*
+ * repo_stream.c - module entry point: routes the pure modules' allocations
+ * into palloc so an ERROR anywhere releases them with the memory context.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/memutils.h"
+
+#include <sodium.h>
+
+#include "buf.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static void *
+rs_palloc(size_t size)
+{
+	return palloc_extended(size, MCXT_ALLOC_HUGE);
+}
+
+static void *
+rs_repalloc(void *ptr, size_t size)
+{
+	return repalloc_huge(ptr, size);
+}
+
+static void
+rs_pfree(void *ptr)
+{
+	pfree(ptr);
+}
+
+void
+_PG_init(void)
+{
+	rs_allocator.alloc = rs_palloc;
+	rs_allocator.realloc = rs_repalloc;
+	rs_allocator.free = rs_pfree;
+
+	if (sodium_init() < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("repo_stream: libsodium failed to initialize")));
+}
