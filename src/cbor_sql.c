@@ -428,13 +428,13 @@ decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
 		case DCBOR_BYTES:
 		case DCBOR_LINK:
 			{
-				char		cidtext[CID_TEXT_LEN + 1];
-				const char *s;
+				char	   *s;
 
+				/* pushJsonbValue keeps the pointer, so the text must outlive us */
 				if (item.type == DCBOR_LINK)
 				{
-					cid_format(item.ptr, cidtext);
-					s = cidtext;
+					s = palloc(CID_TEXT_LEN + 1);
+					cid_format(item.ptr, s);
 				}
 				else
 					s = base64_encode(item.ptr, item.len);
