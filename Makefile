@@ -45,7 +45,7 @@ test:
 	bash test/run.sh
 
 demo:
-	bash test/demo.sh
+	bash demo/demo.sh
 
 bench:
 	bash bench/run.sh

@@ -23,6 +23,8 @@ async function ours(json) {
   return { bytes: new Uint8Array(r.rows[0].cbor), cid: r.rows[0].cid };
 }
 
+const hex = (b) => Buffer.from(b).toString('hex');
+
 async function theirCid(bytes) {
   return CID.createV1(dagCbor.code, await sha256.digest(bytes)).toString();
 }
@@ -43,7 +45,7 @@ test('data-model fixtures: @ipld/dag-cbor reads our bytes and gets the same CID'
   for (const f of fixtures) {
     const { bytes, cid } = await ours(f.json);
     const decoded = dagCbor.decode(bytes);
-    assert.deepEqual(dagCbor.encode(decoded), bytes, 'dag-cbor re-encodes to identical bytes');
+    assert.equal(hex(dagCbor.encode(decoded)), hex(bytes), 'dag-cbor re-encodes to identical bytes');
     assert.equal(await theirCid(bytes), cid);
     assert.equal(cid, f.cid);
     assert.deepEqual(decoded, jsonToIpld(f.json));
@@ -58,13 +60,15 @@ function rng(seed) {
   };
 }
 
+const KEY_CHARS = Array.from('abcdefgXYZ_-é☃😀');
+
 async function randomDoc(rand, depth) {
   const r = rand();
   if (depth > 0 && r < 0.25) {
     const o = {};
     for (let i = Math.floor(rand() * 5); i > 0; i--) {
       const key = Array.from({ length: 1 + Math.floor(rand() * 8) },
-        () => 'abcdefgXYZ_-é☃😀'[Math.floor(rand() * 15)]).join('');
+        () => KEY_CHARS[Math.floor(rand() * KEY_CHARS.length)]).join('');
       o[key] = await randomDoc(rand, depth - 1);
     }
     return o;
@@ -91,7 +95,7 @@ test('500 random documents: our encoder and @ipld/dag-cbor produce identical byt
     const doc = { $type: 'com.example.random', n: i, v: await randomDoc(rand, 4) };
     const { bytes, cid } = await ours(doc);
     const expected = dagCbor.encode(jsonToIpld(doc));
-    assert.deepEqual(bytes, expected, `document ${i}: ${JSON.stringify(doc)}`);
+    assert.equal(hex(bytes), hex(expected), `document ${i}: ${JSON.stringify(doc)}`);
     assert.equal(cid, await theirCid(expected));
     const back = await db.query('SELECT repo_stream.cbor_to_json($1) AS j', [Buffer.from(expected)]);
     assert.deepEqual(jsonToIpld(back.rows[0].j), jsonToIpld(doc), `document ${i} back to JSON`);
