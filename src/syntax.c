@@ -59,15 +59,11 @@ did_valid(const char *s, size_t len)
 		return false;
 
 	/*
-	 * The method-specific id must be non-empty and may not end in ':' or '%'
-	 * ("%" starts a percent-escape; like the reference code, the escapes
-	 * themselves are not checked).
+	 * The id may not end in ':' (which also rules out an empty id) or '%'
+	 * (a percent-escape needs two more characters; like the reference code,
+	 * escapes are not otherwise checked).
 	 */
-	if (method_end + 1 == len)
-		return false;
-	if (s[len - 1] == ':' || s[len - 1] == '%')
-		return false;
-	return true;
+	return s[len - 1] != ':' && s[len - 1] != '%';
 }
 
 bool
