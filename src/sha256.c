@@ -55,6 +55,7 @@ sha256_ni_blocks(uint32_t state[8], const uint8_t *data, size_t nblocks)
 					cdgh = st1,
 					w[4];
 
+#pragma GCC unroll 16
 		for (int i = 0; i < 16; i++)
 		{
 			__m128i		msg;
