@@ -5,11 +5,14 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include <sodium.h>
 
 #include "buf.h"
+#include "commit_sql.h"
+#include "eventlog_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +42,10 @@ _PG_init(void)
 	rs_allocator.alloc = rs_palloc;
 	rs_allocator.realloc = rs_repalloc;
 	rs_allocator.free = rs_pfree;
+
+	rs_commit_init();
+	rs_eventlog_define_gucs();
+	MarkGUCPrefixReserved("repo_stream");
 
 	if (sodium_init() < 0)
 		ereport(ERROR,

@@ -13,6 +13,7 @@
 #include "keys.h"
 #include "syntax.h"
 #include "tid.h"
+#include "syntax_sql.h"
 
 PG_FUNCTION_INFO_V1(is_valid_did);
 PG_FUNCTION_INFO_V1(is_valid_nsid);
@@ -93,11 +94,10 @@ wall_clock_unix_us(void)
  * clock steps backwards it lasts until the clock catches up again, so it
  * sleeps instead of spinning and stays interruptible.
  */
-Datum
-tid_now(PG_FUNCTION_ARGS)
+void
+rs_tid_next(char out[TID_LEN + 1])
 {
 	uint64		now_us;
-	char		tid[TID_LEN + 1];
 
 	if (MyBackendId == InvalidBackendId)
 		elog(ERROR, "tid_now() needs a backend id");
@@ -113,12 +113,19 @@ tid_now(PG_FUNCTION_ARGS)
 	}
 	last_tid_us = now_us;
 
-	if (!tid_encode(now_us, (uint32) MyBackendId % (TID_CLOCK_ID_MAX + 1), tid))
+	if (!tid_encode(now_us, (uint32) MyBackendId % (TID_CLOCK_ID_MAX + 1), out))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("current time %llu us does not fit in a TID",
 						(unsigned long long) now_us)));
+}
 
+Datum
+tid_now(PG_FUNCTION_ARGS)
+{
+	char		tid[TID_LEN + 1];
+
+	rs_tid_next(tid);
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(tid, TID_LEN));
 }
 

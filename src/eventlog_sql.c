@@ -1,0 +1,351 @@
+/*
+ * eventlog_sql.c - the bounded event log and its cursor API.
+ *
+ * No gaps: a writer takes the sequencing lock in SHARE mode before it draws
+ * its seqs (nextval) and keeps it until its transaction has ended, i.e.
+ * after its commit is visible.  A reader takes the same lock in EXCLUSIVE
+ * mode for an instant: once it has it, no writer is between nextval and the
+ * end of its transaction, so every seq up to the sequence's last value
+ * belongs to a transaction that is over.  The reader reads that last value
+ * (the horizon), releases the lock, and only then takes its snapshot: every
+ * committed seq up to the horizon is visible to it, and it never returns a
+ * seq above the horizon.  A later transaction can only take a higher seq.
+ * Writers never wait for each other; a reader waits at most for commits
+ * already in flight.
+ *
+ * Bounded: the log is a ring of EVENT_SEGMENTS partitions.  When the
+ * current segment has its share of the retention budget (by count or by
+ * age), the oldest segment is TRUNCATEd and becomes current.  TRUNCATE
+ * leaves no dead tuples, so the on-disk size stays bounded.  log_state
+ * remembers the highest pruned seq; readers never return seqs at or below
+ * it, so the window is always a contiguous range.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "eventlog_sql.h"
+#include "frame.h"
+#include "spi_sql.h"
+
+#define EVENT_SEGMENTS 8
+#define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
+#define ERRCODE_FUTURE_CURSOR MAKE_SQLSTATE('R','S','0','0','1')
+
+static int	retention_events = 1000000;
+static int	retention_age_s = 7 * 24 * 3600;
+
+PG_FUNCTION_INFO_V1(rs_events_since);
+PG_FUNCTION_INFO_V1(rs_prune_events);
+
+void
+rs_eventlog_define_gucs(void)
+{
+	DefineCustomIntVariable("repo_stream.retention_events",
+							"Events the log keeps at least; older ones are pruned (0: no count limit).",
+							"The log keeps between this many and 8/7 of this many events.",
+							&retention_events, 1000000, 0, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("repo_stream.retention_age",
+							"Age after which events are pruned (0: no age limit).",
+							NULL,
+							&retention_age_s, 7 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+static int64
+segment_capacity(void)
+{
+	return retention_events > 0
+		? ((int64) retention_events + EVENT_SEGMENTS - 2) / (EVENT_SEGMENTS - 1)
+		: PG_INT64_MAX;
+}
+
+static Oid
+segment_oid(int segment)
+{
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "event_log_%d", segment);
+	return rs_relation_oid(name);
+}
+
+/*
+ * Truncate the oldest segment and make it current.  Skips (returns false)
+ * when someone still uses that segment: a straggling writer or a reader.
+ * Runs inside rs_enter_owner.
+ */
+static bool
+rotate_segments(void)
+{
+	int			current,
+				next;
+	Oid			next_oid;
+	char		sql[256];
+	bool		isnull;
+	int64		pruned;
+
+	if (SPI_execute("SELECT current_segment FROM repo_stream.log_state FOR UPDATE SKIP LOCKED",
+					false, 0) != SPI_OK_SELECT || SPI_processed == 0)
+		return false;			/* another backend is rotating */
+	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	next = (current + 1) % EVENT_SEGMENTS;
+	next_oid = segment_oid(next);
+	if (!ConditionalLockRelationOid(next_oid, AccessExclusiveLock))
+		return false;
+
+	snprintf(sql, sizeof(sql), "SELECT max(seq) FROM repo_stream.event_log_%d", next);
+	SPI_execute(sql, true, 0);
+	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	if (isnull)
+		pruned = 0;
+	snprintf(sql, sizeof(sql), "TRUNCATE repo_stream.event_log_%d", next);
+	SPI_execute(sql, false, 0);
+	snprintf(sql, sizeof(sql),
+			 "UPDATE repo_stream.log_state SET current_segment = %d,"
+			 " segment_start[%d] = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq),"
+			 " segment_started_at[%d] = now(),"
+			 " pruned_through = greatest(pruned_through, " INT64_FORMAT ")",
+			 next, next + 1, next + 1, pruned);
+	SPI_execute(sql, false, 0);
+	return true;
+}
+
+void
+rs_eventlog_append(const RsPendingEvent *events, int n)
+{
+	Oid			seq_oid = rs_relation_oid("event_seq");
+	int			segment;
+	int64		segment_start,
+				segment_age,
+				seq = 0;
+	bool		isnull;
+	RsBuf		frame;
+	char		payload[32];
+
+	/* from here to the end of the transaction our seqs are "in flight" */
+	DirectFunctionCall1(pg_advisory_xact_lock_shared_int8, Int64GetDatum(SEQ_LOCK_KEY));
+
+	rs_exec(PLAN_LOG_STATE, NULL, NULL);
+	segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	segment_start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	segment_age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
+
+	rs_buf_init(&frame, 1024);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		args[5];
+		bytea	   *b;
+
+		seq = nextval_internal(seq_oid, false);
+		frame.len = 0;
+		events[i].encode(events[i].payload, seq, &frame);
+		b = palloc(VARHDRSZ + frame.len);
+		SET_VARSIZE(b, VARHDRSZ + frame.len);
+		memcpy(VARDATA(b), frame.data, frame.len);
+		args[0] = Int64GetDatum(seq);
+		args[1] = Int32GetDatum(segment);
+		args[2] = CStringGetTextDatum(events[i].did);
+		args[3] = CStringGetTextDatum(events[i].kind);
+		args[4] = PointerGetDatum(b);
+		rs_exec(PLAN_EVENT_INSERT, args, NULL);
+		pfree(b);
+	}
+	rs_buf_free(&frame);
+
+	/* retention, amortized on the write path: rotate when the segment is full */
+	if (seq - segment_start >= segment_capacity() ||
+		(retention_age_s > 0 && segment_age >= retention_age_s / (EVENT_SEGMENTS - 1)))
+		(void) rotate_segments();
+
+	snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
+	Async_Notify("repo_stream_events", payload);
+}
+
+/* Highest seq that no in-flight transaction can still be holding below. */
+static int64
+seq_horizon(void)
+{
+	int64		horizon;
+	bool		isnull;
+
+	DirectFunctionCall1(pg_advisory_lock_int8, Int64GetDatum(SEQ_LOCK_KEY));
+	rs_exec(PLAN_SEQ_HORIZON, NULL, NULL);
+	horizon = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(SEQ_LOCK_KEY));
+	return horizon;
+}
+
+static Datum
+info_frame(const char *name, const char *message)
+{
+	RsBuf		buf;
+	bytea	   *b;
+	FrameInfo	info = {0};
+
+	info.name = name;
+	info.name_len = strlen(name);
+	info.message = message;
+	info.message_len = strlen(message);
+	rs_buf_init(&buf, 128);
+	frame_encode_info(&info, &buf);
+	b = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(b, VARHDRSZ + buf.len);
+	memcpy(VARDATA(b), buf.data, buf.len);
+	rs_buf_free(&buf);
+	return PointerGetDatum(b);
+}
+
+Datum
+rs_events_since(PG_FUNCTION_ARGS)
+{
+	int64		cursor = PG_GETARG_INT64(0);
+	int32		max_events = PG_GETARG_INT32(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RsOwnerContext oc;
+	int64		horizon,
+				pruned,
+				newest;
+	bool		isnull;
+	char		sql[512];
+	MemoryContext per_query;
+
+	if (max_events <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_events must be positive, not %d", max_events)));
+	if (cursor < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor must not be negative, not " INT64_FORMAT, cursor)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+
+	rs_enter_owner(&oc);
+	horizon = seq_horizon();
+
+	/* a snapshot taken after the horizon sees every seq up to it */
+	PushActiveSnapshot(GetLatestSnapshot());
+	snprintf(sql, sizeof(sql),
+			 "SELECT s.pruned_through, (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT ")"
+			 "  FROM repo_stream.log_state s", horizon);
+	SPI_execute(sql, true, 0);
+	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	newest = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	if (isnull || newest < pruned)
+		newest = pruned;
+
+	if (cursor > newest)
+		ereport(ERROR,
+				(errcode(ERRCODE_FUTURE_CURSOR),
+				 errmsg("FutureCursor: cursor " INT64_FORMAT " is past the newest event " INT64_FORMAT,
+						cursor, newest),
+				 errhint("Cursors come from the seq of an event this log returned.")));
+
+	if (cursor < pruned)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {true, false};
+		char		msg[128];
+		MemoryContext old = MemoryContextSwitchTo(per_query);
+
+		snprintf(msg, sizeof(msg), "cursor " INT64_FORMAT " is older than the window, which starts after " INT64_FORMAT,
+				 cursor, pruned);
+		values[1] = info_frame("OutdatedCursor", msg);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT seq, frame FROM repo_stream.event_log"
+			 " WHERE seq > " INT64_FORMAT " AND seq <= " INT64_FORMAT
+			 " ORDER BY seq LIMIT %d", Max(cursor, pruned), horizon, max_events);
+	SPI_execute(sql, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		MemoryContext old = MemoryContextSwitchTo(per_query);
+
+		values[0] = rs_getdatum(i, 1, &isnull);
+		values[1] = rs_getdatum(i, 2, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	PopActiveSnapshot();
+	rs_leave_owner(&oc);
+	return (Datum) 0;
+}
+
+/*
+ * Apply the retention settings now: rotate if the current segment is due,
+ * and truncate, oldest first, segments whose newest event is past the age
+ * limit.  Returns the seq through which events are gone.
+ */
+Datum
+rs_prune_events(PG_FUNCTION_ARGS)
+{
+	RsOwnerContext oc;
+	int64		pruned;
+	bool		isnull;
+	int			current;
+	int64		start,
+				age,
+				newest;
+
+	rs_enter_owner(&oc);
+	rs_exec(PLAN_LOG_STATE, NULL, NULL);
+	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
+	SPI_execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq", true, 0);
+	newest = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	if (newest - start >= segment_capacity() ||
+		(retention_age_s > 0 && age >= retention_age_s / (EVENT_SEGMENTS - 1)))
+		(void) rotate_segments();
+
+	if (retention_age_s > 0)
+	{
+		/* whole segments past the age limit, oldest first */
+		for (int k = 1; k < EVENT_SEGMENTS; k++)
+		{
+			char		sql[256];
+			int			seg = (current + k) % EVENT_SEGMENTS;
+			int64		seg_newest;
+
+			snprintf(sql, sizeof(sql),
+					 "SELECT max(seq), max(logged_at) < now() - make_interval(secs => %d)"
+					 "  FROM repo_stream.event_log_%d", retention_age_s, seg);
+			SPI_execute(sql, true, 0);
+			seg_newest = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+			if (isnull)
+				continue;		/* empty */
+			if (!DatumGetBool(rs_getdatum(0, 2, &isnull)))
+				break;			/* this one and all newer are young enough */
+			if (!ConditionalLockRelationOid(segment_oid(seg), AccessExclusiveLock))
+				break;
+			snprintf(sql, sizeof(sql), "TRUNCATE repo_stream.event_log_%d", seg);
+			SPI_execute(sql, false, 0);
+			snprintf(sql, sizeof(sql),
+					 "UPDATE repo_stream.log_state SET pruned_through = greatest(pruned_through, " INT64_FORMAT ")",
+					 seg_newest);
+			SPI_execute(sql, false, 0);
+		}
+	}
+	SPI_execute("SELECT pruned_through FROM repo_stream.log_state", true, 0);
+	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	rs_leave_owner(&oc);
+	PG_RETURN_INT64(pruned);
+}

@@ -1,0 +1,204 @@
+/*
+ * spi_sql.c - the extension's internal SQL, run as the extension owner.
+ *
+ * The write path runs inside the application's transaction and under its
+ * role, which may only touch the records table.  Internal statements switch
+ * to the owner of schema repo_stream (like SECURITY DEFINER) and pin
+ * search_path, so no role can redirect them with its own operators.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "spi_sql.h"
+
+typedef struct PlanDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[6];
+} PlanDef;
+
+static const PlanDef plan_defs[PLAN_COUNT] = {
+	[PLAN_REPO_LOCK] = {
+		"SELECT status FROM repo_stream.repos WHERE did = $1 FOR UPDATE",
+		1, {TEXTOID}
+	},
+	[PLAN_REPO_STATE] = {
+		"SELECT r.data_cid, r.head_rev, k.sealed, r.did_key, r.status"
+		"  FROM repo_stream.repos r JOIN repo_stream.repo_keys k USING (did)"
+		" WHERE r.did = $1",
+		1, {TEXTOID}
+	},
+	[PLAN_NODE_GET] = {
+		"SELECT node FROM repo_stream.mst_nodes WHERE did = $1 AND cid = $2",
+		2, {TEXTOID, BYTEAOID}
+	},
+	[PLAN_NODES_INSERT] = {
+		"INSERT INTO repo_stream.mst_nodes (did, cid, node)"
+		" SELECT $1, c, n FROM unnest($2::bytea[], $3::bytea[]) AS u(c, n)"
+		" ON CONFLICT DO NOTHING",
+		3, {TEXTOID, BYTEAARRAYOID, BYTEAARRAYOID}
+	},
+	[PLAN_NODES_DELETE] = {
+		"DELETE FROM repo_stream.mst_nodes WHERE did = $1 AND cid = ANY ($2::bytea[])",
+		2, {TEXTOID, BYTEAARRAYOID}
+	},
+	[PLAN_REPO_UPDATE] = {
+		"UPDATE repo_stream.repos SET head_cid = $2, head_rev = $3, data_cid = $4,"
+		" head_commit = $5 WHERE did = $1",
+		5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID}
+	},
+	[PLAN_EVENT_INSERT] = {
+		"INSERT INTO repo_stream.event_log (seq, segment, did, kind, frame)"
+		" VALUES ($1, $2, $3, $4, $5)",
+		5, {INT8OID, INT4OID, TEXTOID, TEXTOID, BYTEAOID}
+	},
+	[PLAN_KEY_ROTATE] = {
+		"WITH k AS (UPDATE repo_stream.repo_keys SET sealed = $2 WHERE did = $1)"
+		" UPDATE repo_stream.repos SET did_key = $3 WHERE did = $1",
+		3, {TEXTOID, BYTEAOID, TEXTOID}
+	},
+	[PLAN_KEY_HISTORY] = {
+		"INSERT INTO repo_stream.repo_key_history (did, did_key, since_rev) VALUES ($1, $2, $3)",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[PLAN_SEQ_HORIZON] = {
+		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq",
+		0, {0}
+	},
+	[PLAN_LOG_STATE] = {
+		"SELECT current_segment, segment_start[current_segment + 1],"
+		"       extract(epoch FROM now() - segment_started_at[current_segment + 1])::int8"
+		"  FROM repo_stream.log_state",
+		0, {0}
+	},
+};
+
+static SPIPlanPtr plans[PLAN_COUNT];
+static Oid	schema_oid = InvalidOid;
+
+Oid
+rs_schema_oid(void)
+{
+	/* re-check each time: the extension may be dropped and re-created */
+	schema_oid = get_namespace_oid("repo_stream", false);
+	return schema_oid;
+}
+
+Oid
+rs_relation_oid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, rs_schema_oid());
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("repo_stream relation \"%s\" is missing", relname),
+				 errhint("Reinstall the extension.")));
+	return relid;
+}
+
+static Oid
+schema_owner(void)
+{
+	Oid			nsp = rs_schema_oid();
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+void
+rs_enter_owner(RsOwnerContext *ctx)
+{
+	Oid			owner = schema_owner();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&ctx->saved_userid, &ctx->saved_sec_context);
+	SetUserIdAndSecContext(owner, ctx->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ctx->guc_nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+void
+rs_leave_owner(RsOwnerContext *ctx)
+{
+	AtEOXact_GUC(true, ctx->guc_nest_level);
+	SetUserIdAndSecContext(ctx->saved_userid, ctx->saved_sec_context);
+	SPI_finish();
+}
+
+uint64
+rs_exec(RsPlanId id, Datum *values, const char *nulls)
+{
+	int			rc;
+
+	if (plans[id] == NULL)
+	{
+		const PlanDef *def = &plan_defs[id];
+		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", def->sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[id] = plan;
+	}
+	rc = SPI_execute_plan(plans[id], values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s", plan_defs[id].sql,
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+Datum
+rs_getdatum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+bytea *
+rs_getbytea(int row, int col)
+{
+	bool		isnull;
+	Datum		d = rs_getdatum(row, col, &isnull);
+
+	if (isnull)
+		return NULL;
+	return (bytea *) SPI_datumTransfer(PointerGetDatum(PG_DETOAST_DATUM(d)), false, -1);
+}
+
+char *
+rs_gettext(int row, int col)
+{
+	bool		isnull;
+	Datum		d = rs_getdatum(row, col, &isnull);
+	text	   *t;
+	char	   *s;
+	size_t		len;
+
+	if (isnull)
+		return NULL;
+	/* copy into the caller's context, which outlives SPI_finish */
+	t = DatumGetTextPP(d);
+	len = VARSIZE_ANY_EXHDR(t);
+	s = SPI_palloc(len + 1);
+	memcpy(s, VARDATA_ANY(t), len);
+	s[len] = '\0';
+	return s;
+}

@@ -1,0 +1,51 @@
+/*
+ * spi_sql.h - running the extension's own SQL safely: as the extension's
+ * owner (the application role has no rights on the log, keys or nodes) and
+ * with search_path pinned, through plans prepared once per backend.
+ */
+#ifndef RS_SPI_SQL_H
+#define RS_SPI_SQL_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+
+typedef struct RsOwnerContext
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+	int			guc_nest_level;
+} RsOwnerContext;
+
+/* SPI_connect + switch to the owner of schema repo_stream + pin search_path. */
+void		rs_enter_owner(RsOwnerContext *ctx);
+/* Undo rs_enter_owner and SPI_finish. */
+void		rs_leave_owner(RsOwnerContext *ctx);
+
+Oid			rs_schema_oid(void);
+Oid			rs_relation_oid(const char *relname);
+
+typedef enum RsPlanId
+{
+	PLAN_REPO_LOCK,
+	PLAN_REPO_STATE,
+	PLAN_NODE_GET,
+	PLAN_NODES_INSERT,
+	PLAN_NODES_DELETE,
+	PLAN_REPO_UPDATE,
+	PLAN_EVENT_INSERT,
+	PLAN_LOG_STATE,
+	PLAN_KEY_ROTATE,
+	PLAN_KEY_HISTORY,
+	PLAN_SEQ_HORIZON,
+	PLAN_COUNT
+} RsPlanId;
+
+/* Execute a saved plan (read_only false); returns SPI_processed. */
+uint64		rs_exec(RsPlanId id, Datum *values, const char *nulls);
+
+/* Helpers to read SPI_tuptable results. */
+Datum		rs_getdatum(int row, int col, bool *isnull);
+bytea	   *rs_getbytea(int row, int col);	/* NULL if SQL NULL; copied into caller ctx */
+char	   *rs_gettext(int row, int col);	/* NULL if SQL NULL; copied */
+
+#endif

@@ -1,0 +1,182 @@
+
+-- Repos, records, MST nodes and the event log --------------------------------
+
+CREATE TABLE repos (
+	did			text PRIMARY KEY,
+	did_key		text NOT NULL,
+	status		text NOT NULL DEFAULT 'active'
+				CHECK (status IN ('active', 'deactivated', 'deleted')),
+	head_cid	text,				-- CID of the current signed commit
+	head_rev	text,				-- its rev (a TID)
+	data_cid	bytea,				-- MST root the commit signs
+	head_commit bytea,			-- the signed commit's DAG-CBOR bytes
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE repos IS 'One row per repo (DID); heads are maintained by repo_stream';
+
+-- Sealed with the master key file; no role but the extension owner reads it.
+CREATE TABLE repo_keys (
+	did			text PRIMARY KEY REFERENCES repos ON DELETE CASCADE,
+	sealed		bytea NOT NULL
+);
+
+-- Every signing key a repo has used, so old events stay verifiable.
+CREATE TABLE repo_key_history (
+	did			text NOT NULL REFERENCES repos ON DELETE CASCADE,
+	did_key		text NOT NULL,
+	since_rev	text NOT NULL,
+	PRIMARY KEY (did, since_rev)
+);
+
+CREATE TABLE records (
+	did			text NOT NULL,
+	collection	text NOT NULL,
+	rkey		text NOT NULL,
+	record		jsonb NOT NULL,
+	cid			text NOT NULL,		-- computed by the trigger; any given value is replaced
+	PRIMARY KEY (did, collection, rkey)
+);
+COMMENT ON TABLE records IS
+	'Current records. Write with plain DML or put_record/create_record/delete_record; each transaction becomes signed commits';
+
+CREATE TABLE mst_nodes (
+	did			text NOT NULL,
+	cid			bytea NOT NULL,
+	node		bytea NOT NULL,
+	PRIMARY KEY (did, cid)
+);
+ALTER TABLE mst_nodes ALTER COLUMN node SET STORAGE EXTERNAL;
+
+-- Sequence numbers are taken at commit time under a shared advisory lock;
+-- see the README section "No gaps" for why readers never skip one.
+CREATE SEQUENCE event_seq MAXVALUE 9007199254740991;
+
+-- A ring of segments: pruning truncates the oldest segment, so the log
+-- never accumulates dead tuples.
+CREATE TABLE event_log (
+	seq			bigint NOT NULL,
+	segment		int NOT NULL,
+	did			text NOT NULL,
+	kind		text NOT NULL CHECK (kind IN ('commit', 'account', 'sync')),
+	logged_at	timestamptz NOT NULL DEFAULT now(),
+	frame		bytea NOT NULL
+) PARTITION BY LIST (segment);
+CREATE INDEX event_log_seq ON event_log (seq);
+
+DO $$
+BEGIN
+	FOR i IN 0 .. 7 LOOP
+		EXECUTE format('CREATE TABLE repo_stream.event_log_%s PARTITION OF repo_stream.event_log FOR VALUES IN (%s)', i, i);
+		EXECUTE format('ALTER TABLE repo_stream.event_log_%s ALTER COLUMN frame SET STORAGE EXTERNAL', i);
+	END LOOP;
+END $$;
+
+CREATE TABLE log_state (
+	id			boolean PRIMARY KEY DEFAULT true CHECK (id),
+	current_segment int NOT NULL DEFAULT 0,
+	segment_start bigint[] NOT NULL DEFAULT array_fill(0::bigint, ARRAY[8]),
+	segment_started_at timestamptz[] NOT NULL DEFAULT array_fill(now(), ARRAY[8]),
+	pruned_through bigint NOT NULL DEFAULT 0	-- every seq <= this is gone
+);
+INSERT INTO log_state DEFAULT VALUES;
+
+-- pg_dump keeps the data (sealed keys are useless without the key file).
+SELECT pg_catalog.pg_extension_config_dump('repos', '');
+SELECT pg_catalog.pg_extension_config_dump('repo_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('repo_key_history', '');
+SELECT pg_catalog.pg_extension_config_dump('records', '');
+SELECT pg_catalog.pg_extension_config_dump('mst_nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('log_state', '');
+SELECT pg_catalog.pg_extension_config_dump('event_seq', '');
+
+-- The write path -------------------------------------------------------------
+
+CREATE FUNCTION records_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'rs_records_trigger' LANGUAGE C;
+-- BEFORE ROW: validate, lock the repo, encode, fill in cid.
+CREATE TRIGGER records_write BEFORE INSERT OR UPDATE OR DELETE ON records
+	FOR EACH ROW EXECUTE FUNCTION records_trigger();
+-- AFTER STATEMENT with transition tables: log exactly the rows that changed.
+CREATE TRIGGER records_log_insert AFTER INSERT ON records
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION records_trigger();
+CREATE TRIGGER records_log_update AFTER UPDATE ON records
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION records_trigger();
+CREATE TRIGGER records_log_delete AFTER DELETE ON records
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION records_trigger();
+CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON records
+	FOR EACH STATEMENT EXECUTE FUNCTION records_trigger();
+
+CREATE FUNCTION create_repo(did text) RETURNS text
+	AS 'MODULE_PATHNAME', 'rs_create_repo' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION create_repo(text) IS 'Create a repo with a fresh Ed25519 key; returns its did:key';
+
+CREATE FUNCTION repo_key(did text) RETURNS text
+	AS 'MODULE_PATHNAME', 'rs_repo_key' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION repo_key(text) IS 'The did:key that verifies the repo''s current commits';
+
+CREATE FUNCTION deactivate_repo(did text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rs_deactivate_repo' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION activate_repo(did text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rs_activate_repo' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION delete_repo(did text) RETURNS void
+	AS 'MODULE_PATHNAME', 'rs_delete_repo' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION rotate_key(did text) RETURNS text
+	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION rotate_key(text) IS 'New signing key; emits #sync with a commit signed by it; returns the new did:key';
+
+CREATE FUNCTION put_record(did text, collection text, rkey text, record jsonb) RETURNS text
+	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
+	VALUES (did, collection, rkey, record, '')
+	ON CONFLICT ON CONSTRAINT records_pkey DO UPDATE SET record = excluded.record
+	RETURNING r.cid
+$$;
+COMMENT ON FUNCTION put_record(text, text, text, jsonb) IS 'Create or update a record; returns its CID';
+
+CREATE FUNCTION create_record(did text, collection text, record jsonb,
+							  OUT rkey text, OUT cid text)
+	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
+	VALUES (did, collection, repo_stream.tid_now(), record, '')
+	RETURNING r.rkey, r.cid
+$$;
+COMMENT ON FUNCTION create_record(text, text, jsonb) IS 'Create a record under a fresh TID rkey';
+
+CREATE FUNCTION delete_record(did text, collection text, rkey text) RETURNS boolean
+	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	WITH d AS (
+		DELETE FROM repo_stream.records r
+		WHERE r.did = delete_record.did AND r.collection = delete_record.collection
+		  AND r.rkey = delete_record.rkey
+		RETURNING 1)
+	SELECT count(*) > 0 FROM d
+$$;
+
+CREATE FUNCTION get_record(did text, collection text, rkey text) RETURNS jsonb
+	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT r.record FROM repo_stream.records r
+	WHERE r.did = get_record.did AND r.collection = get_record.collection
+	  AND r.rkey = get_record.rkey
+$$;
+
+-- Reading the log ------------------------------------------------------------
+
+CREATE FUNCTION events_since(cursor bigint, max_events int DEFAULT 1000)
+	RETURNS TABLE (seq bigint, frame bytea)
+	AS 'MODULE_PATHNAME', 'rs_events_since' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION events_since(bigint, int) IS
+	'Frames with seq > cursor in seq order; an OutdatedCursor #info row (seq NULL) first when the cursor predates the window; FutureCursor is an ERROR';
+
+CREATE FUNCTION prune_events() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'rs_prune_events' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION prune_events() IS
+	'Apply the retention settings now; returns the seq through which events are gone';
+
+CREATE FUNCTION verify_repo(did text)
+	RETURNS TABLE (check_name text, ok boolean, detail text)
+	AS 'MODULE_PATHNAME', 'rs_verify_repo' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION verify_repo(text) IS
+	'Recompute CIDs and the MST from the records, check the head commit and every retained event';

@@ -1,0 +1,48 @@
+
+-- Privileges -------------------------------------------------------------------
+-- Three group roles (cluster-wide, created once):
+--   repo_stream_writer  writes records (DML on records, put/create/delete_record)
+--   repo_stream_reader  reads the log (events_since) and verifies frames
+--   repo_stream_admin   both, plus the repo lifecycle and maintenance functions
+-- Nobody but the extension owner can read sealed keys, write the event log,
+-- the MST nodes or the repo heads: commits are only made by the write path.
+DO $$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin'] LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+			EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END $$;
+
+GRANT USAGE ON SCHEMA repo_stream TO PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA repo_stream FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA repo_stream FROM PUBLIC;
+
+-- pure functions (codec, syntax, MST, verification) stay open to PUBLIC;
+-- the ones that read or change repo state do not
+REVOKE EXECUTE ON FUNCTION
+	records_trigger(), create_repo(text), deactivate_repo(text), activate_repo(text),
+	delete_repo(text), rotate_key(text), prune_events(), verify_repo(text),
+	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
+	delete_record(text, text, text), get_record(text, text, text),
+	events_since(bigint, int), repo_key(text)
+	FROM PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON records TO repo_stream_writer;
+GRANT SELECT (did, did_key, status, head_cid, head_rev, created_at) ON repos
+	TO repo_stream_writer, repo_stream_reader;
+GRANT SELECT ON records TO repo_stream_reader;
+GRANT EXECUTE ON FUNCTION
+	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
+	delete_record(text, text, text), get_record(text, text, text), repo_key(text)
+	TO repo_stream_writer;
+GRANT EXECUTE ON FUNCTION events_since(bigint, int), get_record(text, text, text), repo_key(text)
+	TO repo_stream_reader;
+GRANT repo_stream_writer, repo_stream_reader TO repo_stream_admin;
+GRANT EXECUTE ON FUNCTION
+	create_repo(text), deactivate_repo(text), activate_repo(text), delete_repo(text),
+	rotate_key(text), prune_events(), verify_repo(text)
+	TO repo_stream_admin;
