@@ -26,11 +26,21 @@ typedef struct MstNode MstNode;
 
 typedef struct MstEnt
 {
-	char	   *key;			/* owned, NUL-terminated */
-	uint32_t	klen;
+	char	   *key;			/* NUL-terminated; owned unless in_arena */
+	uint16_t	klen;			/* <= MST_MAX_KEY_LEN */
+	uint16_t	in_arena;		/* key lives in the tree's key arena */
 	uint8_t		val[CID_LEN];
 	MstNode    *right;			/* subtree after this key */
 } MstEnt;
+
+/* Bulk-built keys share big blocks, freed with the tree. */
+typedef struct KeyArena
+{
+	struct KeyArena *next;
+	size_t		used;
+	size_t		cap;
+	char		data[];
+} KeyArena;
 
 struct MstNode
 {
@@ -52,6 +62,7 @@ struct MstTree
 	MstNode    *root;
 	MstCidList	removed;		/* stored nodes changed or dropped */
 	RsBuf		scratch;		/* encoding buffer */
+	KeyArena   *arena;
 	MstError	broken;
 	char		errmsg[384];
 };
@@ -206,35 +217,42 @@ mst_strerror(MstError err)
 	return "unknown MST error";
 }
 
-static inline bool
-key_char_ok(uint8_t c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		(c >= '0' && c <= '9') || c == '_' || c == '~' || c == '-' ||
-		c == ':' || c == '.';
-}
+/* [a-zA-Z0-9_~\-:.] as 1, '/' as 2, everything else 0 */
+static const uint8_t key_chars[256] = {
+	['a'] = 1,['b'] = 1,['c'] = 1,['d'] = 1,['e'] = 1,['f'] = 1,['g'] = 1,['h'] = 1,
+	['i'] = 1,['j'] = 1,['k'] = 1,['l'] = 1,['m'] = 1,['n'] = 1,['o'] = 1,['p'] = 1,
+	['q'] = 1,['r'] = 1,['s'] = 1,['t'] = 1,['u'] = 1,['v'] = 1,['w'] = 1,['x'] = 1,
+	['y'] = 1,['z'] = 1,
+	['A'] = 1,['B'] = 1,['C'] = 1,['D'] = 1,['E'] = 1,['F'] = 1,['G'] = 1,['H'] = 1,
+	['I'] = 1,['J'] = 1,['K'] = 1,['L'] = 1,['M'] = 1,['N'] = 1,['O'] = 1,['P'] = 1,
+	['Q'] = 1,['R'] = 1,['S'] = 1,['T'] = 1,['U'] = 1,['V'] = 1,['W'] = 1,['X'] = 1,
+	['Y'] = 1,['Z'] = 1,
+	['0'] = 1,['1'] = 1,['2'] = 1,['3'] = 1,['4'] = 1,['5'] = 1,['6'] = 1,['7'] = 1,
+	['8'] = 1,['9'] = 1,
+	['_'] = 1,['~'] = 1,['-'] = 1,[':'] = 1,['.'] = 1,['/'] = 2,
+};
 
 bool
 mst_valid_key(const char *key, size_t len)
 {
-	size_t		slash = 0;
-	size_t		nslash = 0;
+	const char *slash;
+	unsigned	bad = 0,
+				slashes = 0;
 
 	if (len == 0 || len > MST_MAX_KEY_LEN)
 		return false;
+	/* branch-free over the bytes; where the one slash is comes after */
 	for (size_t i = 0; i < len; i++)
 	{
-		uint8_t		c = (uint8_t) key[i];
+		uint8_t		c = key_chars[(uint8_t) key[i]];
 
-		if (c == '/')
-		{
-			nslash++;
-			slash = i;
-		}
-		else if (!key_char_ok(c))
-			return false;
+		bad |= c == 0;
+		slashes += c >> 1;
 	}
-	return nslash == 1 && slash > 0 && slash < len - 1;
+	if (bad || slashes != 1)
+		return false;
+	slash = memchr(key, '/', len);
+	return slash != key && slash != key + len - 1;
 }
 
 int
@@ -620,12 +638,19 @@ stub_new(const uint8_t cid[CID_LEN], int layer)
 	return n;
 }
 
+static inline void
+key_release(MstEnt *e)
+{
+	if (!e->in_arena)
+		rs_free(e->key);
+}
+
 /* Free one node whose children and keys went elsewhere or are freed. */
 static void
 node_free_shallow(MstNode *n)
 {
 	for (uint32_t i = 0; i < n->n; i++)
-		rs_free(n->e[i].key);
+		key_release(&n->e[i]);
 	rs_free(n->e);
 	rs_free(n);
 }
@@ -732,7 +757,8 @@ ent_insert(MstNode *n, uint32_t i, const char *key, size_t klen,
 	memmove(&n->e[i + 1], &n->e[i], (size_t) (n->n - i) * sizeof(MstEnt));
 	e = &n->e[i];
 	e->key = key_dup(key, klen);
-	e->klen = (uint32_t) klen;
+	e->klen = (uint16_t) klen;
+	e->in_arena = 0;
 	memcpy(e->val, val, CID_LEN);
 	e->right = right;
 	n->n++;
@@ -821,7 +847,8 @@ node_load(MstTree *t, MstNode *node)
 		MstEnt	   *e = &node->e[i];
 
 		e->key = nd.entries[i].key;
-		e->klen = (uint32_t) nd.entries[i].key_len;
+		e->klen = (uint16_t) nd.entries[i].key_len;
+		e->in_arena = 0;
 		memcpy(e->val, nd.entries[i].value, CID_LEN);
 		e->right = nd.entries[i].has_right ?
 			stub_new(nd.entries[i].right, node->layer - 1) : NULL;
@@ -929,6 +956,13 @@ mst_free(MstTree *t)
 	if (t == NULL)
 		return;
 	node_free_deep(t->root);
+	while (t->arena)
+	{
+		KeyArena   *next = t->arena->next;
+
+		rs_free(t->arena);
+		t->arena = next;
+	}
 	mst_cid_list_free(&t->removed);
 	rs_buf_free(&t->scratch);
 	rs_free(t);
@@ -971,22 +1005,94 @@ check_key(MstTree *t, const char *key, size_t len)
 
 /* ---------------------------------------------------------------- build */
 
-typedef struct BuildCtx
+typedef struct SortKey
 {
-	const MstKV **kv;
-	uint8_t    *depth;
-} BuildCtx;
+	const char *k;
+	uint32_t	len;
+	uint32_t	idx;			/* position in the caller's entries */
+} SortKey;
 
-static int
-kv_ptr_cmp(const void *a, const void *b)
+static inline int
+char_at(const SortKey *s, size_t d)
 {
-	const MstKV *x = *(const MstKV *const *) a;
-	const MstKV *y = *(const MstKV *const *) b;
-
-	return key_cmp(x->key, x->key_len, y->key, y->key_len);
+	return d < s->len ? (uint8_t) s->k[d] : -1;
 }
 
-/* The canonical subtree of kv[lo, hi) at layer L (all depths <= L). */
+static inline void
+sk_swap(SortKey *a, SortKey *b)
+{
+	SortKey		t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Multikey quicksort (Bentley & Sedgewick): partitions on one byte at a
+ * time, so the long prefixes record keys share ("app.bsky.feed.post/3l")
+ * are read once per partition level instead of once per comparison.
+ */
+static void
+mkqsort(SortKey *a, size_t n, size_t d)
+{
+	while (n > 1)
+	{
+		size_t		lt = 0,
+					i = 0,
+					gt = n;
+		int			v;
+
+		if (n < 12)
+		{
+			for (size_t x = 1; x < n; x++)
+				for (size_t y = x; y > 0; y--)
+				{
+					const SortKey *p = &a[y - 1],
+							   *q = &a[y];
+
+					if (key_cmp(p->k + d, p->len - d, q->k + d, q->len - d) <= 0)
+						break;
+					sk_swap(&a[y - 1], &a[y]);
+				}
+			return;
+		}
+		/* median of three bytes as the pivot */
+		{
+			int			x = char_at(&a[0], d),
+						y = char_at(&a[n / 2], d),
+						z = char_at(&a[n - 1], d);
+
+			v = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+		}
+		while (i < gt)
+		{
+			int			c = char_at(&a[i], d);
+
+			if (c < v)
+				sk_swap(&a[lt++], &a[i++]);
+			else if (c > v)
+				sk_swap(&a[i], &a[--gt]);
+			else
+				i++;
+		}
+		mkqsort(a, lt, d);
+		mkqsort(a + gt, n - gt, d);
+		if (v < 0)
+			return;				/* all equal and ended here: duplicates */
+		a += lt;
+		n = gt - lt;
+		d++;
+	}
+}
+
+typedef struct BuildCtx
+{
+	const SortKey *s;
+	const MstKV *kv;
+	const uint8_t *depth;
+} BuildCtx;
+
+/* The canonical subtree of s[lo, hi) at layer L (all depths <= L). */
 static MstNode *
 build_range(const BuildCtx *b, size_t lo, size_t hi, int layer)
 {
@@ -1009,9 +1115,10 @@ build_range(const BuildCtx *b, size_t lo, size_t hi, int layer)
 			continue;
 		*gap_ptr(n, n->n) = build_range(b, gap, i, layer - 1);
 		e = &n->e[n->n++];
-		e->key = key_dup(b->kv[i]->key, b->kv[i]->key_len);
-		e->klen = (uint32_t) b->kv[i]->key_len;
-		memcpy(e->val, b->kv[i]->value, CID_LEN);
+		e->key = (char *) b->s[i].k;
+		e->klen = (uint16_t) b->s[i].len;
+		e->in_arena = 1;
+		memcpy(e->val, b->kv[b->s[i].idx].value, CID_LEN);
 		e->right = NULL;
 		gap = i + 1;
 	}
@@ -1024,8 +1131,12 @@ mst_build(MstTree *t, const MstKV *entries, size_t n)
 {
 	BuildCtx	b;
 	MstError	err;
+	SortKey    *s;
+	uint8_t    *depth;
+	KeyArena   *arena;
 	bool		sorted = true;
 	int			top = 0;
+	size_t		total = 0;
 	char		kb[160];
 
 	if ((err = check_usable(t)) != MST_OK)
@@ -1033,43 +1144,65 @@ mst_build(MstTree *t, const MstKV *entries, size_t n)
 	if (!t->root->loaded || !node_empty(t->root))
 		return TERR(t, MST_ERR_DUPLICATE_KEY, "mst_build needs an empty tree");
 	for (size_t i = 0; i < n; i++)
+	{
 		if ((err = check_key(t, entries[i].key, entries[i].key_len)) != MST_OK)
 			return err;
+		total += entries[i].key_len + 1;
+	}
 	if (n == 0)
 		return MST_OK;
 
-	b.kv = rs_alloc(n * sizeof(MstKV *));
-	b.depth = rs_alloc(n);
+	s = rs_alloc(n * sizeof(SortKey));
+	depth = rs_alloc(n);
 	for (size_t i = 0; i < n; i++)
 	{
-		b.kv[i] = &entries[i];
+		s[i].k = entries[i].key;
+		s[i].len = (uint32_t) entries[i].key_len;
+		s[i].idx = (uint32_t) i;
 		if (i > 0 && sorted &&
 			key_cmp(entries[i - 1].key, entries[i - 1].key_len,
 					entries[i].key, entries[i].key_len) >= 0)
 			sorted = false;
 	}
 	if (!sorted)
-		qsort(b.kv, n, sizeof(MstKV *), kv_ptr_cmp);
-	for (size_t i = 0; i < n; i++)
-	{
-		if (i > 0 && key_cmp(b.kv[i - 1]->key, b.kv[i - 1]->key_len,
-							 b.kv[i]->key, b.kv[i]->key_len) == 0)
+		mkqsort(s, n, 0);
+	for (size_t i = 1; i < n; i++)
+		if (s[i - 1].len == s[i].len && memcmp(s[i - 1].k, s[i].k, s[i].len) == 0)
 		{
 			err = TERR(t, MST_ERR_DUPLICATE_KEY, "duplicate MST key \"%s\"",
-					   SHOW(kb, b.kv[i]->key, b.kv[i]->key_len));
-			goto out;
+					   SHOW(kb, s[i].k, s[i].len));
+			rs_free(s);
+			rs_free(depth);
+			return err;
 		}
-		b.depth[i] = (uint8_t) mst_key_depth((const uint8_t *) b.kv[i]->key,
-											 b.kv[i]->key_len);
-		if (b.depth[i] > top)
-			top = b.depth[i];
+
+	/* keys move into one block, in order: the tree's entries point there */
+	arena = rs_alloc(sizeof(KeyArena) + total);
+	arena->cap = total;
+	arena->used = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		char	   *k = arena->data + arena->used;
+
+		memcpy(k, s[i].k, s[i].len);
+		k[s[i].len] = '\0';
+		arena->used += s[i].len + 1;
+		s[i].k = k;
+		depth[i] = (uint8_t) mst_key_depth((const uint8_t *) k, s[i].len);
+		if (depth[i] > top)
+			top = depth[i];
 	}
+	arena->next = t->arena;
+	t->arena = arena;
+
+	b.s = s;
+	b.kv = entries;
+	b.depth = depth;
 	drop(t, t->root);
 	t->root = build_range(&b, 0, n, top);
-out:
-	rs_free(b.kv);
-	rs_free(b.depth);
-	return err;
+	rs_free(s);
+	rs_free(depth);
+	return MST_OK;
 }
 
 /* ---------------------------------------------------------------- edits */
@@ -1411,7 +1544,7 @@ delete_rec(MstTree *t, MstNode *n, const char *key, size_t klen, int depth,
 		touch(t, n);
 		if (prev)
 			memcpy(prev, n->e[i].val, CID_LEN);
-		rs_free(n->e[i].key);
+		key_release(&n->e[i]);
 		memmove(&n->e[i], &n->e[i + 1], (size_t) (n->n - i - 1) * sizeof(MstEnt));
 		n->n--;
 		*gap_ptr(n, i) = merged;
