@@ -330,6 +330,9 @@ show_cid(char *dst, const uint8_t cid[CID_LEN])
 	return dst;
 }
 
+static MstError set_msg(char *errmsg, size_t errlen, MstError code, const char *fmt,...)
+			__attribute__((format(printf, 4, 5)));
+
 static MstError
 set_msg(char *errmsg, size_t errlen, MstError code, const char *fmt,...)
 {
