@@ -23,6 +23,9 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Headers are few and shared: any change rebuilds every object.
+$(OBJS): $(wildcard src/*.h)
+
 repo_stream--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
@@ -51,7 +54,7 @@ test:
 	bash test/run.sh
 
 demo:
-	bash test/demo.sh
+	bash demo/demo.sh
 
 bench:
 	bash bench/run.sh

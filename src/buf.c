@@ -55,7 +55,7 @@ rs_buf_free(RsBuf *buf)
 }
 
 void
-rs_buf_reserve(RsBuf *buf, size_t extra)
+rs_buf_grow(RsBuf *buf, size_t extra)
 {
 	size_t		need = buf->len + extra;
 	size_t		cap;

@@ -35,14 +35,21 @@ typedef struct RsBuf
 
 void		rs_buf_init(RsBuf *buf, size_t initial_cap);
 void		rs_buf_free(RsBuf *buf);
-void		rs_buf_reserve(RsBuf *buf, size_t extra);
+void		rs_buf_grow(RsBuf *buf, size_t extra);
+
+/* Make room for extra more bytes; the common case stays inline. */
+static inline void
+rs_buf_reserve(RsBuf *buf, size_t extra)
+{
+	if (buf->len + extra > buf->cap)
+		rs_buf_grow(buf, extra);
+}
 void		rs_buf_append(RsBuf *buf, const void *data, size_t len);
 
 static inline void
 rs_buf_append_byte(RsBuf *buf, uint8_t b)
 {
-	if (buf->len + 1 > buf->cap)
-		rs_buf_reserve(buf, 1);
+	rs_buf_reserve(buf, 1);
 	buf->data[buf->len++] = b;
 }
 

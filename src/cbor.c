@@ -108,10 +108,23 @@ utf8_valid(const uint8_t *s, size_t len)
 
 	while (i < len)
 	{
-		uint8_t		c = s[i];
+		uint8_t		c;
 		size_t		n;
 		uint32_t	cp;
 
+		/* ASCII runs, eight bytes at a time */
+		while (len - i >= 8)
+		{
+			uint64_t	w;
+
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = s[i];
 		if (c < 0x80)
 		{
 			i++;

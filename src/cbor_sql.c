@@ -128,71 +128,150 @@ rs_validate_cbor(const uint8 *data, size_t len)
 
 /* ------------------------------------------------------- JSON -> CBOR */
 
-static void encode_container(JsonbContainer *c, RsBuf *buf, int depth);
+/*
+ * The encoder walks jsonb containers directly through their JEntry arrays
+ * (the documented on-disk layout in utils/jsonb.h) instead of JsonbIterator,
+ * which allocates an iterator per nested container: this is the hot path
+ * of every record write.
+ */
+typedef struct JbChild
+{
+	JEntry		entry;
+	const char *data;			/* start of this child's bytes */
+	uint32		len;
+} JbChild;
+
+static void encode_container(const JsonbContainer *c, RsBuf *buf, int depth);
+
+/* Child i of container c, given the running offset (advanced here). */
+static inline void
+jb_child(const JsonbContainer *c, const char *base, int i, uint32 *offset, JbChild *out)
+{
+	JEntry		je = c->children[i];
+	uint32		start = *offset;
+
+	JBE_ADVANCE_OFFSET(*offset, je);
+	out->entry = je;
+	out->data = base + start;
+	out->len = *offset - start;
+}
 
 static const char *
-jbv_type_name(JsonbValue *v)
+jb_type_name(JEntry je, const char *data)
 {
-	switch (v->type)
+	if (JBE_ISSTRING(je))
+		return "string";
+	if (JBE_ISNUMERIC(je))
+		return "number";
+	if (JBE_ISBOOL(je))
+		return "boolean";
+	if (JBE_ISNULL(je))
+		return "null";
+	data += INTALIGN((uintptr_t) data) - (uintptr_t) data;
+	return JsonContainerIsObject((const JsonbContainer *) data) ? "object" : "array";
+}
+
+/* Numeric internals, from numeric.c: its on-disk format, fixed per major. */
+#define RS_NUMERIC_SIGN_MASK	0xC000
+#define RS_NUMERIC_SHORT		0x8000
+#define RS_NUMERIC_SHORT_SIGN	0x2000
+#define RS_NUMERIC_SHORT_WSIGN	0x0040
+#define RS_NUMERIC_SHORT_WMASK	0x003F
+
+/*
+ * Exact int64 value of a short-format numeric.  Returns false when the
+ * value is not a plain short numeric, so the caller takes the slow path.
+ */
+static bool
+numeric_short_int64(Numeric num, bool *integral, uint64 *mag, bool *negative)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(num);
+	uint16		header;
+	int			weight,
+				ndigits;
+	const int16 *digits;
+	uint64		acc = 0;
+
+	if (VARATT_IS_SHORT(num))
+		return false;			/* jsonb stores 4-byte headers; be safe */
+	memcpy(&header, p, sizeof(uint16));
+	if ((header & RS_NUMERIC_SIGN_MASK) != RS_NUMERIC_SHORT)
+		return false;
+	ndigits = (VARSIZE_ANY_EXHDR(num) - sizeof(uint16)) / sizeof(int16);
+	digits = (const int16 *) (p + sizeof(uint16));
+	weight = (header & RS_NUMERIC_SHORT_WSIGN ? ~RS_NUMERIC_SHORT_WMASK : 0) |
+		(header & RS_NUMERIC_SHORT_WMASK);
+	*negative = (header & RS_NUMERIC_SHORT_SIGN) != 0;
+	/* trailing zero digits are never stored: any digit past the point is a fraction */
+	*integral = ndigits <= weight + 1;
+	if (!*integral)
+		return true;
+	for (int i = 0; i <= weight; i++)
 	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "string";
-		case jbvNumeric:
-			return "number";
-		case jbvBool:
-			return "boolean";
-		case jbvBinary:
-			return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
-		default:
-			return "value";
+		uint64		d = i < ndigits ? (uint64) digits[i] : 0;
+
+		if (__builtin_mul_overflow(acc, (uint64) 10000, &acc) ||
+			__builtin_add_overflow(acc, d, &acc))
+		{
+			acc = UINT64_MAX;	/* out of range either way */
+			break;
+		}
 	}
+	*mag = acc;
+	return true;
 }
 
 static void
 encode_numeric(Numeric num, RsBuf *buf)
 {
-	char	   *str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
-	const char *p = str;
+	char	   *str = NULL;
+	bool		integral;
 	bool		negative = false;
 	uint64		mag = 0;
 
-	if (*p == '-')
+	if (!numeric_short_int64(num, &integral, &mag, &negative))
 	{
-		negative = true;
-		p++;
+		const char *p;
+
+		str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+		p = str;
+		if (*p == '-')
+		{
+			negative = true;
+			p++;
+		}
+		for (; *p >= '0' && *p <= '9'; p++)
+		{
+			if (mag > (UINT64_MAX - 9) / 10)
+			{
+				mag = UINT64_MAX;
+				break;
+			}
+			mag = mag * 10 + (uint64) (*p - '0');
+		}
+		while (*p >= '0' && *p <= '9')
+			p++;
+		/* integer-like values such as 123.0 are allowed; 123.5 is a float */
+		if (*p == '.')
+			for (p++; *p == '0'; p++)
+				;
+		integral = *p == '\0';
 	}
-	for (; *p >= '0' && *p <= '9'; p++)
-	{
-		if (mag > (UINT64_MAX - 9) / 10)
-			goto out_of_range;
-		mag = mag * 10 + (uint64) (*p - '0');
-	}
-	/* integer-like values such as 123.0 are allowed; 123.5 is a float */
-	if (*p == '.')
-	{
-		for (p++; *p == '0'; p++)
-			;
-	}
-	if (*p != '\0')
+	if (!integral)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("floats are not allowed in the atproto data model: %s", str),
+				 errmsg("floats are not allowed in the atproto data model: %s",
+						str ? str : DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)))),
 				 errhint("Store fractional values as strings or scaled integers.")));
 	if (negative ? mag > (uint64) INT64_MAX + 1 : mag > (uint64) INT64_MAX)
-		goto out_of_range;
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("integer out of the signed 64-bit range: %s",
+						str ? str : DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num))))));
 	if (negative && mag > 0)
 		dcbor_put_int(buf, (int64) -(mag - 1) - 1);
 	else
 		dcbor_put_uint(buf, mag);
-	pfree(str);
-	return;
-
-out_of_range:
-	ereport(ERROR,
-			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-			 errmsg("integer out of the signed 64-bit range: %s", str)));
 }
 
 static void
@@ -202,59 +281,54 @@ encode_string(const char *s, int len, RsBuf *buf)
 	dcbor_put_text(buf, s, len);
 }
 
-static void
-encode_value(JsonbValue *v, RsBuf *buf, int depth)
+static inline const JsonbContainer *
+jb_container(const JbChild *ch)
 {
-	switch (v->type)
-	{
-		case jbvNull:
-			dcbor_put_null(buf);
-			break;
-		case jbvBool:
-			dcbor_put_bool(buf, v->val.boolean);
-			break;
-		case jbvNumeric:
-			encode_numeric(v->val.numeric, buf);
-			break;
-		case jbvString:
-			encode_string(v->val.string.val, v->val.string.len, buf);
-			break;
-		case jbvBinary:
-			encode_container(v->val.binary.data, buf, depth + 1);
-			break;
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
+	return (const JsonbContainer *) (ch->data + (INTALIGN((uintptr_t) ch->data) - (uintptr_t) ch->data));
 }
 
-static bool
-key_is(JsonbValue *k, const char *name)
+static void
+encode_child(const JbChild *ch, RsBuf *buf, int depth)
 {
-	size_t		n = strlen(name);
+	JEntry		je = ch->entry;
 
-	return k->val.string.len == (int) n && memcmp(k->val.string.val, name, n) == 0;
+	if (JBE_ISSTRING(je))
+		encode_string(ch->data, ch->len, buf);
+	else if (JBE_ISNUMERIC(je))
+		encode_numeric((Numeric) jb_container(ch), buf);
+	else if (JBE_ISBOOL_TRUE(je))
+		dcbor_put_bool(buf, true);
+	else if (JBE_ISBOOL_FALSE(je))
+		dcbor_put_bool(buf, false);
+	else if (JBE_ISNULL(je))
+		dcbor_put_null(buf);
+	else
+		encode_container(jb_container(ch), buf, depth + 1);
+}
+
+static inline bool
+child_is(const JbChild *ch, const char *name, uint32 len)
+{
+	return ch->len == len && memcmp(ch->data, name, len) == 0;
 }
 
 /* {"$link": "<cid>"} -> tag 42; {"$bytes": "<base64>"} -> byte string */
 static void
-encode_special(JsonbValue *key, JsonbValue *val, RsBuf *buf)
+encode_special(bool is_link, const JbChild *val, RsBuf *buf)
 {
-	bool		is_link = key_is(key, "$link");
-
-	if (val->type != jbvString)
+	if (!JBE_ISSTRING(val->entry))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" must be a string, not %s",
-						is_link ? "$link" : "$bytes", jbv_type_name(val))));
+						is_link ? "$link" : "$bytes", jb_type_name(val->entry, val->data))));
 	if (is_link)
 	{
 		uint8		cid[CID_LEN];
 
-		if (!cid_parse(val->val.string.val, val->val.string.len, cid))
+		if (!cid_parse(val->data, val->len, cid))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid CID in \"$link\": \"%.*s\"",
-							Min(val->val.string.len, 100), val->val.string.val),
+					 errmsg("invalid CID in \"$link\": \"%.*s\"", (int) Min(val->len, 100), val->data),
 					 errhint("Expected a base32 CIDv1 with codec dag-cbor or raw and sha2-256.")));
 		dcbor_put_link(buf, cid, CID_LEN);
 	}
@@ -262,12 +336,11 @@ encode_special(JsonbValue *key, JsonbValue *val, RsBuf *buf)
 	{
 		RsBuf		bytes;
 
-		rs_buf_init(&bytes, val->val.string.len);
-		if (!base64_decode(val->val.string.val, val->val.string.len, &bytes))
+		rs_buf_init(&bytes, val->len);
+		if (!base64_decode(val->data, val->len, &bytes))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid base64 in \"$bytes\": \"%.*s\"",
-							Min(val->val.string.len, 100), val->val.string.val)));
+					 errmsg("invalid base64 in \"$bytes\": \"%.*s\"", (int) Min(val->len, 100), val->data)));
 		dcbor_put_bytes(buf, bytes.data, bytes.len);
 		rs_buf_free(&bytes);
 	}
@@ -275,32 +348,33 @@ encode_special(JsonbValue *key, JsonbValue *val, RsBuf *buf)
 
 /* A "$type" must be a non-empty string; a blob needs ref, mimeType, size. */
 static void
-check_typed_object(JsonbContainer *c, JsonbValue *type)
+check_typed_object(const JsonbContainer *c, const JbChild *type)
 {
 	JsonbValue	tmp;
 	JsonbValue *f;
+	JsonbContainer *obj = unconstify(JsonbContainer *, c);
 
-	if (type->type != jbvString || type->val.string.len == 0)
+	if (!JBE_ISSTRING(type->entry) || type->len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"$type\" must be a non-empty string, not %s",
-						type->type == jbvString ? "an empty string" : jbv_type_name(type))));
-	if (!key_is(type, "blob"))
+						JBE_ISSTRING(type->entry) ? "an empty string" : jb_type_name(type->entry, type->data))));
+	if (!child_is(type, "blob", 4))
 		return;
 
-	f = getKeyJsonValueFromContainer(c, "ref", 3, &tmp);
+	f = getKeyJsonValueFromContainer(obj, "ref", 3, &tmp);
 	if (f == NULL || f->type != jbvBinary || !JsonContainerIsObject(f->val.binary.data) ||
 		JsonContainerSize(f->val.binary.data) != 1 ||
 		getKeyJsonValueFromContainer(f->val.binary.data, "$link", 5, &tmp) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("blob \"ref\" must be a {\"$link\": cid} object")));
-	f = getKeyJsonValueFromContainer(c, "mimeType", 8, &tmp);
+	f = getKeyJsonValueFromContainer(obj, "mimeType", 8, &tmp);
 	if (f == NULL || f->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("blob \"mimeType\" must be a string")));
-	f = getKeyJsonValueFromContainer(c, "size", 4, &tmp);
+	f = getKeyJsonValueFromContainer(obj, "size", 4, &tmp);
 	if (f == NULL || f->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -308,11 +382,13 @@ check_typed_object(JsonbContainer *c, JsonbValue *type)
 }
 
 static void
-encode_container(JsonbContainer *c, RsBuf *buf, int depth)
+encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	int			n = JsonContainerSize(c);
+	uint32		key_off = 0,
+				val_off = 0,
+				val_start = 0;
+	const char *base;
 
 	if (depth > DCBOR_MAX_DEPTH)
 		ereport(ERROR,
@@ -320,56 +396,61 @@ encode_container(JsonbContainer *c, RsBuf *buf, int depth)
 				 errmsg("JSON nesting exceeds the DAG-CBOR depth limit of %d", DCBOR_MAX_DEPTH)));
 	check_stack_depth();
 
-	it = JsonbIteratorInit(c);
-	tok = JsonbIteratorNext(&it, &v, true);
-
-	if (tok == WJB_BEGIN_ARRAY)
+	if (JsonContainerIsArray(c))
 	{
-		dcbor_put_array(buf, v.val.array.nElems);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) == WJB_ELEM)
-			encode_value(&v, buf, depth);
+		base = (const char *) &c->children[n];
+		dcbor_put_array(buf, n);
+		for (int i = 0; i < n; i++)
+		{
+			JbChild		ch;
+
+			jb_child(c, base, i, &key_off, &ch);
+			encode_child(&ch, buf, depth);
+		}
 		return;
 	}
 
-	Assert(tok == WJB_BEGIN_OBJECT);
-	if (v.val.object.nPairs == 1)
+	/* object: n keys (sorted length-first, as DAG-CBOR wants), then n values */
+	base = (const char *) &c->children[2 * n];
+	for (int i = 0; i < n; i++)
+		JBE_ADVANCE_OFFSET(val_start, c->children[i]);
+	val_off = val_start;
+
+	if (n == 1)
 	{
-		JsonbValue	key,
+		JbChild		key,
 					val;
 
-		JsonbIteratorNext(&it, &key, true);
-		JsonbIteratorNext(&it, &val, true);
-		if (key_is(&key, "$link") || key_is(&key, "$bytes"))
+		jb_child(c, base, 0, &key_off, &key);
+		jb_child(c, base, 1, &val_off, &val);
+		if (child_is(&key, "$link", 5) || child_is(&key, "$bytes", 6))
 		{
-			encode_special(&key, &val, buf);
+			encode_special(key.len == 5, &val, buf);
 			return;
 		}
-		if (key_is(&key, "$type"))
-			check_typed_object(c, &val);
-		dcbor_put_map(buf, 1);
-		encode_string(key.val.string.val, key.val.string.len, buf);
-		encode_value(&val, buf, depth);
-		return;
 	}
 
-	dcbor_put_map(buf, v.val.object.nPairs);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) == WJB_KEY)
+	dcbor_put_map(buf, n);
+	key_off = 0;
+	val_off = val_start;
+	for (int i = 0; i < n; i++)
 	{
-		JsonbValue	val;
+		JbChild		key,
+					val;
 
-		if (v.val.string.len >= 5 && v.val.string.val[0] == '$')
+		jb_child(c, base, i, &key_off, &key);
+		jb_child(c, base, n + i, &val_off, &val);
+		if (key.len >= 5 && key.data[0] == '$')
 		{
-			if (key_is(&v, "$link") || key_is(&v, "$bytes"))
+			if (child_is(&key, "$link", 5) || child_is(&key, "$bytes", 6))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("an object with \"%s\" must have no other keys",
-								key_is(&v, "$link") ? "$link" : "$bytes")));
+						 errmsg("an object with \"%.*s\" must have no other keys", (int) key.len, key.data)));
+			if (child_is(&key, "$type", 5))
+				check_typed_object(c, &val);
 		}
-		encode_string(v.val.string.val, v.val.string.len, buf);
-		JsonbIteratorNext(&it, &val, true);
-		if (key_is(&v, "$type"))
-			check_typed_object(c, &val);
-		encode_value(&val, buf, depth);
+		encode_string(key.data, key.len, buf);
+		encode_child(&val, buf, depth);
 	}
 }
 
@@ -428,13 +509,13 @@ decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
 		case DCBOR_BYTES:
 		case DCBOR_LINK:
 			{
-				char		cidtext[CID_TEXT_LEN + 1];
-				const char *s;
+				char	   *s;
 
+				/* pushJsonbValue keeps the pointer, so the text must outlive us */
 				if (item.type == DCBOR_LINK)
 				{
-					cid_format(item.ptr, cidtext);
-					s = cidtext;
+					s = palloc(CID_TEXT_LEN + 1);
+					cid_format(item.ptr, s);
 				}
 				else
 					s = base64_encode(item.ptr, item.len);

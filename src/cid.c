@@ -4,15 +4,10 @@
 #include "cid.h"
 
 #include <string.h>
-#include <sodium.h>
+
+#include "sha256.h"
 
 static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-
-void
-rs_sha256(const uint8_t *data, size_t len, uint8_t out[32])
-{
-	crypto_hash_sha256(out, data, len);
-}
 
 static void
 cid_for_codec(uint8_t codec, const uint8_t *data, size_t len, uint8_t out[CID_LEN])

@@ -31,7 +31,6 @@ void		cid_format(const uint8_t cid[CID_LEN], char out[CID_TEXT_LEN + 1]);
 /* Parse base32 text; false if not a blessed CID. */
 bool		cid_parse(const char *text, size_t len, uint8_t out[CID_LEN]);
 
-/* SHA-256 via libsodium. */
-void		rs_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+#include "sha256.h"		/* rs_sha256 */
 
 #endif

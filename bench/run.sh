@@ -1,0 +1,15 @@
+#!/bin/bash
+# `make bench`: one table of figures, each a ratio against a baseline
+# measured in the same run (absolute times on a shared machine are noise).
+# Every timing is the median of interleaved repetitions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ]; then
+	bash test/install-deps.sh
+	make -s >/dev/null && make -s install >/dev/null
+fi
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+REPS=${REPS:-7}
+export REPS
+exec pg_virtualenv -o wal_level=logical -o "output_plugin_libraries=pgoutput, test_decoding, repo_stream" \
+	-o shared_buffers=512MB bash bench/sql_bench.sh

@@ -1,0 +1,81 @@
+#!/bin/bash
+# `make test`: every suite (C unit, pg_regress, TAP, interop), one summary.
+# As root it installs dependencies, builds and installs the extension, then
+# re-runs itself as the postgres OS user in a scratch copy of the tree,
+# because initdb and postgres refuse to run as root.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+PGBIN=/usr/lib/postgresql/15/bin
+export PATH="$PGBIN:$PATH"
+
+if [ "$(id -u)" = 0 ]; then
+	bash test/install-deps.sh || exit 1
+	make -s >/dev/null && make -s install >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+	work=$(mktemp -d /tmp/repo_stream-test.XXXXXX)
+	rsync -a --exclude .git --exclude node_modules --exclude results --exclude tmp_check ./ "$work/"
+	chown -R postgres: "$work"
+	chmod 755 "$work"
+	runuser -u postgres -- env HOME=/var/lib/postgresql bash "$work/test/run.sh"
+	rc=$?
+	cp -r "$work"/test/logs "$top/test/" 2>/dev/null
+	exit $rc
+fi
+
+export LANG=C.UTF-8 LC_ALL=C.UTF-8	# UTF8 databases in throwaway clusters
+PGOPTS=(-o wal_level=logical -o "output_plugin_libraries=pgoutput, test_decoding, repo_stream"
+	-o max_replication_slots=10 -o max_wal_senders=10)
+logs="$top/test/logs"
+rm -rf "$logs"; mkdir -p "$logs"
+passed=0
+failed=0
+
+# Adds the counts of a prove run (its output file) to the totals.
+count_prove() {
+	local out=$1 total fail
+	total=$(sed -n 's/.*Tests=\([0-9]*\),.*/\1/p' "$out" | tail -1)
+	total=${total:-0}
+	if grep -q '^Result: PASS' "$out"; then
+		passed=$((passed + total))
+	else
+		fail=$(sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+		[ "$fail" -gt 0 ] || fail=1
+		passed=$((passed + total - fail)); failed=$((failed + fail))
+	fi
+}
+
+echo "== C unit tests"
+if make -s unit >"$logs/unit-build.log" 2>&1; then
+	prove --exec '' test/unit/build/test_* 2>&1 | tee "$logs/unit.log" | grep -v '^ok' 
+	count_prove "$logs/unit.log"
+else
+	cat "$logs/unit-build.log"; failed=$((failed + 1))
+fi
+
+echo "== pg_regress"
+pg_virtualenv "${PGOPTS[@]}" make -s installcheck >"$logs/regress.log" 2>&1
+grep -E '^test |tests (passed|failed)|^ERROR|^make' "$logs/regress.log"
+n=$(grep -cE '^test .* \.\.\. ' "$logs/regress.log")
+nf=$(grep -cE '^test .* \.\.\. FAILED' "$logs/regress.log")
+if [ "$n" -eq 0 ]; then failed=$((failed + 1)); else passed=$((passed + n - nf)); failed=$((failed + nf)); fi
+[ -f regression.diffs ] && cp regression.diffs "$logs/" && head -100 regression.diffs
+
+echo "== TAP (PostgreSQL::Test::Cluster)"
+if ls test/t/*.pl >/dev/null 2>&1; then
+	TESTDIR="$top/test" PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
+		prove -I /usr/lib/postgresql/15/lib/pgxs/src/test/perl -I test/t test/t/*.pl 2>&1 | tee "$logs/tap.log"
+	count_prove "$logs/tap.log"
+fi
+
+echo "== interop (Node.js, third-party readers)"
+if (cd test/interop && npm ci --no-audit --no-fund --loglevel=error >"$logs/npm.log" 2>&1); then
+	pg_virtualenv "${PGOPTS[@]}" bash -c 'cd test/interop && node --test --test-reporter=spec' >"$logs/interop.log" 2>&1
+	grep -E '^(✔|✖|ℹ)|^\s+(✔|✖)' "$logs/interop.log" | grep -vE '^ℹ (cancelled|skipped|todo|duration)'
+	p=$(sed -n 's/^ℹ pass \([0-9]*\)/\1/p' "$logs/interop.log"); f=$(sed -n 's/^ℹ fail \([0-9]*\)/\1/p' "$logs/interop.log")
+	if [ -z "$p" ]; then tail -30 "$logs/interop.log"; failed=$((failed + 1)); else passed=$((passed + p)); failed=$((failed + f)); fi
+else
+	cat "$logs/npm.log"; failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
