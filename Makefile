@@ -17,7 +17,7 @@ PG_CFLAGS = -Wall -Wmissing-prototypes
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=repo_stream
-EXTRA_CLEAN = test/unit/build results regression.diffs regression.out
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -39,6 +39,12 @@ test/unit/build/%: test/unit/%.c $(PURE_SRCS) $(wildcard src/*.h) test/unit/tap.
 	$(CC) $(UNIT_CFLAGS) -iquote src -o $@ $< $(PURE_SRCS) $(UNIT_LIBS)
 
 unit: $(UNIT_TESTS)
+
+# ---- benchmarks of the pure modules: optimized, no sanitizers ----
+BENCH_CFLAGS = -std=gnu11 -O2 -g -Wall
+
+bench/mst_bench: bench/mst_bench.c $(PURE_SRCS) $(wildcard src/*.h)
+	$(CC) $(BENCH_CFLAGS) -iquote src -o $@ $< $(PURE_SRCS) $(UNIT_LIBS)
 
 .PHONY: test demo deps unit bench
 deps:

@@ -1,0 +1,2211 @@
+/*
+ * mst.c - atproto Merkle Search Tree: node codec, build, edit, diff, proofs.
+ *
+ * Shape of the tree (all of it follows from the key set): the root sits at
+ * the largest key depth; a node at layer L holds, in order, the keys of
+ * depth L in its key range, and between two neighbours (and before the
+ * first, after the last) a pointer to the layer L-1 node of the keys in that
+ * gap, or null when the gap has none.  A node whose range has no key of
+ * depth L but lower keys is just {e: [], l: child}.  Every edit below keeps
+ * exactly this shape, which is why an edited tree hashes like a rebuilt one.
+ *
+ * See mst.h for the contract.
+ */
+#include "mst.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbor.h"
+
+/* ---------------------------------------------------------------- memory */
+
+typedef struct MstNode MstNode;
+
+typedef struct MstEnt
+{
+	char	   *key;			/* NUL-terminated; owned unless in_arena */
+	uint16_t	klen;			/* <= MST_MAX_KEY_LEN */
+	uint16_t	in_arena;		/* key lives in the tree's key arena */
+	uint8_t		val[CID_LEN];
+	MstNode    *right;			/* subtree after this key */
+} MstEnt;
+
+/* Bulk-built keys share big blocks, freed with the tree. */
+typedef struct KeyArena
+{
+	struct KeyArena *next;
+	size_t		used;
+	size_t		cap;
+	char		data[];
+} KeyArena;
+
+struct MstNode
+{
+	MstNode    *left;			/* subtree before the first key */
+	MstEnt	   *e;
+	uint32_t	n;
+	uint32_t	cap;
+	int16_t		layer;			/* -1: root not loaded yet */
+	bool		loaded;			/* false: a stub knowing only its CID */
+	bool		cid_ok;			/* cid matches the current content */
+	bool		stored;			/* the store holds this node under cid */
+	uint8_t		cid[CID_LEN];
+};
+
+struct MstTree
+{
+	MstStore	store;
+	bool		has_store;
+	MstNode    *root;
+	MstCidList	removed;		/* stored nodes changed or dropped */
+	RsBuf		scratch;		/* encoding buffer */
+	KeyArena   *arena;
+	MstError	broken;
+	char		errmsg[384];
+};
+
+#define ERRLEN 384
+
+static void
+cidlist_push(MstCidList *l, const uint8_t cid[CID_LEN])
+{
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->cids = rs_realloc(l->cids, l->cap * CID_LEN);
+	}
+	memcpy(l->cids[l->n++], cid, CID_LEN);
+}
+
+void
+mst_cid_list_free(MstCidList *list)
+{
+	rs_free(list->cids);
+	list->cids = NULL;
+	list->n = list->cap = 0;
+}
+
+/* Open-addressing set of CIDs (the digest is already uniformly spread). */
+typedef struct CidSet
+{
+	uint8_t		(*slot)[CID_LEN];
+	uint8_t    *used;
+	size_t		cap;
+	size_t		n;
+} CidSet;
+
+static void
+cidset_init(CidSet *s, size_t expect)
+{
+	size_t		cap = 16;
+
+	while (cap < expect * 2)
+		cap *= 2;
+	s->cap = cap;
+	s->n = 0;
+	s->slot = rs_alloc(cap * CID_LEN);
+	s->used = rs_alloc(cap);
+	memset(s->used, 0, cap);
+}
+
+static void
+cidset_free(CidSet *s)
+{
+	rs_free(s->slot);
+	rs_free(s->used);
+	s->slot = NULL;
+	s->used = NULL;
+}
+
+static inline size_t
+cid_hash(const uint8_t *cid)
+{
+	uint64_t	h;
+
+	memcpy(&h, cid + 4, sizeof(h));
+	return (size_t) h;
+}
+
+static bool cidset_add(CidSet *s, const uint8_t *cid);
+
+static void
+cidset_grow(CidSet *s)
+{
+	CidSet		old = *s;
+
+	cidset_init(s, old.cap);
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.used[i])
+			cidset_add(s, old.slot[i]);
+	cidset_free(&old);
+}
+
+/* True when cid was not in the set yet. */
+static bool
+cidset_add(CidSet *s, const uint8_t *cid)
+{
+	size_t		i;
+
+	if ((s->n + 1) * 2 > s->cap)
+		cidset_grow(s);
+	i = cid_hash(cid) & (s->cap - 1);
+	while (s->used[i])
+	{
+		if (memcmp(s->slot[i], cid, CID_LEN) == 0)
+			return false;
+		i = (i + 1) & (s->cap - 1);
+	}
+	s->used[i] = 1;
+	memcpy(s->slot[i], cid, CID_LEN);
+	s->n++;
+	return true;
+}
+
+static bool
+cidset_has(const CidSet *s, const uint8_t *cid)
+{
+	size_t		i = cid_hash(cid) & (s->cap - 1);
+
+	while (s->used[i])
+	{
+		if (memcmp(s->slot[i], cid, CID_LEN) == 0)
+			return true;
+		i = (i + 1) & (s->cap - 1);
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+const char *
+mst_strerror(MstError err)
+{
+	switch (err)
+	{
+		case MST_OK:
+			return "ok";
+		case MST_ERR_KEY_SYNTAX:
+			return "invalid MST key";
+		case MST_ERR_DUPLICATE_KEY:
+			return "duplicate MST key";
+		case MST_ERR_NOT_FOUND:
+			return "MST key not found";
+		case MST_ERR_CBOR:
+			return "MST node is not valid DAG-CBOR";
+		case MST_ERR_NODE_SHAPE:
+			return "MST node has the wrong shape";
+		case MST_ERR_KEY_ORDER:
+			return "MST keys out of order";
+		case MST_ERR_KEY_DEPTH:
+			return "MST key at the wrong layer";
+		case MST_ERR_PREFIX:
+			return "bad MST key prefix length";
+		case MST_ERR_NODE_TOO_BIG:
+			return "MST node has too many entries";
+		case MST_ERR_NONCANONICAL:
+			return "MST is not in canonical form";
+		case MST_ERR_CID_MISMATCH:
+			return "MST node bytes do not match their CID";
+		case MST_ERR_MISSING_NODE:
+			return "MST node missing from the store";
+		case MST_ERR_STORE:
+			return "MST node store failed";
+	}
+	return "unknown MST error";
+}
+
+/* [a-zA-Z0-9_~\-:.] as 1, '/' as 2, everything else 0 */
+static const uint8_t key_chars[256] = {
+	['a'] = 1,['b'] = 1,['c'] = 1,['d'] = 1,['e'] = 1,['f'] = 1,['g'] = 1,['h'] = 1,
+	['i'] = 1,['j'] = 1,['k'] = 1,['l'] = 1,['m'] = 1,['n'] = 1,['o'] = 1,['p'] = 1,
+	['q'] = 1,['r'] = 1,['s'] = 1,['t'] = 1,['u'] = 1,['v'] = 1,['w'] = 1,['x'] = 1,
+	['y'] = 1,['z'] = 1,
+	['A'] = 1,['B'] = 1,['C'] = 1,['D'] = 1,['E'] = 1,['F'] = 1,['G'] = 1,['H'] = 1,
+	['I'] = 1,['J'] = 1,['K'] = 1,['L'] = 1,['M'] = 1,['N'] = 1,['O'] = 1,['P'] = 1,
+	['Q'] = 1,['R'] = 1,['S'] = 1,['T'] = 1,['U'] = 1,['V'] = 1,['W'] = 1,['X'] = 1,
+	['Y'] = 1,['Z'] = 1,
+	['0'] = 1,['1'] = 1,['2'] = 1,['3'] = 1,['4'] = 1,['5'] = 1,['6'] = 1,['7'] = 1,
+	['8'] = 1,['9'] = 1,
+	['_'] = 1,['~'] = 1,['-'] = 1,[':'] = 1,['.'] = 1,['/'] = 2,
+};
+
+bool
+mst_valid_key(const char *key, size_t len)
+{
+	const char *slash;
+	unsigned	bad = 0,
+				slashes = 0;
+
+	if (len == 0 || len > MST_MAX_KEY_LEN)
+		return false;
+	/* branch-free over the bytes; where the one slash is comes after */
+	for (size_t i = 0; i < len; i++)
+	{
+		uint8_t		c = key_chars[(uint8_t) key[i]];
+
+		bad |= c == 0;
+		slashes += c >> 1;
+	}
+	if (bad || slashes != 1)
+		return false;
+	slash = memchr(key, '/', len);
+	return slash != key && slash != key + len - 1;
+}
+
+int
+mst_key_depth(const uint8_t *key, size_t len)
+{
+	uint8_t		h[32];
+	int			zeros = 0;
+
+	rs_sha256(key, len, h);
+	for (int i = 0; i < 32; i++)
+	{
+		if (h[i] == 0)
+		{
+			zeros += 8;
+			continue;
+		}
+		zeros += __builtin_clz((unsigned) h[i]) - 24;
+		break;
+	}
+	return zeros / 2;
+}
+
+size_t
+mst_common_prefix(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t		n = alen < blen ? alen : blen;
+	size_t		i = 0;
+
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+static inline int
+key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int			c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+/* Printable rendering of an untrusted key for messages. */
+static const char *
+show_key(char *dst, size_t cap, const uint8_t *key, size_t len)
+{
+	size_t		o = 0;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		uint8_t		c = key[i];
+
+		if (o + 8 >= cap)
+		{
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			dst[o++] = (char) c;
+		else
+			o += (size_t) snprintf(dst + o, cap - o, "\\x%02x", c);
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+#define SHOW(buf, k, l) show_key((buf), sizeof(buf), (const uint8_t *) (k), (l))
+
+static const char *
+show_cid(char *dst, const uint8_t cid[CID_LEN])
+{
+	cid_format(cid, dst);
+	return dst;
+}
+
+static MstError set_msg(char *errmsg, size_t errlen, MstError code, const char *fmt,...)
+			__attribute__((format(printf, 4, 5)));
+
+static MstError
+set_msg(char *errmsg, size_t errlen, MstError code, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (errmsg == NULL || errlen == 0)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(errmsg, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+#define TERR(t, code, ...) set_msg((t)->errmsg, ERRLEN, (code), __VA_ARGS__)
+
+/* ---------------------------------------------------------------- codec */
+
+void
+mst_node_data_free(MstNodeData *node)
+{
+	for (size_t i = 0; i < node->n; i++)
+		rs_free(node->entries[i].key);
+	rs_free(node->entries);
+	node->entries = NULL;
+	node->n = 0;
+}
+
+static bool
+is_field(const DcborItem *it, char name)
+{
+	return it->type == DCBOR_TEXT && it->len == 1 && it->ptr[0] == (uint8_t) name;
+}
+
+static const char *
+item_type_name(DcborType t)
+{
+	switch (t)
+	{
+		case DCBOR_UINT:
+			return "an integer";
+		case DCBOR_NEGINT:
+			return "a negative integer";
+		case DCBOR_BYTES:
+			return "a byte string";
+		case DCBOR_TEXT:
+			return "a text string";
+		case DCBOR_ARRAY:
+			return "an array";
+		case DCBOR_MAP:
+			return "a map";
+		case DCBOR_LINK:
+			return "a link";
+		case DCBOR_FALSE:
+		case DCBOR_TRUE:
+			return "a boolean";
+		case DCBOR_NULL:
+			return "null";
+	}
+	return "an item";
+}
+
+MstError
+mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
+				char *errmsg, size_t errlen)
+{
+	DcborReader r;
+	DcborItem	it;
+	DcborError	de;
+	MstError	err = MST_OK;
+	uint64_t	count;
+	char		kb[160],
+				pb[160];
+	const char *prev = NULL;
+	size_t		prev_len = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->layer = -1;
+	dcbor_reader_init(&r, data, len);
+
+#define READ() do { if ((de = dcbor_read(&r, &it)) != DCBOR_OK) goto cbor_error; } while (0)
+#define FAIL(code, ...) do { err = set_msg(errmsg, errlen, (code), __VA_ARGS__); goto fail; } while (0)
+#define FIELD(name, where) do { READ(); if (!is_field(&it, name)) \
+		FAIL(MST_ERR_NODE_SHAPE, "%s: expected field \"%c\", found %s%s%s%s", where, name, \
+			 item_type_name(it.type), it.type == DCBOR_TEXT ? " \"" : "", \
+			 it.type == DCBOR_TEXT ? SHOW(kb, it.ptr, it.len) : "", \
+			 it.type == DCBOR_TEXT ? "\"" : ""); } while (0)
+
+	READ();
+	if (it.type != DCBOR_MAP)
+		FAIL(MST_ERR_NODE_SHAPE, "MST node is %s, not a map", item_type_name(it.type));
+	if (it.uval != 2)
+		FAIL(MST_ERR_NODE_SHAPE, "MST node map has %llu fields, expected exactly \"e\" and \"l\"",
+			 (unsigned long long) it.uval);
+	FIELD('e', "MST node");
+	READ();
+	if (it.type != DCBOR_ARRAY)
+		FAIL(MST_ERR_NODE_SHAPE, "MST node field \"e\" is %s, not an array",
+			 item_type_name(it.type));
+	count = it.uval;
+	if (count > MST_MAX_NODE_ENTRIES)
+		FAIL(MST_ERR_NODE_TOO_BIG, "MST node has %llu entries, at most %d are allowed",
+			 (unsigned long long) count, MST_MAX_NODE_ENTRIES);
+	out->entries = rs_alloc((size_t) count * sizeof(MstNodeEntry));
+	memset(out->entries, 0, (size_t) count * sizeof(MstNodeEntry));
+
+	for (uint64_t i = 0; i < count; i++)
+	{
+		MstNodeEntry *e = &out->entries[i];
+		const uint8_t *suffix;
+		size_t		slen;
+		uint64_t	p;
+		char		where[48];
+		int			depth;
+
+		snprintf(where, sizeof(where), "MST node entry %llu", (unsigned long long) i);
+		READ();
+		if (it.type != DCBOR_MAP)
+			FAIL(MST_ERR_NODE_SHAPE, "%s is %s, not a map", where, item_type_name(it.type));
+		if (it.uval != 4)
+			FAIL(MST_ERR_NODE_SHAPE, "%s has %llu fields, expected exactly k, p, t and v",
+				 where, (unsigned long long) it.uval);
+		FIELD('k', where);
+		READ();
+		if (it.type != DCBOR_BYTES)
+			FAIL(MST_ERR_NODE_SHAPE, "%s field \"k\" is %s, not a byte string",
+				 where, item_type_name(it.type));
+		suffix = it.ptr;
+		slen = it.len;
+		FIELD('p', where);
+		READ();
+		if (it.type != DCBOR_UINT)
+			FAIL(MST_ERR_NODE_SHAPE, "%s field \"p\" is %s, not an unsigned integer",
+				 where, item_type_name(it.type));
+		p = it.uval;
+		FIELD('t', where);
+		READ();
+		if (it.type == DCBOR_LINK)
+		{
+			if (it.ptr[1] != CID_CODEC_DAG_CBOR)
+				FAIL(MST_ERR_NODE_SHAPE, "%s field \"t\" is not a dag-cbor CID", where);
+			e->has_right = true;
+			memcpy(e->right, it.ptr, CID_LEN);
+		}
+		else if (it.type != DCBOR_NULL)
+			FAIL(MST_ERR_NODE_SHAPE, "%s field \"t\" is %s, not a link or null",
+				 where, item_type_name(it.type));
+		FIELD('v', where);
+		READ();
+		if (it.type != DCBOR_LINK)
+			FAIL(MST_ERR_NODE_SHAPE, "%s field \"v\" is %s, not a link",
+				 where, item_type_name(it.type));
+		memcpy(e->value, it.ptr, CID_LEN);
+
+		/* rebuild the key: p bytes of the previous key, then k */
+		if (p > prev_len)
+			FAIL(MST_ERR_PREFIX, "%s has prefix length %llu but the previous key \"%s\" has %zu bytes",
+				 where, (unsigned long long) p, SHOW(pb, prev, prev_len), prev_len);
+		if (p + slen > MST_MAX_KEY_LEN)
+			FAIL(MST_ERR_KEY_SYNTAX, "%s key is %llu bytes long, at most %d are allowed",
+				 where, (unsigned long long) (p + slen), MST_MAX_KEY_LEN);
+		e->key = rs_alloc(p + slen + 1);
+		e->key_len = p + slen;
+		if (p)
+			memcpy(e->key, prev, p);
+		memcpy(e->key + p, suffix, slen);
+		e->key[e->key_len] = '\0';
+		out->n = i + 1;			/* entry i now owns its key */
+
+		if (!mst_valid_key(e->key, e->key_len))
+			FAIL(MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\" in %s",
+				 SHOW(kb, e->key, e->key_len), where);
+		if (prev != NULL && key_cmp(prev, prev_len, e->key, e->key_len) >= 0)
+			FAIL(MST_ERR_KEY_ORDER, "MST key \"%s\" does not sort after the previous key \"%s\"",
+				 SHOW(kb, e->key, e->key_len), SHOW(pb, prev, prev_len));
+		/* canonical prefix: the whole shared prefix, no less */
+		if (p < prev_len && slen > 0 && suffix[0] == (uint8_t) prev[p])
+			FAIL(MST_ERR_PREFIX, "MST key \"%s\" has prefix length %llu but shares %zu bytes with \"%s\"",
+				 SHOW(kb, e->key, e->key_len), (unsigned long long) p,
+				 mst_common_prefix((const uint8_t *) prev, prev_len,
+								   (const uint8_t *) e->key, e->key_len),
+				 SHOW(pb, prev, prev_len));
+		depth = mst_key_depth((const uint8_t *) e->key, e->key_len);
+		if (i == 0)
+			out->layer = depth;
+		else if (depth != out->layer)
+			FAIL(MST_ERR_KEY_DEPTH, "MST key \"%s\" has depth %d but the node's layer is %d",
+				 SHOW(kb, e->key, e->key_len), depth, out->layer);
+		prev = e->key;
+		prev_len = e->key_len;
+	}
+
+	FIELD('l', "MST node");
+	READ();
+	if (it.type == DCBOR_LINK)
+	{
+		if (it.ptr[1] != CID_CODEC_DAG_CBOR)
+			FAIL(MST_ERR_NODE_SHAPE, "MST node field \"l\" is not a dag-cbor CID");
+		out->has_left = true;
+		memcpy(out->left, it.ptr, CID_LEN);
+	}
+	else if (it.type != DCBOR_NULL)
+		FAIL(MST_ERR_NODE_SHAPE, "MST node field \"l\" is %s, not a link or null",
+			 item_type_name(it.type));
+	if (r.pos != len)
+	{
+		de = DCBOR_ERR_TRAILING;
+		goto cbor_error;
+	}
+	return MST_OK;
+
+cbor_error:
+	err = set_msg(errmsg, errlen, MST_ERR_CBOR, "MST node is not valid DAG-CBOR at byte %zu: %s",
+				  r.pos, dcbor_strerror(de));
+fail:
+	mst_node_data_free(out);
+	out->has_left = false;
+	out->layer = -1;
+	return err;
+#undef READ
+#undef FAIL
+#undef FIELD
+}
+
+/* Fixed bytes: a one-character text key is 0x61 and the character. */
+static inline void
+put_field(RsBuf *b, char name)
+{
+	rs_buf_reserve(b, 2);
+	b->data[b->len++] = 0x61;
+	b->data[b->len++] = (uint8_t) name;
+}
+
+static inline void
+put_link_or_null(RsBuf *b, const uint8_t *cid)
+{
+	if (cid)
+		dcbor_put_link(b, cid, CID_LEN);
+	else
+		dcbor_put_null(b);
+}
+
+/* One entry {k, p, t, v}, keys in DAG-CBOR order. */
+static inline void
+put_entry(RsBuf *b, const char *prev, size_t prev_len, const char *key,
+		  size_t klen, const uint8_t *right, const uint8_t *val)
+{
+	size_t		p = prev ? mst_common_prefix((const uint8_t *) prev, prev_len,
+											 (const uint8_t *) key, klen) : 0;
+
+	rs_buf_append_byte(b, 0xa4);
+	put_field(b, 'k');
+	dcbor_put_bytes(b, (const uint8_t *) key + p, klen - p);
+	put_field(b, 'p');
+	dcbor_put_uint(b, p);
+	put_field(b, 't');
+	put_link_or_null(b, right);
+	put_field(b, 'v');
+	dcbor_put_link(b, val, CID_LEN);
+}
+
+void
+mst_node_encode(const MstNodeData *node, RsBuf *out)
+{
+	const char *prev = NULL;
+	size_t		prev_len = 0;
+
+	rs_buf_append_byte(out, 0xa2);
+	put_field(out, 'e');
+	dcbor_put_array(out, node->n);
+	for (size_t i = 0; i < node->n; i++)
+	{
+		const MstNodeEntry *e = &node->entries[i];
+
+		put_entry(out, prev, prev_len, e->key, e->key_len,
+				  e->has_right ? e->right : NULL, e->value);
+		prev = e->key;
+		prev_len = e->key_len;
+	}
+	put_field(out, 'l');
+	put_link_or_null(out, node->has_left ? node->left : NULL);
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+static MstNode *
+node_new(int layer)
+{
+	MstNode    *n = rs_alloc(sizeof(MstNode));
+
+	memset(n, 0, sizeof(*n));
+	n->layer = (int16_t) layer;
+	n->loaded = true;
+	return n;
+}
+
+static MstNode *
+stub_new(const uint8_t cid[CID_LEN], int layer)
+{
+	MstNode    *n = rs_alloc(sizeof(MstNode));
+
+	memset(n, 0, sizeof(*n));
+	n->layer = (int16_t) layer;
+	n->cid_ok = true;
+	n->stored = true;
+	memcpy(n->cid, cid, CID_LEN);
+	return n;
+}
+
+static inline void
+key_release(MstEnt *e)
+{
+	if (!e->in_arena)
+		rs_free(e->key);
+}
+
+/* Free one node whose children and keys went elsewhere or are freed. */
+static void
+node_free_shallow(MstNode *n)
+{
+	for (uint32_t i = 0; i < n->n; i++)
+		key_release(&n->e[i]);
+	rs_free(n->e);
+	rs_free(n);
+}
+
+static void
+node_free_deep(MstNode *n)
+{
+	if (n == NULL)
+		return;
+	node_free_deep(n->left);
+	for (uint32_t i = 0; i < n->n; i++)
+		node_free_deep(n->e[i].right);
+	node_free_shallow(n);
+}
+
+static void
+ent_reserve(MstNode *n, uint32_t extra)
+{
+	uint32_t	need = n->n + extra;
+
+	if (need <= n->cap)
+		return;
+	n->cap = n->cap ? n->cap : 4;
+	while (n->cap < need)
+		n->cap *= 2;
+	n->e = rs_realloc(n->e, (size_t) n->cap * sizeof(MstEnt));
+}
+
+static inline MstNode **
+gap_ptr(MstNode *n, uint32_t i)
+{
+	return i == 0 ? &n->left : &n->e[i - 1].right;
+}
+
+static inline bool
+node_empty(const MstNode *n)
+{
+	return n->n == 0 && n->left == NULL;
+}
+
+/* A node is about to change: its stored version, if any, goes away. */
+static inline void
+touch(MstTree *t, MstNode *n)
+{
+	if (n->stored)
+	{
+		cidlist_push(&t->removed, n->cid);
+		n->stored = false;
+	}
+	n->cid_ok = false;
+}
+
+/* A node leaves the tree; its entries were moved out or are freed here. */
+static void
+drop(MstTree *t, MstNode *n)
+{
+	if (n->stored)
+		cidlist_push(&t->removed, n->cid);
+	node_free_shallow(n);
+}
+
+/* Index of the first key >= key; *found when equal. */
+static uint32_t
+node_find(const MstNode *n, const char *key, size_t klen, bool *found)
+{
+	uint32_t	lo = 0,
+				hi = n->n;
+
+	*found = false;
+	while (lo < hi)
+	{
+		uint32_t	mid = lo + (hi - lo) / 2;
+		int			c = key_cmp(n->e[mid].key, n->e[mid].klen, key, klen);
+
+		if (c < 0)
+			lo = mid + 1;
+		else
+		{
+			if (c == 0)
+				*found = true;
+			hi = mid;
+		}
+	}
+	return lo;
+}
+
+static char *
+key_dup(const char *key, size_t klen)
+{
+	char	   *k = rs_alloc(klen + 1);
+
+	memcpy(k, key, klen);
+	k[klen] = '\0';
+	return k;
+}
+
+static void
+ent_insert(MstNode *n, uint32_t i, const char *key, size_t klen,
+		   const uint8_t val[CID_LEN], MstNode *right)
+{
+	MstEnt	   *e;
+
+	ent_reserve(n, 1);
+	memmove(&n->e[i + 1], &n->e[i], (size_t) (n->n - i) * sizeof(MstEnt));
+	e = &n->e[i];
+	e->key = key_dup(key, klen);
+	e->klen = (uint16_t) klen;
+	e->in_arena = 0;
+	memcpy(e->val, val, CID_LEN);
+	e->right = right;
+	n->n++;
+}
+
+/* Fetch, check and decode a stub in place. */
+static MstError
+node_load(MstTree *t, MstNode *node)
+{
+	const uint8_t *data = NULL;
+	size_t		len = 0;
+	uint8_t		cid[CID_LEN];
+	char		cb[CID_TEXT_LEN + 1];
+	char		msg[ERRLEN - 80];
+	MstNodeData nd;
+	MstError	err;
+
+	if (node->loaded)
+		return MST_OK;
+	if (!t->has_store)
+		return TERR(t, MST_ERR_MISSING_NODE, "MST node %s is not available: the tree has no store",
+					show_cid(cb, node->cid));
+	err = t->store.get(t->store.ctx, node->cid, &data, &len);
+	if (err == MST_ERR_MISSING_NODE)
+		return TERR(t, err, "MST node %s is missing from the store", show_cid(cb, node->cid));
+	if (err != MST_OK)
+		return TERR(t, MST_ERR_STORE, "MST node store failed to fetch %s", show_cid(cb, node->cid));
+	cid_for_dagcbor(data, len, cid);
+	if (memcmp(cid, node->cid, CID_LEN) != 0)
+		return TERR(t, MST_ERR_CID_MISMATCH, "MST node store returned bytes that do not hash to %s",
+					show_cid(cb, node->cid));
+	err = mst_node_decode(data, len, &nd, msg, sizeof(msg));
+	if (err != MST_OK)
+		return TERR(t, err, "%s (node %s)", msg, show_cid(cb, node->cid));
+
+	if (node->layer < 0)
+	{
+		/* the root: its keys say its layer */
+		if (nd.n == 0 && nd.has_left)
+		{
+			mst_node_data_free(&nd);
+			return TERR(t, MST_ERR_NONCANONICAL,
+						"MST root %s has no entries, only a left subtree", show_cid(cb, node->cid));
+		}
+		node->layer = (int16_t) (nd.n ? nd.layer : 0);
+	}
+	else if (nd.n == 0)
+	{
+		if (!nd.has_left)
+		{
+			mst_node_data_free(&nd);
+			return TERR(t, MST_ERR_NONCANONICAL, "MST inner node %s is empty",
+						show_cid(cb, node->cid));
+		}
+	}
+	else if (nd.layer != node->layer)
+	{
+		char		kb[160];
+		int			depth = nd.layer;
+
+		SHOW(kb, nd.entries[0].key, nd.entries[0].key_len);
+		mst_node_data_free(&nd);
+		return TERR(t, MST_ERR_KEY_DEPTH, "MST key \"%s\" has depth %d but node %s sits at layer %d",
+					kb, depth, show_cid(cb, node->cid), node->layer);
+	}
+	if (node->layer == 0)
+	{
+		bool		sub = nd.has_left;
+
+		for (size_t i = 0; i < nd.n && !sub; i++)
+			sub = nd.entries[i].has_right;
+		if (sub)
+		{
+			mst_node_data_free(&nd);
+			return TERR(t, MST_ERR_NONCANONICAL, "MST node %s at layer 0 has a subtree",
+						show_cid(cb, node->cid));
+		}
+	}
+
+	node->e = rs_alloc((nd.n ? nd.n : 1) * sizeof(MstEnt));
+	node->cap = (uint32_t) (nd.n ? nd.n : 1);
+	node->n = (uint32_t) nd.n;
+	node->left = nd.has_left ? stub_new(nd.left, node->layer - 1) : NULL;
+	for (size_t i = 0; i < nd.n; i++)
+	{
+		MstEnt	   *e = &node->e[i];
+
+		e->key = nd.entries[i].key;
+		e->klen = (uint16_t) nd.entries[i].key_len;
+		e->in_arena = 0;
+		memcpy(e->val, nd.entries[i].value, CID_LEN);
+		e->right = nd.entries[i].has_right ?
+			stub_new(nd.entries[i].right, node->layer - 1) : NULL;
+	}
+	rs_free(nd.entries);
+	node->loaded = true;
+	return MST_OK;
+}
+
+/* Encode a loaded node whose children all have current CIDs. */
+static void
+node_encode(const MstNode *n, RsBuf *b)
+{
+	const char *prev = NULL;
+	size_t		prev_len = 0;
+
+	b->len = 0;
+	rs_buf_reserve(b, 8 + (size_t) n->n * 96);
+	rs_buf_append_byte(b, 0xa2);
+	put_field(b, 'e');
+	dcbor_put_array(b, n->n);
+	for (uint32_t i = 0; i < n->n; i++)
+	{
+		const MstEnt *e = &n->e[i];
+
+		put_entry(b, prev, prev_len, e->key, e->klen,
+				  e->right ? e->right->cid : NULL, e->val);
+		prev = e->key;
+		prev_len = e->klen;
+	}
+	put_field(b, 'l');
+	put_link_or_null(b, n->left ? n->left->cid : NULL);
+}
+
+/* Re-hash the changed nodes under n, children first. */
+static MstError
+node_hash(MstTree *t, MstNode *n)
+{
+	MstError	err;
+
+	if (n->cid_ok)
+		return MST_OK;
+	if (n->left && !n->left->cid_ok && (err = node_hash(t, n->left)) != MST_OK)
+		return err;
+	for (uint32_t i = 0; i < n->n; i++)
+		if (n->e[i].right && !n->e[i].right->cid_ok &&
+			(err = node_hash(t, n->e[i].right)) != MST_OK)
+			return err;
+	if (n->n > MST_MAX_NODE_ENTRIES)
+	{
+		char		kb[160];
+
+		return TERR(t, MST_ERR_NODE_TOO_BIG,
+					"MST node at layer %d would hold %u entries (from key \"%s\"), at most %d are allowed",
+					n->layer, n->n, SHOW(kb, n->e[0].key, n->e[0].klen), MST_MAX_NODE_ENTRIES);
+	}
+	node_encode(n, &t->scratch);
+	cid_for_dagcbor(t->scratch.data, t->scratch.len, n->cid);
+	n->cid_ok = true;
+	return MST_OK;
+}
+
+/* ---------------------------------------------------------------- trees */
+
+MstTree *
+mst_new(const MstStore *store)
+{
+	MstTree    *t = rs_alloc(sizeof(MstTree));
+
+	memset(t, 0, sizeof(*t));
+	if (store && store->get)
+	{
+		t->store = *store;
+		t->has_store = true;
+	}
+	t->root = node_new(0);
+	rs_buf_init(&t->scratch, 1024);
+	return t;
+}
+
+MstError
+mst_open(const MstStore *store, const uint8_t root[CID_LEN], MstTree **out,
+		 char *errmsg, size_t errlen)
+{
+	MstTree    *t = mst_new(store);
+	MstError	err;
+
+	node_free_shallow(t->root);
+	t->root = stub_new(root, -1);
+	err = node_load(t, t->root);
+	if (err != MST_OK)
+	{
+		set_msg(errmsg, errlen, err, "%s", t->errmsg);
+		mst_free(t);
+		*out = NULL;
+		return err;
+	}
+	*out = t;
+	return MST_OK;
+}
+
+void
+mst_free(MstTree *t)
+{
+	if (t == NULL)
+		return;
+	node_free_deep(t->root);
+	while (t->arena)
+	{
+		KeyArena   *next = t->arena->next;
+
+		rs_free(t->arena);
+		t->arena = next;
+	}
+	mst_cid_list_free(&t->removed);
+	rs_buf_free(&t->scratch);
+	rs_free(t);
+}
+
+const char *
+mst_errmsg(const MstTree *t)
+{
+	return t->errmsg;
+}
+
+static MstError
+check_usable(MstTree *t)
+{
+	if (t->broken != MST_OK)
+		return t->broken;			/* message kept from the failure */
+	t->errmsg[0] = '\0';
+	return MST_OK;
+}
+
+/* An edit failed half-way for a reason outside the caller's input. */
+static MstError
+maybe_break(MstTree *t, MstError err)
+{
+	if (err != MST_OK && err != MST_ERR_NOT_FOUND &&
+		err != MST_ERR_DUPLICATE_KEY && err != MST_ERR_KEY_SYNTAX)
+		t->broken = err;
+	return err;
+}
+
+static MstError
+check_key(MstTree *t, const char *key, size_t len)
+{
+	char		kb[160];
+
+	if (!mst_valid_key(key, len))
+		return TERR(t, MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\"", SHOW(kb, key, len));
+	return MST_OK;
+}
+
+/* ---------------------------------------------------------------- build */
+
+typedef struct SortKey
+{
+	const char *k;
+	uint32_t	len;
+	uint32_t	idx;			/* position in the caller's entries */
+} SortKey;
+
+static inline int
+char_at(const SortKey *s, size_t d)
+{
+	return d < s->len ? (uint8_t) s->k[d] : -1;
+}
+
+static inline void
+sk_swap(SortKey *a, SortKey *b)
+{
+	SortKey		t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Multikey quicksort (Bentley & Sedgewick): partitions on one byte at a
+ * time, so the long prefixes record keys share ("app.bsky.feed.post/3l")
+ * are read once per partition level instead of once per comparison.
+ */
+static void
+mkqsort(SortKey *a, size_t n, size_t d)
+{
+	while (n > 1)
+	{
+		size_t		lt = 0,
+					i = 0,
+					gt = n;
+		int			v;
+
+		if (n < 12)
+		{
+			for (size_t x = 1; x < n; x++)
+				for (size_t y = x; y > 0; y--)
+				{
+					const SortKey *p = &a[y - 1],
+							   *q = &a[y];
+
+					if (key_cmp(p->k + d, p->len - d, q->k + d, q->len - d) <= 0)
+						break;
+					sk_swap(&a[y - 1], &a[y]);
+				}
+			return;
+		}
+		/* median of three bytes as the pivot */
+		{
+			int			x = char_at(&a[0], d),
+						y = char_at(&a[n / 2], d),
+						z = char_at(&a[n - 1], d);
+
+			v = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+		}
+		while (i < gt)
+		{
+			int			c = char_at(&a[i], d);
+
+			if (c < v)
+				sk_swap(&a[lt++], &a[i++]);
+			else if (c > v)
+				sk_swap(&a[i], &a[--gt]);
+			else
+				i++;
+		}
+		mkqsort(a, lt, d);
+		mkqsort(a + gt, n - gt, d);
+		if (v < 0)
+			return;				/* all equal and ended here: duplicates */
+		a += lt;
+		n = gt - lt;
+		d++;
+	}
+}
+
+typedef struct BuildCtx
+{
+	const SortKey *s;
+	const MstKV *kv;
+	const uint8_t *depth;
+} BuildCtx;
+
+/* The canonical subtree of s[lo, hi) at layer L (all depths <= L). */
+static MstNode *
+build_range(const BuildCtx *b, size_t lo, size_t hi, int layer)
+{
+	MstNode    *n;
+	size_t		here = 0,
+				gap = lo;
+
+	if (lo >= hi)
+		return NULL;
+	n = node_new(layer);
+	for (size_t i = lo; i < hi; i++)
+		here += b->depth[i] == layer;
+	n->cap = (uint32_t) (here ? here : 1);
+	n->e = rs_alloc((size_t) n->cap * sizeof(MstEnt));
+	for (size_t i = lo; i < hi; i++)
+	{
+		MstEnt	   *e;
+
+		if (b->depth[i] != layer)
+			continue;
+		*gap_ptr(n, n->n) = build_range(b, gap, i, layer - 1);
+		e = &n->e[n->n++];
+		e->key = (char *) b->s[i].k;
+		e->klen = (uint16_t) b->s[i].len;
+		e->in_arena = 1;
+		memcpy(e->val, b->kv[b->s[i].idx].value, CID_LEN);
+		e->right = NULL;
+		gap = i + 1;
+	}
+	*gap_ptr(n, n->n) = build_range(b, gap, hi, layer - 1);
+	return n;
+}
+
+MstError
+mst_build(MstTree *t, const MstKV *entries, size_t n)
+{
+	BuildCtx	b;
+	MstError	err;
+	SortKey    *s;
+	uint8_t    *depth;
+	KeyArena   *arena;
+	bool		sorted = true;
+	int			top = 0;
+	size_t		total = 0;
+	char		kb[160];
+
+	if ((err = check_usable(t)) != MST_OK)
+		return err;
+	if (!t->root->loaded || !node_empty(t->root))
+		return TERR(t, MST_ERR_DUPLICATE_KEY, "mst_build needs an empty tree");
+	for (size_t i = 0; i < n; i++)
+	{
+		if ((err = check_key(t, entries[i].key, entries[i].key_len)) != MST_OK)
+			return err;
+		total += entries[i].key_len + 1;
+	}
+	if (n == 0)
+		return MST_OK;
+
+	s = rs_alloc(n * sizeof(SortKey));
+	depth = rs_alloc(n);
+	for (size_t i = 0; i < n; i++)
+	{
+		s[i].k = entries[i].key;
+		s[i].len = (uint32_t) entries[i].key_len;
+		s[i].idx = (uint32_t) i;
+		if (i > 0 && sorted &&
+			key_cmp(entries[i - 1].key, entries[i - 1].key_len,
+					entries[i].key, entries[i].key_len) >= 0)
+			sorted = false;
+	}
+	if (!sorted)
+		mkqsort(s, n, 0);
+	for (size_t i = 1; i < n; i++)
+		if (s[i - 1].len == s[i].len && memcmp(s[i - 1].k, s[i].k, s[i].len) == 0)
+		{
+			err = TERR(t, MST_ERR_DUPLICATE_KEY, "duplicate MST key \"%s\"",
+					   SHOW(kb, s[i].k, s[i].len));
+			rs_free(s);
+			rs_free(depth);
+			return err;
+		}
+
+	/* keys move into one block, in order: the tree's entries point there */
+	arena = rs_alloc(sizeof(KeyArena) + total);
+	arena->cap = total;
+	arena->used = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		char	   *k = arena->data + arena->used;
+
+		memcpy(k, s[i].k, s[i].len);
+		k[s[i].len] = '\0';
+		arena->used += s[i].len + 1;
+		s[i].k = k;
+		depth[i] = (uint8_t) mst_key_depth((const uint8_t *) k, s[i].len);
+		if (depth[i] > top)
+			top = depth[i];
+	}
+	arena->next = t->arena;
+	t->arena = arena;
+
+	b.s = s;
+	b.kv = entries;
+	b.depth = depth;
+	drop(t, t->root);
+	t->root = build_range(&b, 0, n, top);
+	rs_free(s);
+	rs_free(depth);
+	return MST_OK;
+}
+
+/* ---------------------------------------------------------------- edits */
+
+static MstError
+ensure_root(MstTree *t)
+{
+	return node_load(t, t->root);
+}
+
+/*
+ * Split the subtree n (layer M) around key, which it does not hold:
+ * *l gets the keys below, *r those above, each NULL when empty.
+ */
+static MstError
+split(MstTree *t, MstNode *n, const char *key, size_t klen,
+	  MstNode **l, MstNode **r)
+{
+	MstError	err;
+	MstNode    *gl = NULL,
+			   *gr = NULL,
+			   *right;
+	MstNode   **g;
+	uint32_t	i;
+	bool		found;
+
+	if ((err = node_load(t, n)) != MST_OK)
+		return err;
+	i = node_find(n, key, klen, &found);
+	g = gap_ptr(n, i);
+	if (*g && (err = split(t, *g, key, klen, &gl, &gr)) != MST_OK)
+		return err;
+	/* all on one side: the node stays as it is (and stays stored) */
+	if (i == n->n && gr == NULL)
+	{
+		*l = n;
+		*r = NULL;
+		return MST_OK;
+	}
+	if (i == 0 && gl == NULL)
+	{
+		*l = NULL;
+		*r = n;
+		return MST_OK;
+	}
+	touch(t, n);
+	right = node_new(n->layer);
+	right->left = gr;
+	if (n->n > i)
+	{
+		ent_reserve(right, n->n - i);
+		memcpy(right->e, n->e + i, (size_t) (n->n - i) * sizeof(MstEnt));
+		right->n = n->n - i;
+	}
+	n->n = i;
+	*gap_ptr(n, i) = gl;
+	if (node_empty(n))
+	{
+		drop(t, n);
+		n = NULL;
+	}
+	if (node_empty(right))
+	{
+		drop(t, right);
+		right = NULL;
+	}
+	*l = n;
+	*r = right;
+	return MST_OK;
+}
+
+/* Join a (all keys lower) and b, both at one layer, either may be NULL. */
+static MstError
+merge(MstTree *t, MstNode *a, MstNode *b, MstNode **out)
+{
+	MstError	err;
+	MstNode   **ga;
+	MstNode    *m;
+
+	if (a == NULL || b == NULL)
+	{
+		*out = a ? a : b;
+		return MST_OK;
+	}
+	if ((err = node_load(t, a)) != MST_OK || (err = node_load(t, b)) != MST_OK)
+		return err;
+	ga = gap_ptr(a, a->n);
+	if ((err = merge(t, *ga, b->left, &m)) != MST_OK)
+		return err;
+	touch(t, a);
+	*ga = m;
+	b->left = NULL;
+	if (b->n > 0)
+	{
+		ent_reserve(a, b->n);
+		memcpy(a->e + a->n, b->e, (size_t) b->n * sizeof(MstEnt));
+		a->n += b->n;
+	}
+	b->n = 0;
+	drop(t, b);
+	*out = a;
+	return MST_OK;
+}
+
+/* Insert a key known to be absent into n, with n->layer >= depth. */
+static MstError
+insert_rec(MstTree *t, MstNode *n, const char *key, size_t klen, int depth,
+		   const uint8_t val[CID_LEN])
+{
+	MstError	err;
+	bool		found;
+	uint32_t	i = node_find(n, key, klen, &found);
+	MstNode   **g = gap_ptr(n, i);
+
+	if (depth == n->layer)
+	{
+		MstNode    *l = NULL,
+				   *r = NULL;
+
+		if (*g && (err = split(t, *g, key, klen, &l, &r)) != MST_OK)
+			return err;
+		touch(t, n);
+		*gap_ptr(n, i) = l;
+		ent_insert(n, i, key, klen, val, r);
+		return MST_OK;
+	}
+	if (*g == NULL)
+		*g = node_new(n->layer - 1);	/* a fresh gap: a chain down to depth */
+	else if ((err = node_load(t, *g)) != MST_OK)
+		return err;
+	if ((err = insert_rec(t, *g, key, klen, depth, val)) != MST_OK)
+		return err;
+	touch(t, n);
+	return MST_OK;
+}
+
+/* Find the entry holding key, loading the path; NULL when absent. */
+static MstError
+lookup(MstTree *t, const char *key, size_t klen, int depth, MstEnt **out)
+{
+	MstNode    *n = t->root;
+	MstError	err;
+
+	*out = NULL;
+	for (;;)
+	{
+		bool		found;
+		uint32_t	i;
+		MstNode    *c;
+
+		if ((err = node_load(t, n)) != MST_OK)
+			return err;
+		if (depth > n->layer)
+			return MST_OK;
+		i = node_find(n, key, klen, &found);
+		if (found)
+		{
+			*out = &n->e[i];
+			return MST_OK;
+		}
+		if (depth == n->layer || (c = *gap_ptr(n, i)) == NULL)
+			return MST_OK;
+		n = c;
+	}
+}
+
+/* Re-mark the (loaded) path to key as changed and give it a new value. */
+static void
+update_path(MstTree *t, const char *key, size_t klen, const uint8_t val[CID_LEN])
+{
+	MstNode    *n = t->root;
+
+	for (;;)
+	{
+		bool		found;
+		uint32_t	i = node_find(n, key, klen, &found);
+
+		touch(t, n);
+		if (found)
+		{
+			memcpy(n->e[i].val, val, CID_LEN);
+			return;
+		}
+		n = *gap_ptr(n, i);
+	}
+}
+
+static MstError
+do_insert(MstTree *t, const char *key, size_t klen, int depth,
+		  const uint8_t val[CID_LEN])
+{
+	MstNode    *root = t->root;
+	MstNode    *l = NULL,
+			   *r = NULL,
+			   *top;
+	MstError	err;
+	int			old_layer = root->layer;
+
+	if (depth <= old_layer)
+		return insert_rec(t, root, key, klen, depth, val);
+
+	/* a new top layer: split the old tree around key, lift the halves */
+	if (node_empty(root))
+		drop(t, root);
+	else if ((err = split(t, root, key, klen, &l, &r)) != MST_OK)
+		return err;
+	for (int layer = old_layer + 1; layer < depth; layer++)
+	{
+		MstNode    *p;
+
+		if (l)
+		{
+			p = node_new(layer);
+			p->left = l;
+			l = p;
+		}
+		if (r)
+		{
+			p = node_new(layer);
+			p->left = r;
+			r = p;
+		}
+	}
+	top = node_new(depth);
+	top->left = l;
+	ent_insert(top, 0, key, klen, val, r);
+	t->root = top;
+	return MST_OK;
+}
+
+MstError
+mst_put(MstTree *t, const char *key, size_t len, const uint8_t value[CID_LEN],
+		uint8_t prev[CID_LEN], bool *had_prev)
+{
+	MstError	err;
+	MstEnt	   *e;
+	int			depth;
+
+	if (had_prev)
+		*had_prev = false;
+	if ((err = check_usable(t)) != MST_OK || (err = check_key(t, key, len)) != MST_OK)
+		return err;
+	if ((err = ensure_root(t)) != MST_OK)
+		return maybe_break(t, err);
+	depth = mst_key_depth((const uint8_t *) key, len);
+	if ((err = lookup(t, key, len, depth, &e)) != MST_OK)
+		return maybe_break(t, err);
+	if (e)
+	{
+		if (had_prev)
+			*had_prev = true;
+		if (prev)
+			memcpy(prev, e->val, CID_LEN);
+		if (memcmp(e->val, value, CID_LEN) != 0)
+			update_path(t, key, len, value);
+		return MST_OK;
+	}
+	return maybe_break(t, do_insert(t, key, len, depth, value));
+}
+
+MstError
+mst_insert(MstTree *t, const char *key, size_t len, const uint8_t value[CID_LEN])
+{
+	MstError	err;
+	MstEnt	   *e;
+	char		kb[160];
+
+	if ((err = check_usable(t)) != MST_OK || (err = check_key(t, key, len)) != MST_OK)
+		return err;
+	if ((err = ensure_root(t)) != MST_OK ||
+		(err = lookup(t, key, len, mst_key_depth((const uint8_t *) key, len), &e)) != MST_OK)
+		return maybe_break(t, err);
+	if (e)
+		return TERR(t, MST_ERR_DUPLICATE_KEY, "MST key \"%s\" already exists", SHOW(kb, key, len));
+	return mst_put(t, key, len, value, NULL, NULL);
+}
+
+MstError
+mst_update(MstTree *t, const char *key, size_t len, const uint8_t value[CID_LEN],
+		   uint8_t prev[CID_LEN])
+{
+	MstError	err;
+	MstEnt	   *e;
+	char		kb[160];
+
+	if ((err = check_usable(t)) != MST_OK || (err = check_key(t, key, len)) != MST_OK)
+		return err;
+	if ((err = ensure_root(t)) != MST_OK ||
+		(err = lookup(t, key, len, mst_key_depth((const uint8_t *) key, len), &e)) != MST_OK)
+		return maybe_break(t, err);
+	if (!e)
+		return TERR(t, MST_ERR_NOT_FOUND, "MST key \"%s\" not found", SHOW(kb, key, len));
+	return mst_put(t, key, len, value, prev, NULL);
+}
+
+MstError
+mst_get(MstTree *t, const char *key, size_t len, uint8_t value[CID_LEN], bool *found)
+{
+	MstError	err;
+	MstEnt	   *e;
+
+	*found = false;
+	if ((err = check_usable(t)) != MST_OK || (err = check_key(t, key, len)) != MST_OK)
+		return err;
+	if ((err = ensure_root(t)) != MST_OK ||
+		(err = lookup(t, key, len, mst_key_depth((const uint8_t *) key, len), &e)) != MST_OK)
+		return err;
+	if (e)
+	{
+		*found = true;
+		if (value)
+			memcpy(value, e->val, CID_LEN);
+	}
+	return MST_OK;
+}
+
+/* Remove key from n (loaded); untouched when the key is absent. */
+static MstError
+delete_rec(MstTree *t, MstNode *n, const char *key, size_t klen, int depth,
+		   uint8_t prev[CID_LEN])
+{
+	MstError	err;
+	bool		found;
+	uint32_t	i;
+	MstNode    *c;
+
+	if (depth > n->layer)
+		return MST_ERR_NOT_FOUND;
+	i = node_find(n, key, klen, &found);
+	if (depth == n->layer)
+	{
+		MstNode    *merged;
+
+		if (!found)
+			return MST_ERR_NOT_FOUND;
+		/* the gaps on both sides of the key become one */
+		if ((err = merge(t, *gap_ptr(n, i), n->e[i].right, &merged)) != MST_OK)
+			return err;
+		touch(t, n);
+		if (prev)
+			memcpy(prev, n->e[i].val, CID_LEN);
+		key_release(&n->e[i]);
+		memmove(&n->e[i], &n->e[i + 1], (size_t) (n->n - i - 1) * sizeof(MstEnt));
+		n->n--;
+		*gap_ptr(n, i) = merged;
+		return MST_OK;
+	}
+	c = *gap_ptr(n, i);
+	if (c == NULL)
+		return MST_ERR_NOT_FOUND;
+	if ((err = node_load(t, c)) != MST_OK)
+		return err;
+	if ((err = delete_rec(t, c, key, klen, depth, prev)) != MST_OK)
+		return err;
+	if (node_empty(c))
+	{
+		drop(t, c);
+		*gap_ptr(n, i) = NULL;
+	}
+	touch(t, n);
+	return MST_OK;
+}
+
+MstError
+mst_delete(MstTree *t, const char *key, size_t len, uint8_t prev[CID_LEN])
+{
+	MstError	err;
+	char		kb[160];
+
+	if ((err = check_usable(t)) != MST_OK || (err = check_key(t, key, len)) != MST_OK)
+		return err;
+	if ((err = ensure_root(t)) != MST_OK)
+		return maybe_break(t, err);
+	err = delete_rec(t, t->root, key, len, mst_key_depth((const uint8_t *) key, len), prev);
+	if (err == MST_ERR_NOT_FOUND)
+		return TERR(t, err, "MST key \"%s\" not found", SHOW(kb, key, len));
+	if (err != MST_OK)
+		return maybe_break(t, err);
+	/* a root left with only a left subtree is not a root: trim */
+	while (t->root->n == 0 && t->root->left)
+	{
+		MstNode    *c = t->root->left;
+
+		t->root->left = NULL;
+		drop(t, t->root);
+		t->root = c;
+		if ((err = node_load(t, c)) != MST_OK)
+			return maybe_break(t, err);
+	}
+	if (node_empty(t->root))
+		t->root->layer = 0;
+	return MST_OK;
+}
+
+/* ---------------------------------------------------------------- output */
+
+MstError
+mst_root(MstTree *t, uint8_t root[CID_LEN])
+{
+	MstError	err;
+
+	if ((err = check_usable(t)) != MST_OK)
+		return err;
+	if ((err = node_hash(t, t->root)) != MST_OK)
+		return err;
+	if (root)
+		memcpy(root, t->root->cid, CID_LEN);
+	return MST_OK;
+}
+
+MstError
+mst_layer(MstTree *t, int *layer)
+{
+	MstError	err;
+
+	if ((err = check_usable(t)) != MST_OK || (err = ensure_root(t)) != MST_OK)
+		return err;
+	*layer = t->root->layer;
+	return MST_OK;
+}
+
+/*
+ * Hand over the nodes the store lacks.  A node rebuilt with the content of
+ * one it replaced in this round (an edit later undone by another) is
+ * already stored: it is neither handed over nor reported removed.
+ */
+static void
+emit_new(MstTree *t, MstNode *n, MstPutFn put, void *ctx, const CidSet *was,
+		 CidSet *again)
+{
+	if (n->stored)
+		return;					/* a stored node's subtree is stored too */
+	if (n->left)
+		emit_new(t, n->left, put, ctx, was, again);
+	for (uint32_t i = 0; i < n->n; i++)
+		if (n->e[i].right)
+			emit_new(t, n->e[i].right, put, ctx, was, again);
+	if (cidset_has(was, n->cid))
+		cidset_add(again, n->cid);
+	else if (put)
+	{
+		node_encode(n, &t->scratch);
+		put(ctx, n->cid, t->scratch.data, t->scratch.len);
+	}
+	n->stored = true;
+}
+
+MstError
+mst_write(MstTree *t, MstPutFn put, void *ctx, uint8_t root[CID_LEN],
+		  MstCidList *removed)
+{
+	MstError	err;
+	CidSet		was,
+				again;
+
+	if ((err = mst_root(t, root)) != MST_OK)
+		return err;
+	cidset_init(&was, t->removed.n);
+	cidset_init(&again, 16);
+	for (size_t i = 0; i < t->removed.n; i++)
+		cidset_add(&was, t->removed.cids[i]);
+	emit_new(t, t->root, put, ctx, &was, &again);
+	if (removed)
+	{
+		/* was is a set already: walk it rather than the list with repeats */
+		for (size_t i = 0; i < was.cap; i++)
+			if (was.used[i] && !cidset_has(&again, was.slot[i]))
+				cidlist_push(removed, was.slot[i]);
+	}
+	t->removed.n = 0;
+	cidset_free(&was);
+	cidset_free(&again);
+	return MST_OK;
+}
+
+static MstError
+walk_leaves(MstTree *t, MstNode *n, MstLeafFn fn, void *ctx, bool *stop)
+{
+	MstError	err;
+
+	if (n == NULL || *stop)
+		return MST_OK;
+	if ((err = node_load(t, n)) != MST_OK)
+		return err;
+	if ((err = walk_leaves(t, n->left, fn, ctx, stop)) != MST_OK)
+		return err;
+	for (uint32_t i = 0; i < n->n && !*stop; i++)
+	{
+		if (!fn(ctx, n->e[i].key, n->e[i].klen, n->e[i].val))
+		{
+			*stop = true;
+			break;
+		}
+		if ((err = walk_leaves(t, n->e[i].right, fn, ctx, stop)) != MST_OK)
+			return err;
+	}
+	return MST_OK;
+}
+
+MstError
+mst_walk_leaves(MstTree *t, MstLeafFn fn, void *ctx)
+{
+	MstError	err;
+	bool		stop = false;
+
+	if ((err = check_usable(t)) != MST_OK)
+		return err;
+	return walk_leaves(t, t->root, fn, ctx, &stop);
+}
+
+static MstError
+walk_nodes(MstTree *t, MstNode *n, MstPutFn put, void *ctx)
+{
+	MstError	err;
+
+	if (n == NULL)
+		return MST_OK;
+	if ((err = node_load(t, n)) != MST_OK)
+		return err;
+	node_encode(n, &t->scratch);
+	put(ctx, n->cid, t->scratch.data, t->scratch.len);
+	if ((err = walk_nodes(t, n->left, put, ctx)) != MST_OK)
+		return err;
+	for (uint32_t i = 0; i < n->n; i++)
+		if ((err = walk_nodes(t, n->e[i].right, put, ctx)) != MST_OK)
+			return err;
+	return MST_OK;
+}
+
+MstError
+mst_walk_nodes(MstTree *t, MstPutFn put, void *ctx)
+{
+	MstError	err;
+
+	if ((err = mst_root(t, NULL)) != MST_OK)
+		return err;
+	return walk_nodes(t, t->root, put, ctx);
+}
+
+typedef struct VerifyCtx
+{
+	const char *last;
+	size_t		last_len;
+	size_t		count;
+} VerifyCtx;
+
+static MstError
+verify_rec(MstTree *t, MstNode *n, int layer, bool is_root, VerifyCtx *v)
+{
+	MstError	err;
+	char		cb[CID_TEXT_LEN + 1],
+				kb[160],
+				pb[160];
+
+	if ((err = node_load(t, n)) != MST_OK)
+		return err;
+	if (n->layer != layer)
+		return TERR(t, MST_ERR_KEY_DEPTH, "MST node %s sits at layer %d, expected %d",
+					show_cid(cb, n->cid), n->layer, layer);
+	if (!is_root && node_empty(n))
+		return TERR(t, MST_ERR_NONCANONICAL, "MST inner node %s is empty", show_cid(cb, n->cid));
+	if (layer == 0 && n->left)
+		return TERR(t, MST_ERR_NONCANONICAL, "MST node %s at layer 0 has a subtree",
+					show_cid(cb, n->cid));
+	if (n->left && (err = verify_rec(t, n->left, layer - 1, false, v)) != MST_OK)
+		return err;
+	for (uint32_t i = 0; i < n->n; i++)
+	{
+		MstEnt	   *e = &n->e[i];
+
+		if (v->last && key_cmp(v->last, v->last_len, e->key, e->klen) >= 0)
+			return TERR(t, MST_ERR_KEY_ORDER, "MST key \"%s\" in node %s does not sort after \"%s\"",
+						SHOW(kb, e->key, e->klen), show_cid(cb, n->cid),
+						SHOW(pb, v->last, v->last_len));
+		v->last = e->key;
+		v->last_len = e->klen;
+		v->count++;
+		if (e->right)
+		{
+			if (layer == 0)
+				return TERR(t, MST_ERR_NONCANONICAL, "MST node %s at layer 0 has a subtree",
+							show_cid(cb, n->cid));
+			if ((err = verify_rec(t, e->right, layer - 1, false, v)) != MST_OK)
+				return err;
+		}
+	}
+	return MST_OK;
+}
+
+MstError
+mst_verify(MstTree *t, size_t *count)
+{
+	MstError	err;
+	VerifyCtx	v = {NULL, 0, 0};
+
+	if ((err = check_usable(t)) != MST_OK || (err = ensure_root(t)) != MST_OK)
+		return err;
+	if (t->root->n == 0 && t->root->left)
+		return TERR(t, MST_ERR_NONCANONICAL, "MST root has no entries, only a left subtree");
+	if ((err = verify_rec(t, t->root, t->root->layer, true, &v)) != MST_OK)
+		return err;
+	if (count)
+		*count = v.count;
+	return MST_OK;
+}
+
+/* ---------------------------------------------------------------- proofs */
+
+/*
+ * The proof walks mirror @atproto/repo's getCoveringProof, which sees a node
+ * as one list of items: [subtree?, leaf, subtree?, leaf, ...].
+ */
+typedef struct Item
+{
+	MstNode    *tree;			/* NULL for a leaf */
+	MstEnt	   *leaf;
+} Item;
+
+typedef struct ProofCtx
+{
+	MstTree    *t;
+	const char *key;
+	size_t		klen;
+	CidSet		seen;
+	MstPutFn	put;
+	void	   *ctx;
+	MstCidList *out;
+} ProofCtx;
+
+static size_t
+node_items(MstNode *n, Item *items)
+{
+	size_t		c = 0;
+
+	if (n->left)
+		items[c++] = (Item) {n->left, NULL};
+	for (uint32_t i = 0; i < n->n; i++)
+	{
+		items[c++] = (Item) {NULL, &n->e[i]};
+		if (n->e[i].right)
+			items[c++] = (Item) {n->e[i].right, NULL};
+	}
+	return c;
+}
+
+/* First leaf item whose key is >= key, or the item count. */
+static size_t
+items_gteq(const Item *items, size_t c, const char *key, size_t klen)
+{
+	for (size_t i = 0; i < c; i++)
+		if (items[i].leaf && key_cmp(items[i].leaf->key, items[i].leaf->klen, key, klen) >= 0)
+			return i;
+	return c;
+}
+
+static void
+proof_add(ProofCtx *p, MstNode *n)
+{
+	if (!cidset_add(&p->seen, n->cid))
+		return;
+	if (p->out)
+		cidlist_push(p->out, n->cid);
+	if (p->put)
+	{
+		node_encode(n, &p->t->scratch);
+		p->put(p->ctx, n->cid, p->t->scratch.data, p->t->scratch.len);
+	}
+}
+
+typedef enum ProofKind
+{
+	PROOF_KEY,
+	PROOF_LEFT,
+	PROOF_RIGHT
+} ProofKind;
+
+static MstError
+proof_walk(ProofCtx *p, MstNode *n, ProofKind kind)
+{
+	MstError	err;
+	Item	   *items;
+	size_t		c,
+				idx;
+	MstNode    *next = NULL;
+	bool		add_self = true;
+
+	if ((err = node_load(p->t, n)) != MST_OK)
+		return err;
+	items = rs_alloc((2 * (size_t) n->n + 1) * sizeof(Item));
+	c = node_items(n, items);
+	idx = items_gteq(items, c, p->key, p->klen);
+
+	if (kind == PROOF_KEY)
+	{
+		Item	   *found = idx < c ? &items[idx] : NULL;
+
+		if (!(found && found->leaf &&
+			  key_cmp(found->leaf->key, found->leaf->klen, p->key, p->klen) == 0))
+		{
+			if (idx == 0 || items[idx - 1].leaf)
+				add_self = false;	/* as the reference: no subtree, no proof */
+			else
+				next = items[idx - 1].tree;
+		}
+	}
+	else if (kind == PROOF_LEFT)
+	{
+		if (idx > 0 && items[idx - 1].tree)
+			next = items[idx - 1].tree;
+	}
+	else
+	{
+		Item	   *found = idx < c ? &items[idx] : (idx > 0 ? &items[idx - 1] : NULL);
+
+		if (found && found->tree)
+			next = found->tree;
+		else if (found)
+		{
+			Item	   *other;
+
+			if (key_cmp(found->leaf->key, found->leaf->klen, p->key, p->klen) == 0)
+				other = idx + 1 < c ? &items[idx + 1] : NULL;
+			else
+				other = idx > 0 ? &items[idx - 1] : NULL;
+			if (other && other->tree)
+				next = other->tree;
+		}
+	}
+	rs_free(items);
+	if (next && (err = proof_walk(p, next, kind)) != MST_OK)
+		return err;
+	if (add_self)
+		proof_add(p, n);
+	return MST_OK;
+}
+
+MstError
+mst_covering_proof(MstTree *t, const MstKey *keys, size_t n, MstPutFn put,
+				   void *ctx, MstCidList *out)
+{
+	MstError	err;
+	ProofCtx	p;
+
+	if ((err = mst_root(t, NULL)) != MST_OK)
+		return err;
+	memset(&p, 0, sizeof(p));
+	p.t = t;
+	p.put = put;
+	p.ctx = ctx;
+	p.out = out;
+	cidset_init(&p.seen, 16 + n * 8);
+	for (size_t i = 0; i < n && err == MST_OK; i++)
+	{
+		p.key = keys[i].key;
+		p.klen = keys[i].len;
+		if ((err = proof_walk(&p, t->root, PROOF_KEY)) == MST_OK &&
+			(err = proof_walk(&p, t->root, PROOF_LEFT)) == MST_OK)
+			err = proof_walk(&p, t->root, PROOF_RIGHT);
+	}
+	cidset_free(&p.seen);
+	return err;
+}
+
+/* ---------------------------------------------------------------- diff */
+
+typedef struct Leaf
+{
+	const char *key;
+	uint32_t	klen;
+	const uint8_t *val;
+} Leaf;
+
+typedef struct NodeVec
+{
+	MstNode   **v;
+	size_t		n;
+	size_t		cap;
+} NodeVec;
+
+typedef struct LeafVec
+{
+	Leaf	   *v;
+	size_t		n;
+	size_t		cap;
+} LeafVec;
+
+static void
+nodevec_push(NodeVec *a, MstNode *n)
+{
+	if (a->n == a->cap)
+	{
+		a->cap = a->cap ? a->cap * 2 : 16;
+		a->v = rs_realloc(a->v, a->cap * sizeof(MstNode *));
+	}
+	a->v[a->n++] = n;
+}
+
+static void
+leafvec_push(LeafVec *a, const MstEnt *e)
+{
+	if (a->n == a->cap)
+	{
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->v = rs_realloc(a->v, a->cap * sizeof(Leaf));
+	}
+	a->v[a->n++] = (Leaf) {e->key, e->klen, e->val};
+}
+
+static int
+leaf_cmp(const void *a, const void *b)
+{
+	const Leaf *x = a;
+	const Leaf *y = b;
+
+	return key_cmp(x->key, x->klen, y->key, y->klen);
+}
+
+/* A node only one side has: record it, queue its children, keep its leaves. */
+static MstError
+diff_take(MstTree *t, MstNode *n, NodeVec *next, LeafVec *leaves, MstCidList *list,
+		  MstPutFn put, void *ctx)
+{
+	MstError	err;
+
+	if ((err = node_load(t, n)) != MST_OK)
+		return err;
+	cidlist_push(list, n->cid);
+	if (put)
+	{
+		node_encode(n, &t->scratch);
+		put(ctx, n->cid, t->scratch.data, t->scratch.len);
+	}
+	if (n->left)
+		nodevec_push(next, n->left);
+	for (uint32_t i = 0; i < n->n; i++)
+	{
+		leafvec_push(leaves, &n->e[i]);
+		if (n->e[i].right)
+			nodevec_push(next, n->e[i].right);
+	}
+	return MST_OK;
+}
+
+static void
+diff_op(MstDiff *d, const Leaf *o, const Leaf *nw, size_t *cap)
+{
+	MstRecordOp *op;
+	const Leaf *k = o ? o : nw;
+
+	if (d->n_ops == *cap)
+	{
+		*cap = *cap ? *cap * 2 : 16;
+		d->ops = rs_realloc(d->ops, *cap * sizeof(MstRecordOp));
+	}
+	op = &d->ops[d->n_ops++];
+	memset(op, 0, sizeof(*op));
+	op->key = key_dup(k->key, k->klen);
+	op->key_len = k->klen;
+	if (o)
+	{
+		op->has_old = true;
+		memcpy(op->old_value, o->val, CID_LEN);
+	}
+	if (nw)
+	{
+		op->has_new = true;
+		memcpy(op->new_value, nw->val, CID_LEN);
+	}
+}
+
+/*
+ * Layer by layer from the top: at each layer, a node both trees reach is a
+ * shared subtree and is skipped whole; every other node is added (new side)
+ * or removed (old side) and its children are looked at one layer down.  A
+ * node's CID fixes its content, so a shared node has the same layer in both
+ * trees and the first time it is met it is met on both sides.  Records of
+ * the unshared nodes, matched by key, are the record changes.
+ */
+MstError
+mst_diff(MstTree *old, MstTree *new_tree, MstPutFn put, void *ctx, MstDiff *out)
+{
+	MstError	err;
+	NodeVec		ocur = {0},
+				ncur = {0},
+				onext = {0},
+				nnext = {0};
+	LeafVec		oleaves = {0},
+				nleaves = {0};
+	int			olayer = -1,
+				nlayer,
+				layer;
+	size_t		opcap = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = mst_root(new_tree, NULL)) != MST_OK)
+		return err;
+	if (old)
+	{
+		if ((err = mst_root(old, NULL)) != MST_OK || (err = ensure_root(old)) != MST_OK)
+		{
+			memcpy(new_tree->errmsg, old->errmsg, ERRLEN);
+			return err;
+		}
+		olayer = old->root->layer;
+	}
+	if ((err = ensure_root(new_tree)) != MST_OK)
+		return err;
+	nlayer = new_tree->root->layer;
+
+	for (layer = olayer > nlayer ? olayer : nlayer; layer >= 0; layer--)
+	{
+		CidSet		oset,
+					shared;
+		NodeVec		tmp;
+
+		if (layer == olayer)
+			nodevec_push(&ocur, old->root);
+		if (layer == nlayer)
+			nodevec_push(&ncur, new_tree->root);
+		cidset_init(&oset, ocur.n);
+		cidset_init(&shared, ocur.n);
+		for (size_t i = 0; i < ocur.n; i++)
+			cidset_add(&oset, ocur.v[i]->cid);
+		for (size_t i = 0; i < ncur.n && err == MST_OK; i++)
+		{
+			if (cidset_has(&oset, ncur.v[i]->cid))
+				cidset_add(&shared, ncur.v[i]->cid);
+			else
+				err = diff_take(new_tree, ncur.v[i], &nnext, &nleaves,
+								&out->nodes_added, put, ctx);
+		}
+		for (size_t i = 0; i < ocur.n && err == MST_OK; i++)
+			if (!cidset_has(&shared, ocur.v[i]->cid))
+			{
+				err = diff_take(old, ocur.v[i], &onext, &oleaves,
+								&out->nodes_removed, NULL, NULL);
+				if (err != MST_OK)
+					memcpy(new_tree->errmsg, old->errmsg, ERRLEN);
+			}
+		cidset_free(&oset);
+		cidset_free(&shared);
+		if (err != MST_OK)
+			break;
+		tmp = ocur;
+		ocur = onext;
+		onext = tmp;
+		onext.n = 0;
+		tmp = ncur;
+		ncur = nnext;
+		nnext = tmp;
+		nnext.n = 0;
+	}
+
+	if (err == MST_OK)
+	{
+		size_t		i = 0,
+					j = 0;
+
+		if (oleaves.n > 1)
+			qsort(oleaves.v, oleaves.n, sizeof(Leaf), leaf_cmp);
+		if (nleaves.n > 1)
+			qsort(nleaves.v, nleaves.n, sizeof(Leaf), leaf_cmp);
+		while (i < oleaves.n || j < nleaves.n)
+		{
+			int			c = i == oleaves.n ? 1 : j == nleaves.n ? -1 :
+				leaf_cmp(&oleaves.v[i], &nleaves.v[j]);
+
+			if (c < 0)
+				diff_op(out, &oleaves.v[i++], NULL, &opcap);
+			else if (c > 0)
+				diff_op(out, NULL, &nleaves.v[j++], &opcap);
+			else
+			{
+				if (memcmp(oleaves.v[i].val, nleaves.v[j].val, CID_LEN) != 0)
+					diff_op(out, &oleaves.v[i], &nleaves.v[j], &opcap);
+				i++;
+				j++;
+			}
+		}
+	}
+
+	rs_free(ocur.v);
+	rs_free(ncur.v);
+	rs_free(onext.v);
+	rs_free(nnext.v);
+	rs_free(oleaves.v);
+	rs_free(nleaves.v);
+	if (err != MST_OK)
+		mst_diff_free(out);
+	return err;
+}
+
+void
+mst_diff_free(MstDiff *diff)
+{
+	for (size_t i = 0; i < diff->n_ops; i++)
+		rs_free(diff->ops[i].key);
+	rs_free(diff->ops);
+	diff->ops = NULL;
+	diff->n_ops = 0;
+	mst_cid_list_free(&diff->nodes_added);
+	mst_cid_list_free(&diff->nodes_removed);
+}
