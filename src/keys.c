@@ -1,9 +1,11 @@
 /*
- * keys.c - base58btc and Ed25519 did:key.
+ * keys.c - base58btc, Ed25519 did:key, Ed25519 signing and secretbox sealing.
  */
 #include "keys.h"
 
 #include <string.h>
+
+#include <sodium.h>
 
 static const char base58_alphabet[] =
 "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -215,4 +217,89 @@ did_key_strerror(DidKeyError err)
 			return "The key is not 32 bytes long.";
 	}
 	return "Unknown did:key error.";
+}
+
+/* ---- Ed25519 ---- */
+
+_Static_assert(crypto_sign_SEEDBYTES == ED25519_SEED_LEN, "seed length");
+_Static_assert(crypto_sign_PUBLICKEYBYTES == ED25519_PUBLIC_KEY_LEN, "public key length");
+_Static_assert(crypto_sign_BYTES == ED25519_SIGNATURE_LEN, "signature length");
+
+void
+rs_ed25519_keypair(uint8_t seed[ED25519_SEED_LEN],
+				   uint8_t pk[ED25519_PUBLIC_KEY_LEN])
+{
+	randombytes_buf(seed, ED25519_SEED_LEN);
+	rs_ed25519_pk_from_seed(seed, pk);
+}
+
+void
+rs_ed25519_pk_from_seed(const uint8_t seed[ED25519_SEED_LEN],
+						uint8_t pk[ED25519_PUBLIC_KEY_LEN])
+{
+	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
+
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(sk, sizeof(sk));
+}
+
+void
+rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
+				const uint8_t *msg, size_t len,
+				uint8_t sig[ED25519_SIGNATURE_LEN])
+{
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES];
+	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
+
+	crypto_sign_seed_keypair(pk, sk, seed);
+	crypto_sign_detached(sig, NULL, msg, len, sk);
+	sodium_memzero(sk, sizeof(sk));
+}
+
+bool
+rs_ed25519_verify(const uint8_t pk[ED25519_PUBLIC_KEY_LEN],
+				  const uint8_t *msg, size_t len,
+				  const uint8_t sig[ED25519_SIGNATURE_LEN])
+{
+	/* libsodium also rejects small-order keys and non-canonical S. */
+	return crypto_sign_verify_detached(sig, msg, len, pk) == 0;
+}
+
+/* ---- sealing (XSalsa20-Poly1305 secretbox) ---- */
+
+_Static_assert(crypto_secretbox_KEYBYTES == RS_MASTER_KEY_LEN, "master key length");
+_Static_assert(crypto_secretbox_NONCEBYTES == RS_SEAL_NONCE_LEN, "nonce length");
+_Static_assert(crypto_secretbox_MACBYTES == RS_SEAL_MAC_LEN, "MAC length");
+
+void
+rs_seal(const uint8_t master[RS_MASTER_KEY_LEN],
+		const uint8_t *plain, size_t len, RsBuf *out)
+{
+	uint8_t    *p;
+
+	/* One reservation: callers that pre-size out see no allocation here. */
+	rs_buf_reserve(out, RS_SEALED_LEN(len));
+	p = out->data + out->len;
+	p[0] = RS_SEAL_VERSION;
+	randombytes_buf(p + 1, RS_SEAL_NONCE_LEN);
+	crypto_secretbox_easy(p + 1 + RS_SEAL_NONCE_LEN, plain, len, p + 1, master);
+	out->len += RS_SEALED_LEN(len);
+}
+
+bool
+rs_unseal(const uint8_t master[RS_MASTER_KEY_LEN],
+		  const uint8_t *sealed, size_t len,
+		  uint8_t *plain_out, size_t plain_len)
+{
+	const uint8_t *nonce = sealed + 1;
+	const uint8_t *box = sealed + 1 + RS_SEAL_NONCE_LEN;
+
+	if (len != RS_SEALED_LEN(plain_len) || sealed[0] != RS_SEAL_VERSION ||
+		crypto_secretbox_open_easy(plain_out, box, len - 1 - RS_SEAL_NONCE_LEN,
+								   nonce, master) != 0)
+	{
+		sodium_memzero(plain_out, plain_len);
+		return false;
+	}
+	return true;
 }
