@@ -1,15 +1,18 @@
 /*
  * repo_stream.c - module entry point: routes the pure modules' allocations
- * into palloc so an ERROR anywhere releases them with the memory context.
+ * into palloc so an ERROR anywhere releases them with the memory context,
+ * and defines the GUCs.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include <sodium.h>
 
 #include "buf.h"
+#include "keys_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,4 +47,9 @@ _PG_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("repo_stream: libsodium failed to initialize")));
+
+	rs_keys_define_gucs();
+
+	/* Last: drops placeholders "repo_stream.*" that no module defined. */
+	MarkGUCPrefixReserved("repo_stream");
 }
