@@ -1,6 +1,7 @@
 /*
  * repo_stream.c - module entry point: routes the pure modules' allocations
- * into palloc so an ERROR anywhere releases them with the memory context.
+ * into palloc so an ERROR anywhere releases them with the memory context,
+ * and defines the GUCs.
  */
 #include "postgres.h"
 
@@ -13,6 +14,7 @@
 #include "buf.h"
 #include "commit_sql.h"
 #include "eventlog_sql.h"
+#include "keys_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,10 +47,14 @@ _PG_init(void)
 
 	rs_commit_init();
 	rs_eventlog_define_gucs();
-	MarkGUCPrefixReserved("repo_stream");
 
 	if (sodium_init() < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("repo_stream: libsodium failed to initialize")));
+
+	rs_keys_define_gucs();
+
+	/* Last: drops placeholders "repo_stream.*" that no module defined. */
+	MarkGUCPrefixReserved("repo_stream");
 }

@@ -1,0 +1,426 @@
+/*
+ * keys_sql.c - repo signing keys in the backend.
+ *
+ * Each repo's Ed25519 seed is stored only sealed (keys.h) under a 32-byte
+ * master key that lives in a file outside the database, so neither SQL nor
+ * a pg_dump ever sees a usable private key.  The file is
+ * repo_stream.master_key_file (superuser-only, hidden from other roles), by
+ * default repo_stream_master.key in the data directory.  It must be a
+ * regular file of exactly 32 bytes, owned by the server's OS user, mode
+ * 0600 or stricter.
+ *
+ * The file is created only when the caller says so, which the write path
+ * does only while no sealed key exists yet.  Otherwise a missing file, or
+ * one that did not seal the key at hand, is an ERROR: signing never falls
+ * back to a new key, which would make every existing repo unverifiable.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "keys.h"
+#include "keys_sql.h"
+
+#define MASTER_KEY_DEFAULT_NAME "repo_stream_master.key"
+
+PG_FUNCTION_INFO_V1(rs_verify_signature);
+PG_FUNCTION_INFO_V1(rs_keys_generate_sql);
+PG_FUNCTION_INFO_V1(rs_keys_sign_sql);
+
+static char *master_key_file_setting = NULL;
+
+/* Per-backend cache: the key, and the absolute path it was read from. */
+static uint8 master_key[RS_MASTER_KEY_LEN];
+static char *master_key_path = NULL;	/* NULL when nothing is cached */
+
+void
+rs_keys_define_gucs(void)
+{
+	/* GUC_SUPERUSER_ONLY: other roles can neither SHOW nor see it in pg_settings. */
+	DefineCustomStringVariable("repo_stream.master_key_file",
+							   "File holding the master key that seals repo signing keys.",
+							   "Empty means " MASTER_KEY_DEFAULT_NAME " in the data directory; "
+							   "a relative path is relative to the data directory.",
+							   &master_key_file_setting,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+}
+
+/* Absolute path of the master key file the setting names; palloc'd. */
+static char *
+master_key_file_path(void)
+{
+	const char *setting = master_key_file_setting;
+	char	   *path;
+
+	if (setting == NULL || setting[0] == '\0')
+		setting = MASTER_KEY_DEFAULT_NAME;
+	if (is_absolute_path(setting))
+		path = pstrdup(setting);
+	else
+		path = psprintf("%s/%s", DataDir, setting);
+	canonicalize_path(path);
+	return path;
+}
+
+static void
+forget_master_key(void)
+{
+	sodium_memzero(master_key, sizeof(master_key));
+	if (master_key_path != NULL)
+	{
+		pfree(master_key_path);
+		master_key_path = NULL;
+	}
+}
+
+/*
+ * Reads and checks the key file into key.  False if the file does not
+ * exist; every other problem is an ERROR naming the path.
+ */
+static bool
+read_master_key(const char *path, uint8 key[RS_MASTER_KEY_LEN])
+{
+	int			fd;
+	struct stat st;
+	ssize_t		n;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return false;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open repo_stream master key file \"%s\": %m", path)));
+	}
+
+	/* Check the opened file itself, so a swap after the check cannot slip in. */
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat repo_stream master key file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" is not a regular file", path)));
+	if (st.st_uid != geteuid())
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" is not owned by the server's OS user", path),
+				 errdetail("The file is owned by user ID %u; the server runs as user ID %u.",
+						   (unsigned) st.st_uid, (unsigned) geteuid()),
+				 errhint("Give the file to the server's OS user (chown) and make it mode 0600.")));
+	if ((st.st_mode & 07777 & ~(S_IRUSR | S_IWUSR)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" has permissions %04o, which allow too much",
+						path, (unsigned) (st.st_mode & 07777)),
+				 errdetail("The master key file must be mode 0600 or stricter: no access for group or others."),
+				 errhint("Run chmod 600 on the file.")));
+	if (st.st_size != RS_MASTER_KEY_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" is %lld bytes long, not %d",
+						path, (long long) st.st_size, RS_MASTER_KEY_LEN),
+				 errdetail("A master key file holds exactly %d random bytes.", RS_MASTER_KEY_LEN),
+				 errhint("Restore the master key file from a backup.")));
+
+	errno = 0;
+	n = read(fd, key, RS_MASTER_KEY_LEN);
+	if (n != RS_MASTER_KEY_LEN)
+	{
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read repo_stream master key file \"%s\": %m", path)));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("could not read repo_stream master key file \"%s\": read %zd of %d bytes",
+						path, n, RS_MASTER_KEY_LEN)));
+	}
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close repo_stream master key file \"%s\": %m", path)));
+	return true;
+}
+
+/*
+ * Creates the key file with fresh random bytes.  The bytes go to a private
+ * temporary file, which is fsynced and then hard-linked into place: link()
+ * never replaces an existing file, so a concurrent creator's key survives
+ * (we then use theirs), and the final name never holds a partial key even
+ * after a crash.
+ */
+static void
+create_master_key(const char *path)
+{
+	char	   *tmp = psprintf("%s.%d.tmp", path, (int) MyProcPid);
+	char	   *dir;
+	uint8		key[RS_MASTER_KEY_LEN];
+	int			fd;
+	int			save_errno;
+	bool		created;
+
+	/* A leftover of a crashed backend with our pid; its key was never used. */
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not remove stale file \"%s\": %m", tmp)));
+
+	fd = OpenTransientFilePerm(tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY,
+							   S_IRUSR | S_IWUSR);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create repo_stream master key file \"%s\": %m", tmp)));
+
+	randombytes_buf(key, sizeof(key));
+	errno = 0;
+	if (write(fd, key, sizeof(key)) != sizeof(key))
+	{
+		save_errno = errno ? errno : ENOSPC;
+		sodium_memzero(key, sizeof(key));
+		CloseTransientFile(fd);
+		unlink(tmp);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write repo_stream master key file \"%s\": %m", tmp)));
+	}
+	sodium_memzero(key, sizeof(key));
+
+	if (pg_fsync(fd) != 0)
+	{
+		save_errno = errno;
+		CloseTransientFile(fd);
+		unlink(tmp);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync repo_stream master key file \"%s\": %m", tmp)));
+	}
+	if (CloseTransientFile(fd) != 0)
+	{
+		save_errno = errno;
+		unlink(tmp);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close repo_stream master key file \"%s\": %m", tmp)));
+	}
+
+	created = link(tmp, path) == 0;
+	save_errno = errno;
+	if (unlink(tmp) != 0)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove temporary file \"%s\": %m", tmp)));
+	if (!created && save_errno != EEXIST)
+	{
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create repo_stream master key file \"%s\": %m", path)));
+	}
+
+	/* Make the new directory entry (and the unlink) durable. */
+	dir = pstrdup(path);
+	get_parent_directory(dir);
+	fsync_fname_ext(dir, true, false, ERROR);
+
+	if (created)
+		ereport(LOG,
+				(errmsg("repo_stream created master key file \"%s\"", path),
+				 errdetail("Repo signing keys are sealed under this key; without the file they cannot be used."),
+				 errhint("Back up this file, separately from database backups.")));
+	pfree(dir);
+	pfree(tmp);
+}
+
+const uint8 *
+rs_master_key(bool may_create)
+{
+	char	   *path = master_key_file_path();
+
+	if (master_key_path != NULL && strcmp(path, master_key_path) == 0)
+	{
+		pfree(path);
+		return master_key;
+	}
+
+	forget_master_key();
+	if (!read_master_key(path, master_key))
+	{
+		if (!may_create)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("repo_stream master key file \"%s\" does not exist", path),
+					 errdetail("Signing keys sealed under the master key cannot be used without it, "
+							   "and a new master key is created only while no sealed signing key exists."),
+					 errhint("Restore the master key file from a backup, or set repo_stream.master_key_file to its location.")));
+		create_master_key(path);
+		/* Read back what is now there: ours, or a concurrent creator's. */
+		if (!read_master_key(path, master_key))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("repo_stream master key file \"%s\" disappeared right after it was created", path)));
+	}
+	master_key_path = MemoryContextStrdup(TopMemoryContext, path);
+	pfree(path);
+	return master_key;
+}
+
+void
+rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
+				 char did_key_out[DID_KEY_ED25519_LEN + 1])
+{
+	const uint8 *master = rs_master_key(may_create_master);
+	uint8		seed[ED25519_SEED_LEN];
+	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+
+	/* Room first, so nothing can ERROR while the seed is on the stack. */
+	rs_buf_reserve(sealed_out, RS_SEALED_LEN(ED25519_SEED_LEN));
+	rs_ed25519_keypair(seed, pk);
+	rs_seal(master, seed, sizeof(seed), sealed_out);
+	sodium_memzero(seed, sizeof(seed));
+
+	did_key_format_ed25519(pk, did_key_out);
+}
+
+void
+rs_keys_sign(const uint8 *sealed, size_t sealed_len,
+			 const uint8 *msg, size_t len,
+			 uint8 sig[ED25519_SIGNATURE_LEN])
+{
+	const uint8 *master;
+	uint8		seed[ED25519_SEED_LEN];
+
+	/* Shape problems are the blob's fault whatever the master key. */
+	if (sealed_len != RS_SEALED_LEN(ED25519_SEED_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("sealed signing key is malformed"),
+				 errdetail("A sealed Ed25519 key is %d bytes long, not %zu.",
+						   (int) RS_SEALED_LEN(ED25519_SEED_LEN), sealed_len)));
+	if (sealed[0] != RS_SEAL_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("sealed signing key is malformed"),
+				 errdetail("Its format version is %d; the only known version is %d.",
+						   sealed[0], RS_SEAL_VERSION)));
+
+	master = rs_master_key(false);
+
+	/*
+	 * Authentication failure means another master key sealed this key (or
+	 * the sealed bytes were altered: the MAC cannot tell which).  F0000:
+	 * the fix is in the server's configuration, and 28P01 would read as a
+	 * failed client login.
+	 */
+	if (!rs_unseal(master, sealed, sealed_len, seed, sizeof(seed)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" does not match the key that sealed this repo's signing key",
+						master_key_path),
+				 errdetail("The sealed signing key failed authentication: the master key file was replaced "
+						   "after the key was sealed, or the sealed key was modified. Nothing was signed."),
+				 errhint("Restore the master key file that was in use when the repo's key was created, "
+						 "or point repo_stream.master_key_file at it.")));
+
+	rs_ed25519_sign(seed, msg, len, sig);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+void
+rs_did_key_parse_or_error(const char *text, size_t len,
+						  uint8 pub[ED25519_PUBLIC_KEY_LEN])
+{
+	DidKeyError err;
+
+	if (!did_key_parse_ed25519(text, len, pub, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid Ed25519 did:key: \"%s\"", pnstrdup(text, len)),
+				 errdetail("%s", did_key_strerror(err))));
+}
+
+/* ---- SQL ---- */
+
+/* verify_signature(did_key text, message bytea, signature bytea) → boolean */
+Datum
+rs_verify_signature(PG_FUNCTION_ARGS)
+{
+	text	   *did = PG_GETARG_TEXT_PP(0);
+	bytea	   *msg = PG_GETARG_BYTEA_PP(1);
+	bytea	   *sig = PG_GETARG_BYTEA_PP(2);
+	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+
+	rs_did_key_parse_or_error(VARDATA_ANY(did), VARSIZE_ANY_EXHDR(did), pk);
+	if (VARSIZE_ANY_EXHDR(sig) != ED25519_SIGNATURE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Ed25519 signature length: %d bytes", (int) VARSIZE_ANY_EXHDR(sig)),
+				 errdetail("An Ed25519 signature is exactly %d bytes.", ED25519_SIGNATURE_LEN)));
+
+	PG_RETURN_BOOL(rs_ed25519_verify(pk, (const uint8 *) VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg),
+									 (const uint8 *) VARDATA_ANY(sig)));
+}
+
+/* _keys_generate(may_create boolean, OUT sealed bytea, OUT did_key text) */
+Datum
+rs_keys_generate_sql(PG_FUNCTION_ARGS)
+{
+	bool		may_create = PG_GETARG_BOOL(0);
+	TupleDesc	tupdesc;
+	RsBuf		sealed;
+	char		did[DID_KEY_ED25519_LEN + 1];
+	bytea	   *sealed_bytea;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	rs_buf_init(&sealed, RS_SEALED_LEN(ED25519_SEED_LEN));
+	rs_keys_generate(may_create, &sealed, did);
+	sealed_bytea = palloc(VARHDRSZ + sealed.len);
+	SET_VARSIZE(sealed_bytea, VARHDRSZ + sealed.len);
+	memcpy(VARDATA(sealed_bytea), sealed.data, sealed.len);
+	rs_buf_free(&sealed);
+
+	values[0] = PointerGetDatum(sealed_bytea);
+	values[1] = CStringGetTextDatum(did);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* _keys_sign(sealed bytea, msg bytea) → bytea (64-byte signature) */
+Datum
+rs_keys_sign_sql(PG_FUNCTION_ARGS)
+{
+	bytea	   *sealed = PG_GETARG_BYTEA_PP(0);
+	bytea	   *msg = PG_GETARG_BYTEA_PP(1);
+	bytea	   *sig = palloc(VARHDRSZ + ED25519_SIGNATURE_LEN);
+
+	rs_keys_sign((const uint8 *) VARDATA_ANY(sealed), VARSIZE_ANY_EXHDR(sealed),
+				 (const uint8 *) VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg),
+				 (uint8 *) VARDATA(sig));
+	SET_VARSIZE(sig, VARHDRSZ + ED25519_SIGNATURE_LEN);
+	PG_RETURN_BYTEA_P(sig);
+}
