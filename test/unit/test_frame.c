@@ -1,0 +1,1074 @@
+/*
+ * test_frame.c - unit tests of the CARv1, commit and frame modules.
+ */
+#define _GNU_SOURCE				/* memmem */
+#include <stdlib.h>
+#include <sodium.h>
+
+#include "car.h"
+#include "cbor.h"
+#include "cid.h"
+#include "commit.h"
+#include "frame.h"
+#include "tap.h"
+
+static size_t
+unhex(const char *hex, uint8_t *out)
+{
+	size_t		n = strlen(hex) / 2;
+
+	for (size_t i = 0; i < n; i++)
+		sscanf(hex + 2 * i, "%2hhx", &out[i]);
+	return n;
+}
+
+static char *
+tohex(const uint8_t *b, size_t n)
+{
+	char	   *s = malloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		sprintf(s + 2 * i, "%02x", b[i]);
+	s[2 * n] = '\0';
+	return s;
+}
+
+/* hex of a DAG-CBOR text string (short ones only: < 256 bytes) */
+static void
+hex_text(char *out, const char *s)
+{
+	size_t		n = strlen(s);
+
+	if (n < 24)
+		sprintf(out, "%02x", 0x60 + (unsigned) n);
+	else
+		sprintf(out, "78%02x", (unsigned) n);
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + strlen(out), "%02x", (uint8_t) s[i]);
+}
+
+static void
+dagcbor_cid_of(const char *text, uint8_t cid[CID_LEN])
+{
+	RsBuf		b;
+
+	rs_buf_init(&b, 32);
+	dcbor_put_map(&b, 1);
+	dcbor_put_cstr(&b, "text");
+	dcbor_put_cstr(&b, text);
+	cid_for_dagcbor(b.data, b.len, cid);
+	rs_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ CAR */
+
+static void
+test_car_round_trip(void)
+{
+	RsBuf		car,
+				rec1,
+				rec2;
+	uint8_t		c1[CID_LEN],
+				c2[CID_LEN],
+				c3[CID_LEN],
+				root[CID_LEN];
+	const uint8_t raw[] = "raw bytes, not CBOR";
+	CarReader	r;
+	CarBlock	b;
+	CarIndex	idx;
+	char	   *hex;
+	int			n = 0;
+
+	rs_buf_init(&rec1, 16);
+	rs_buf_init(&rec2, 16);
+	dcbor_put_map(&rec1, 1);
+	dcbor_put_cstr(&rec1, "a");
+	dcbor_put_uint(&rec1, 1);
+	dcbor_put_array(&rec2, 2);
+	dcbor_put_cstr(&rec2, "x");
+	dcbor_put_null(&rec2);
+	cid_for_dagcbor(rec1.data, rec1.len, c1);
+	cid_for_dagcbor(rec2.data, rec2.len, c2);
+	cid_for_raw(raw, sizeof(raw) - 1, c3);
+
+	rs_buf_init(&car, 64);
+	car_write_header(&car, c1);
+	hex = tohex(car.data, car.len);
+	ok(strncmp(hex, "3aa265726f6f747381d82a58250001711220", 36) == 0 &&
+	   strcmp(hex + strlen(hex) - 18, "6776657273696f6e01") == 0 && car.len == 59,
+	   "CAR header: varint 58, {roots: [link], version: 1} in canonical order");
+	free(hex);
+	car_write_block(&car, c1, rec1.data, rec1.len);
+	car_write_block(&car, c2, rec2.data, rec2.len);
+	car_write_block(&car, c3, raw, sizeof(raw) - 1);
+	car_write_block(&car, c1, rec1.data, rec1.len);	/* a repeat is legal */
+	ok(car.data[59] == CID_LEN + rec1.len, "block length varint = len(cid) + len(data)");
+
+	ok(car_reader_open(&r, car.data, car.len) == CAR_OK, "CAR reader opens what the writer wrote");
+	ok(r.n_roots == 1 && memcmp(r.root, c1, CID_LEN) == 0, "one root, the one written");
+	ok(car_reader_root(&r, 0, root) && memcmp(root, c1, CID_LEN) == 0, "car_reader_root(0)");
+	ok(!car_reader_root(&r, 1, root), "car_reader_root past the end is false");
+	while (car_reader_next(&r, &b))
+	{
+		const uint8_t *want_cid = n == 1 ? c2 : n == 2 ? c3 : c1;
+		const uint8_t *want = n == 1 ? rec2.data : n == 2 ? raw : rec1.data;
+		size_t		want_len = n == 1 ? rec2.len : n == 2 ? sizeof(raw) - 1 : rec1.len;
+
+		ok(memcmp(b.cid, want_cid, CID_LEN) == 0 && b.len == want_len &&
+		   memcmp(b.data, want, want_len) == 0, "block %d reads back", n);
+		n++;
+	}
+	ok(n == 4 && r.err == CAR_OK && r.pos == car.len, "four blocks, clean end");
+	ok(car_validate(car.data, car.len, NULL) == CAR_OK, "car_validate accepts it");
+
+	ok(car_index_build(car.data, car.len, &idx, NULL) == CAR_OK && idx.n == 3,
+	   "index holds three distinct blocks");
+	ok(car_index_get(&idx, c2) != NULL && car_index_get(&idx, c2)->len == rec2.len &&
+	   car_index_get(&idx, c3) != NULL && car_index_get(&idx, c1) != NULL,
+	   "index finds every block by CID");
+	c3[10] ^= 1;
+	ok(car_index_get(&idx, c3) == NULL, "index misses an absent CID");
+	ok(memcmp(idx.root, c1, CID_LEN) == 0, "index records the root");
+	car_index_free(&idx);
+
+	/* header with no blocks is a valid CAR */
+	car.len = 59;
+	ok(car_validate(car.data, car.len, NULL) == CAR_OK, "header-only CAR is valid");
+	rs_buf_free(&car);
+	rs_buf_free(&rec1);
+	rs_buf_free(&rec2);
+}
+
+static void
+test_car_varint(void)
+{
+	static const uint64_t values[] = {0, 1, 127, 128, 255, 300, 16383, 16384,
+	(UINT64_C(1) << 35) + 5, (UINT64_C(1) << 63) - 1};
+
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+	{
+		RsBuf		b;
+		uint64_t	v = 0;
+		int			shift = 0;
+		size_t		k;
+
+		rs_buf_init(&b, 4);
+		car_put_varint(&b, values[i]);
+		for (k = 0; k < b.len; k++, shift += 7)
+			v |= (uint64_t) (b.data[k] & 0x7f) << shift;
+		ok(v == values[i] && !(b.data[b.len - 1] & 0x80) &&
+		   (b.len == 1 || b.data[b.len - 1] != 0), "varint %llu: %zu bytes, shortest",
+		   (unsigned long long) values[i], b.len);
+		rs_buf_free(&b);
+	}
+}
+
+/* A valid CAR (root + 1 dag-cbor block) as hex-editable bytes. */
+static size_t
+sample_car(uint8_t *out, size_t *block_at)
+{
+	RsBuf		car,
+				rec;
+	uint8_t		cid[CID_LEN];
+	size_t		n;
+
+	rs_buf_init(&rec, 16);
+	dcbor_put_map(&rec, 1);
+	dcbor_put_cstr(&rec, "a");
+	dcbor_put_uint(&rec, 1);
+	cid_for_dagcbor(rec.data, rec.len, cid);
+	rs_buf_init(&car, 128);
+	car_write_header(&car, cid);
+	*block_at = car.len;
+	car_write_block(&car, cid, rec.data, rec.len);
+	memcpy(out, car.data, car.len);
+	n = car.len;
+	rs_buf_free(&car);
+	rs_buf_free(&rec);
+	return n;
+}
+
+static void
+expect_car(const uint8_t *data, size_t len, CarError want, const char *what)
+{
+	size_t		off = 0;
+	CarError	got = car_validate(data, len, &off);
+
+	ok(got == want, "CAR %s -> %s (got %s at %zu)", what, car_strerror(want), car_strerror(got), off);
+}
+
+static void
+test_car_rejections(void)
+{
+	uint8_t		good[256],
+				b[300];
+	size_t		at;
+	size_t		n = sample_car(good, &at);
+	CarIndex	idx;
+
+	expect_car(good, n, CAR_OK, "sample");
+	expect_car(good, 0, CAR_ERR_EMPTY, "empty input");
+	expect_car((const uint8_t *) "\x80", 1, CAR_ERR_VARINT_TRUNCATED, "truncated header varint");
+	expect_car((const uint8_t *) "\xba\x00", 2, CAR_ERR_VARINT_NOT_MINIMAL, "non-minimal header varint (0xba 0x00)");
+	expect_car((const uint8_t *) "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10,
+			   CAR_ERR_VARINT_TOO_LONG, "10-byte varint");
+	expect_car(good, 40, CAR_ERR_LENGTH, "header length past the end");
+	expect_car((const uint8_t *) "\x00", 1, CAR_ERR_HEADER_CBOR, "zero-length header");
+
+	/* non-minimal header length: same CAR with 0x3a written as 0xba 0x00 */
+	b[0] = 0xba;
+	b[1] = 0x00;
+	memcpy(b + 2, good + 1, n - 1);
+	expect_car(b, n + 1, CAR_ERR_VARINT_NOT_MINIMAL, "whole CAR with a padded header varint");
+
+	/* header not DAG-CBOR: make the version a float */
+	memcpy(b, good, n);
+	b[58] = 0xf9;
+	expect_car(b, n, CAR_ERR_HEADER_CBOR, "header with a float");
+
+	/* {roots, version: 2} */
+	memcpy(b, good, n);
+	b[58] = 0x02;
+	expect_car(b, n, CAR_ERR_VERSION, "version 2");
+
+	/* {roots: []} etc. built by hand */
+	{
+		uint8_t		h[80];
+		size_t		k;
+
+		k = unhex("00a265726f6f7473806776657273696f6e01", h);
+		h[0] = (uint8_t) (k - 1);
+		expect_car(h, k, CAR_ERR_ROOTS, "empty roots");
+		k = unhex("0fa265726f6f7473816161" "6776657273696f6e01", h);
+		h[0] = (uint8_t) (k - 1);
+		expect_car(h, k, CAR_ERR_ROOTS, "roots with a string");
+		k = unhex("0aa16776657273696f6e01", h);
+		h[0] = (uint8_t) (k - 1);
+		expect_car(h, k, CAR_ERR_ROOTS, "no roots");
+		k = unhex("a16776657273696f6e02", h + 1);
+		h[0] = (uint8_t) k;
+		expect_car(h, k + 1, CAR_ERR_VERSION, "CARv2-style {version: 2}");
+		k = unhex("a3617801" "65726f6f747381d82a58250001711220" "0000000000000000000000000000000000000000000000000000000000000000" "6776657273696f6e01", h + 1);
+		h[0] = (uint8_t) k;
+		expect_car(h, k + 1, CAR_ERR_HEADER_SHAPE, "extra header key");
+		k = unhex("8101", h + 1);
+		h[0] = (uint8_t) k;
+		expect_car(h, k + 1, CAR_ERR_HEADER_SHAPE, "header is an array");
+	}
+
+	/* block: length past the end, truncated varint, short, bad CID, bad hash */
+	expect_car(good, n - 1, CAR_ERR_LENGTH, "block cut short by one byte");
+	expect_car(good, at + 0, CAR_OK, "CAR cut at a block boundary");
+	memcpy(b, good, n);
+	b[n] = 0x80;
+	expect_car(b, n + 1, CAR_ERR_VARINT_TRUNCATED, "truncated block varint");
+	memcpy(b, good, n);
+	b[n] = 0x85;
+	b[n + 1] = 0x00;
+	expect_car(b, n + 2, CAR_ERR_VARINT_NOT_MINIMAL, "non-minimal block varint");
+	memcpy(b, good, n);
+	b[n] = 0x03;
+	memcpy(b + n + 1, "\x01\x71\x12", 3);
+	expect_car(b, n + 4, CAR_ERR_BLOCK_SHORT, "3-byte block");
+	memcpy(b, good, n);
+	b[at + 2] = 0x70;			/* dag-pb codec */
+	expect_car(b, n, CAR_ERR_CID, "dag-pb CID");
+	memcpy(b, good, n);
+	b[at + 1] = 0x00;			/* CIDv0-looking version byte */
+	expect_car(b, n, CAR_ERR_CID, "CID version 0");
+	memcpy(b, good, n);
+	b[n - 1] ^= 0x01;
+	expect_car(b, n, CAR_ERR_HASH, "block bytes changed");
+	memcpy(b, good, n);
+	b[at + 20] ^= 0x01;
+	expect_car(b, n, CAR_ERR_HASH, "CID digest changed");
+	ok(car_index_build(b, n, &idx, NULL) == CAR_ERR_HASH && idx.blocks == NULL,
+	   "index build fails cleanly on a bad block");
+}
+
+static void
+test_car_mutations(void)
+{
+	uint8_t		good[256],
+				b[256];
+	size_t		at;
+	size_t		n = sample_car(good, &at);
+	unsigned	seed = 11;
+	int			valid = 0,
+				invalid = 0;
+
+	for (int round = 0; round < 100000; round++)
+	{
+		size_t		len = n;
+		CarIndex	idx;
+
+		memcpy(b, good, n);
+		for (int k = 0; k < 1 + round % 3; k++)
+			b[rand_r(&seed) % n] = (uint8_t) rand_r(&seed);
+		if (round % 5 == 0)
+			len = rand_r(&seed) % (n + 1);
+		if (car_validate(b, len, NULL) == CAR_OK)
+			valid++;
+		else
+			invalid++;
+		if (car_index_build(b, len, &idx, NULL) == CAR_OK)
+			car_index_free(&idx);
+	}
+	ok(invalid > 0 && valid + invalid == 100000, "100000 CAR mutations: %d valid, %d rejected, no crash",
+	   valid, invalid);
+}
+
+/* --------------------------------------------------------------- commit */
+
+static const char *TEST_DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+static const char *TEST_REV = "3jzfcijpj2z2a";
+
+static void
+sample_commit(RepoCommit *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->did = TEST_DID;
+	c->did_len = strlen(TEST_DID);
+	c->rev = TEST_REV;
+	c->rev_len = strlen(TEST_REV);
+	dagcbor_cid_of("root", c->data);
+}
+
+static void
+test_commit(void)
+{
+	RepoCommit	c,
+				d;
+	RsBuf		u,
+				s;
+	char		want[1024],
+				t[256],
+			   *got;
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES],
+				sk[crypto_sign_SECRETKEYBYTES];
+	char		msg[256];
+	char	   *link;
+
+	sample_commit(&c);
+	rs_buf_init(&u, 128);
+	commit_encode_unsigned(&c, &u);
+	/* {did, rev, data, prev: null, version: 3} */
+	link = tohex(c.data, CID_LEN);
+	strcpy(want, "a5" "63646964");
+	hex_text(t, TEST_DID);
+	strcat(want, t);
+	strcat(want, "63726576");
+	hex_text(t, TEST_REV);
+	strcat(want, t);
+	strcat(want, "6464617461" "d82a582500");
+	strcat(want, link);
+	strcat(want, "6470726576" "f6" "6776657273696f6e" "03");
+	got = tohex(u.data, u.len);
+	is_str(got, want, "unsigned commit bytes: did, rev, data, prev null, version 3");
+	free(got);
+	ok(memmem(u.data, u.len, "sig", 3) == NULL, "unsigned bytes have no sig key");
+
+	crypto_sign_keypair(pk, sk);
+	crypto_sign_detached(c.sig, NULL, u.data, u.len, sk);
+	c.has_sig = true;
+	rs_buf_init(&s, 256);
+	commit_encode_signed(&c, &s);
+	{
+		char		sigpart[200];
+		char	   *sighex = tohex(c.sig, 64);
+
+		strcpy(want, "a6" "63646964");
+		hex_text(t, TEST_DID);
+		strcat(want, t);
+		strcat(want, "63726576");
+		hex_text(t, TEST_REV);
+		strcat(want, t);
+		sprintf(sigpart, "63736967" "5840%s", sighex);
+		strcat(want, sigpart);
+		strcat(want, "6464617461" "d82a582500");
+		strcat(want, link);
+		strcat(want, "6470726576" "f6" "6776657273696f6e" "03");
+		free(sighex);
+	}
+	got = tohex(s.data, s.len);
+	is_str(got, want, "signed commit bytes: sig (64 bytes) between rev and data");
+	free(got);
+	free(link);
+	ok(dcbor_validate(s.data, s.len, NULL) == DCBOR_OK, "signed commit is canonical DAG-CBOR");
+
+	ok(commit_decode(s.data, s.len, true, &d, msg, sizeof(msg)) == COMMIT_OK, "signed commit decodes");
+	ok(d.did_len == c.did_len && memcmp(d.did, c.did, c.did_len) == 0 &&
+	   d.rev_len == c.rev_len && memcmp(d.rev, c.rev, c.rev_len) == 0 &&
+	   memcmp(d.data, c.data, CID_LEN) == 0 && !d.has_prev && d.has_sig &&
+	   memcmp(d.sig, c.sig, 64) == 0, "decoded fields match");
+	ok(commit_verify_sig(&d, pk), "signature verifies over the re-encoded unsigned bytes");
+	d.sig[5] ^= 1;
+	ok(!commit_verify_sig(&d, pk), "flipped signature byte fails");
+	d.sig[5] ^= 1;
+	pk[0] ^= 1;
+	ok(!commit_verify_sig(&d, pk), "wrong key fails");
+	ok(commit_decode(u.data, u.len, false, &d, NULL, 0) == COMMIT_OK && !d.has_sig,
+	   "unsigned commit decodes with require_sig false");
+	ok(commit_decode(u.data, u.len, true, &d, msg, sizeof(msg)) == COMMIT_ERR_SIG,
+	   "unsigned commit fails with require_sig: %s", msg);
+
+	/* rejections, each built by hand */
+	{
+		RsBuf		b;
+		RepoCommit	x;
+
+#define REJECT(WANT, WHAT, ...) do { \
+		rs_buf_init(&b, 128); __VA_ARGS__; \
+		CommitError e_ = commit_decode(b.data, b.len, true, &x, msg, sizeof(msg)); \
+		ok(e_ == (WANT), "commit %s -> %s (%s)", WHAT, commit_strerror(WANT), msg); \
+		rs_buf_free(&b); } while (0)
+
+#define PUT_STD(VERSION, PREV) \
+		dcbor_put_cstr(&b, "did"); dcbor_put_cstr(&b, TEST_DID); \
+		dcbor_put_cstr(&b, "rev"); dcbor_put_cstr(&b, TEST_REV); \
+		dcbor_put_cstr(&b, "sig"); dcbor_put_bytes(&b, c.sig, 64); \
+		dcbor_put_cstr(&b, "data"); dcbor_put_link(&b, c.data, CID_LEN); \
+		if (PREV) { dcbor_put_cstr(&b, "prev"); dcbor_put_null(&b); } \
+		dcbor_put_cstr(&b, "version"); dcbor_put_uint(&b, VERSION)
+
+		REJECT(COMMIT_ERR_VERSION, "version 2", dcbor_put_map(&b, 6); PUT_STD(2, 1));
+		REJECT(COMMIT_ERR_SHAPE, "without prev", dcbor_put_map(&b, 5); PUT_STD(3, 0));
+		REJECT(COMMIT_ERR_SHAPE, "with an extra field",
+			   dcbor_put_map(&b, 7); dcbor_put_cstr(&b, "x"); dcbor_put_uint(&b, 1); PUT_STD(3, 1));
+		REJECT(COMMIT_ERR_SHAPE, "that is an array", dcbor_put_array(&b, 0));
+		REJECT(COMMIT_ERR_CBOR, "with a trailing byte", dcbor_put_map(&b, 6); PUT_STD(3, 1); dcbor_put_null(&b));
+		REJECT(COMMIT_ERR_SIG, "with a 63-byte sig",
+			   dcbor_put_map(&b, 6);
+			   dcbor_put_cstr(&b, "did"); dcbor_put_cstr(&b, TEST_DID);
+			   dcbor_put_cstr(&b, "rev"); dcbor_put_cstr(&b, TEST_REV);
+			   dcbor_put_cstr(&b, "sig"); dcbor_put_bytes(&b, c.sig, 63);
+			   dcbor_put_cstr(&b, "data"); dcbor_put_link(&b, c.data, CID_LEN);
+			   dcbor_put_cstr(&b, "prev"); dcbor_put_null(&b);
+			   dcbor_put_cstr(&b, "version"); dcbor_put_uint(&b, 3));
+		REJECT(COMMIT_ERR_DID, "with did \"plc:abc\"",
+			   dcbor_put_map(&b, 6);
+			   dcbor_put_cstr(&b, "did"); dcbor_put_cstr(&b, "plc:abc");
+			   dcbor_put_cstr(&b, "rev"); dcbor_put_cstr(&b, TEST_REV);
+			   dcbor_put_cstr(&b, "sig"); dcbor_put_bytes(&b, c.sig, 64);
+			   dcbor_put_cstr(&b, "data"); dcbor_put_link(&b, c.data, CID_LEN);
+			   dcbor_put_cstr(&b, "prev"); dcbor_put_null(&b);
+			   dcbor_put_cstr(&b, "version"); dcbor_put_uint(&b, 3));
+		REJECT(COMMIT_ERR_REV, "with rev \"notatid\"",
+			   dcbor_put_map(&b, 6);
+			   dcbor_put_cstr(&b, "did"); dcbor_put_cstr(&b, TEST_DID);
+			   dcbor_put_cstr(&b, "rev"); dcbor_put_cstr(&b, "notatid");
+			   dcbor_put_cstr(&b, "sig"); dcbor_put_bytes(&b, c.sig, 64);
+			   dcbor_put_cstr(&b, "data"); dcbor_put_link(&b, c.data, CID_LEN);
+			   dcbor_put_cstr(&b, "prev"); dcbor_put_null(&b);
+			   dcbor_put_cstr(&b, "version"); dcbor_put_uint(&b, 3));
+		REJECT(COMMIT_ERR_SHAPE, "with data as text",
+			   dcbor_put_map(&b, 6);
+			   dcbor_put_cstr(&b, "did"); dcbor_put_cstr(&b, TEST_DID);
+			   dcbor_put_cstr(&b, "rev"); dcbor_put_cstr(&b, TEST_REV);
+			   dcbor_put_cstr(&b, "sig"); dcbor_put_bytes(&b, c.sig, 64);
+			   dcbor_put_cstr(&b, "data"); dcbor_put_cstr(&b, "bafy");
+			   dcbor_put_cstr(&b, "prev"); dcbor_put_null(&b);
+			   dcbor_put_cstr(&b, "version"); dcbor_put_uint(&b, 3));
+		{
+			RepoCommit	p;
+
+			/* v3 allows a prev link: decoded, and re-encoded as given */
+			rs_buf_init(&b, 128);
+			dcbor_put_map(&b, 6);
+			dcbor_put_cstr(&b, "did");
+			dcbor_put_cstr(&b, TEST_DID);
+			dcbor_put_cstr(&b, "rev");
+			dcbor_put_cstr(&b, TEST_REV);
+			dcbor_put_cstr(&b, "sig");
+			dcbor_put_bytes(&b, c.sig, 64);
+			dcbor_put_cstr(&b, "data");
+			dcbor_put_link(&b, c.data, CID_LEN);
+			dcbor_put_cstr(&b, "prev");
+			dcbor_put_link(&b, c.data, CID_LEN);
+			dcbor_put_cstr(&b, "version");
+			dcbor_put_uint(&b, 3);
+			ok(commit_decode(b.data, b.len, true, &p, NULL, 0) == COMMIT_OK && p.has_prev &&
+			   memcmp(p.prev, c.data, CID_LEN) == 0, "commit with a prev link decodes");
+			{
+				RsBuf		re;
+
+				rs_buf_init(&re, 128);
+				commit_encode_signed(&p, &re);
+				ok(re.len == b.len && memcmp(re.data, b.data, b.len) == 0,
+				   "and re-encodes to the same bytes");
+				rs_buf_free(&re);
+			}
+			rs_buf_free(&b);
+		}
+	}
+	rs_buf_free(&u);
+	rs_buf_free(&s);
+}
+
+/* --------------------------------------------------------------- frames */
+
+typedef struct SampleCommit
+{
+	FrameOp		ops[3];
+	RsBuf		car;
+	FrameCommit c;
+} SampleCommit;
+
+static void
+sample_frame_commit(SampleCommit *s, bool first)
+{
+	uint8_t		root[CID_LEN];
+	const char *time = "2024-05-06T07:08:09.123Z";
+
+	memset(s, 0, sizeof(*s));
+	dagcbor_cid_of("commit", root);
+	rs_buf_init(&s->car, 64);
+	car_write_header(&s->car, root);
+	s->ops[0].action = FRAME_ACTION_CREATE;
+	s->ops[0].path = "app.bsky.feed.post/3jzfcijpj2z2a";
+	s->ops[0].path_len = strlen(s->ops[0].path);
+	s->ops[0].has_cid = true;
+	dagcbor_cid_of("new post", s->ops[0].cid);
+	s->ops[1].action = FRAME_ACTION_UPDATE;
+	s->ops[1].path = "app.bsky.actor.profile/self";
+	s->ops[1].path_len = strlen(s->ops[1].path);
+	s->ops[1].has_cid = true;
+	dagcbor_cid_of("profile v2", s->ops[1].cid);
+	s->ops[1].has_prev = true;
+	dagcbor_cid_of("profile v1", s->ops[1].prev);
+	s->ops[2].action = FRAME_ACTION_DELETE;
+	s->ops[2].path = "app.bsky.feed.like/3jzfcijpj2z2b";
+	s->ops[2].path_len = strlen(s->ops[2].path);
+	s->ops[2].has_prev = true;
+	dagcbor_cid_of("like", s->ops[2].prev);
+
+	s->c.repo = TEST_DID;
+	s->c.repo_len = strlen(TEST_DID);
+	s->c.rev = "3jzfcijpj2z2c";
+	s->c.rev_len = 13;
+	if (!first)
+	{
+		s->c.since = TEST_REV;
+		s->c.since_len = 13;
+		s->c.has_prev_data = true;
+		dagcbor_cid_of("prev root", s->c.prev_data);
+	}
+	memcpy(s->c.commit, root, CID_LEN);
+	s->c.blocks = s->car.data;
+	s->c.blocks_len = s->car.len;
+	s->c.ops = s->ops;
+	s->c.n_ops = first ? 1 : 3;
+	s->c.time = time;
+	s->c.time_len = strlen(time);
+}
+
+static bool
+text_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static void
+test_frame_commit_round_trip(void)
+{
+	for (int first = 0; first < 2; first++)
+	{
+		SampleCommit s;
+		RsBuf		out;
+		Frame		f;
+		char		msg[256];
+		bool		same = true;
+		char	   *hex;
+
+		sample_frame_commit(&s, first);
+		rs_buf_init(&out, 256);
+		frame_encode_commit(&s.c, 42, &out);
+		hex = tohex(out.data, out.len);
+		ok(strncmp(hex, "a261746723636f6d6d6974626f7001", 30) == 0,
+		   "%s: header is {t: \"#commit\", op: 1}", first ? "first commit" : "commit");
+		free(hex);
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK,
+		   "commit frame decodes (%s)", msg);
+		ok(f.kind == FRAME_COMMIT && f.op == 1 && f.has_seq && f.seq == 42, "kind #commit, seq 42");
+		ok(dcbor_validate(f.header, f.header_len, NULL) == DCBOR_OK &&
+		   dcbor_validate(f.body, f.body_len, NULL) == DCBOR_OK,
+		   "header and body are each canonical DAG-CBOR (keys in order)");
+		ok(text_eq(f.commit.repo, f.commit.repo_len, s.c.repo, s.c.repo_len) &&
+		   text_eq(f.commit.rev, f.commit.rev_len, s.c.rev, s.c.rev_len) &&
+		   text_eq(f.commit.since, f.commit.since_len, s.c.since, s.c.since_len) &&
+		   text_eq(f.commit.time, f.commit.time_len, s.c.time, s.c.time_len) &&
+		   memcmp(f.commit.commit, s.c.commit, CID_LEN) == 0 &&
+		   f.commit.blocks_len == s.c.blocks_len &&
+		   memcmp(f.commit.blocks, s.c.blocks, s.c.blocks_len) == 0,
+		   "repo, rev, since, time, commit, blocks round-trip");
+		ok(f.commit.has_prev_data == s.c.has_prev_data &&
+		   (!first ? memcmp(f.commit.prev_data, s.c.prev_data, CID_LEN) == 0 : true),
+		   "prevData round-trips (%s)", first ? "absent" : "present");
+		ok(!f.commit.rebase && !f.commit.too_big && f.commit.n_blobs == 0,
+		   "rebase false, tooBig false, blobs []");
+		ok(f.commit.n_ops == s.c.n_ops, "op count");
+		for (size_t i = 0; i < f.commit.n_ops && i < s.c.n_ops; i++)
+		{
+			const FrameOp *a = &f.commit.ops[i],
+					   *b = &s.c.ops[i];
+
+			same &= a->action == b->action &&
+				text_eq(a->path, a->path_len, b->path, b->path_len) &&
+				a->has_cid == b->has_cid && a->has_prev == b->has_prev &&
+				(!a->has_cid || memcmp(a->cid, b->cid, CID_LEN) == 0) &&
+				(!a->has_prev || memcmp(a->prev, b->prev, CID_LEN) == 0);
+		}
+		ok(same, "ops round-trip");
+		/* the lexicon's "should not be defined": no prevData key, no prev on a create */
+		ok((memmem(out.data, out.len, "prevData", 8) == NULL) == (bool) first,
+		   "prevData key %s", first ? "omitted on a first commit" : "present");
+		{
+			/* the create op: a3 63 cid ... 64 path ... 66 action ... (3 keys) */
+			const uint8_t *p = memmem(f.body, f.body_len, "\x63ops", 4);
+
+			ok(p && p[4] == (0x80 | s.c.n_ops) && p[5] == 0xa3,
+			   "create op is a 3-key map {cid, path, action}");
+		}
+		if (!first)
+		{
+			const uint8_t *del = memmem(f.body, f.body_len, "\x63" "cid" "\xf6", 5);
+
+			ok(del != NULL, "delete op has cid null");
+		}
+		frame_free(&f);
+		rs_buf_free(&out);
+		rs_buf_free(&s.car);
+	}
+}
+
+static void
+test_frame_other_kinds(void)
+{
+	RsBuf		out;
+	Frame		f;
+	char		msg[256];
+	uint8_t		commit_cid[CID_LEN];
+	RsBuf		car;
+	char	   *hex;
+
+	dagcbor_cid_of("commit", commit_cid);
+	rs_buf_init(&car, 64);
+	car_write_header(&car, commit_cid);
+
+	{
+		FrameSync	s = {TEST_DID, strlen(TEST_DID), TEST_REV, 13, car.data, car.len,
+		"2024-01-01T00:00:00.000Z", 24};
+
+		rs_buf_init(&out, 128);
+		frame_encode_sync(&s, 7, &out);
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK && f.kind == FRAME_SYNC &&
+		   f.seq == 7 && text_eq(f.sync.did, f.sync.did_len, s.did, s.did_len) &&
+		   text_eq(f.sync.rev, f.sync.rev_len, s.rev, s.rev_len) &&
+		   f.sync.blocks_len == car.len && text_eq(f.sync.time, f.sync.time_len, s.time, s.time_len),
+		   "#sync round-trips (%s)", msg);
+		ok(dcbor_validate(f.body, f.body_len, NULL) == DCBOR_OK, "#sync body is canonical");
+		frame_free(&f);
+		rs_buf_free(&out);
+	}
+	for (int active = 0; active < 2; active++)
+	{
+		FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-01-01T00:00:00.000Z", 24, active,
+		active ? NULL : "deactivated", active ? 0 : 11};
+
+		rs_buf_init(&out, 128);
+		frame_encode_account(&a, 8, &out);
+		hex = tohex(out.data, out.len);
+		ok(strncmp(hex, "a2617468236163636f756e74626f7001", 32) == 0, "#account header");
+		free(hex);
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK && f.kind == FRAME_ACCOUNT &&
+		   f.seq == 8 && f.account.active == (bool) active &&
+		   text_eq(f.account.status, f.account.status_len, a.status, a.status_len),
+		   "#account (active %d) round-trips (%s)", active, msg);
+		ok(active ? memmem(out.data, out.len, "status", 6) == NULL : true,
+		   "#account: status omitted when active");
+		frame_free(&f);
+		rs_buf_free(&out);
+	}
+	for (int with_msg = 0; with_msg < 2; with_msg++)
+	{
+		FrameInfo	i = {"OutdatedCursor", 14, with_msg ? "cursor 5 is older than the window" : NULL,
+		with_msg ? 33 : 0};
+
+		rs_buf_init(&out, 128);
+		frame_encode_info(&i, &out);
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK && f.kind == FRAME_INFO &&
+		   !f.has_seq && text_eq(f.info.name, f.info.name_len, i.name, i.name_len) &&
+		   text_eq(f.info.message, f.info.message_len, i.message, i.message_len),
+		   "#info (message %d) round-trips (%s)", with_msg, msg);
+		frame_free(&f);
+		rs_buf_free(&out);
+	}
+	{
+		FrameErrorBody e = {"FutureCursor", 12, "cursor 99 is past the newest seq 10", 35};
+
+		rs_buf_init(&out, 128);
+		frame_encode_error(&e, &out);
+		hex = tohex(out.data, out.len);
+		ok(strncmp(hex, "a1626f7020a2656572726f72", 24) == 0, "error frame: {op: -1} then {error, message}");
+		free(hex);
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK && f.kind == FRAME_ERROR &&
+		   f.op == -1 && f.type == NULL &&
+		   text_eq(f.error.error, f.error.error_len, e.error, e.error_len) &&
+		   text_eq(f.error.message, f.error.message_len, e.message, e.message_len),
+		   "error frame round-trips (%s)", msg);
+		frame_free(&f);
+		rs_buf_free(&out);
+	}
+	{
+		/* an unknown kind decodes as OTHER, seq picked up */
+		rs_buf_init(&out, 64);
+		dcbor_put_map(&out, 2);
+		dcbor_put_cstr(&out, "t");
+		dcbor_put_cstr(&out, "#identity");
+		dcbor_put_cstr(&out, "op");
+		dcbor_put_int(&out, 1);
+		dcbor_put_map(&out, 3);
+		dcbor_put_cstr(&out, "did");
+		dcbor_put_cstr(&out, TEST_DID);
+		dcbor_put_cstr(&out, "seq");
+		dcbor_put_int(&out, 9);
+		dcbor_put_cstr(&out, "time");
+		dcbor_put_cstr(&out, "2024-01-01T00:00:00.000Z");
+		ok(frame_decode(out.data, out.len, &f, msg, sizeof(msg)) == FRAME_OK && f.kind == FRAME_OTHER &&
+		   f.has_seq && f.seq == 9 && text_eq(f.type, f.type_len, "#identity", 9),
+		   "#identity decodes as another kind with its seq");
+		frame_free(&f);
+		rs_buf_free(&out);
+	}
+	rs_buf_free(&car);
+}
+
+static void
+test_frame_seq_and_time(void)
+{
+	SampleCommit s;
+	RsBuf		a,
+				b,
+				c;
+	char		t[FRAME_TIME_LEN + 1];
+
+	sample_frame_commit(&s, false);
+	rs_buf_init(&a, 256);
+	rs_buf_init(&b, 256);
+	rs_buf_init(&c, 256);
+	frame_encode_commit(&s.c, 0, &a);
+	frame_encode_commit(&s.c, FRAME_SEQ_MAX, &b);
+	ok(frame_set_seq(a.data, a.len, FRAME_SEQ_MAX, &c) == FRAME_OK &&
+	   c.len == b.len && memcmp(c.data, b.data, b.len) == 0,
+	   "frame_set_seq(placeholder 0 -> 2^53-1) equals encoding with that seq");
+	c.len = 0;
+	ok(frame_set_seq(b.data, b.len, 23, &c) == FRAME_OK && c.len == a.len,
+	   "re-stamping to a shorter seq shrinks the frame");
+	{
+		Frame		f;
+
+		ok(frame_decode(c.data, c.len, &f, NULL, 0) == FRAME_OK && f.seq == 23, "re-stamped frame decodes, seq 23");
+		frame_free(&f);
+	}
+	c.len = 0;
+	ok(frame_set_seq(a.data, a.len - 1, 5, &c) == FRAME_ERR_CBOR, "frame_set_seq rejects a truncated frame");
+	{
+		FrameInfo	i = {"OutdatedCursor", 14, NULL, 0};
+
+		a.len = 0;
+		frame_encode_info(&i, &a);
+		ok(frame_set_seq(a.data, a.len, 5, &c) == FRAME_ERR_FIELD, "frame_set_seq: #info has no seq");
+	}
+	rs_buf_free(&a);
+	rs_buf_free(&b);
+	rs_buf_free(&c);
+	rs_buf_free(&s.car);
+
+	ok(frame_format_time(0, t) && strcmp(t, "1970-01-01T00:00:00.000Z") == 0, "time 0");
+	ok(frame_format_time(INT64_C(1700000000123456), t) && strcmp(t, "2023-11-14T22:13:20.123Z") == 0,
+	   "time with milliseconds, microseconds truncated: %s", t);
+	ok(frame_format_time(-1, t) && strcmp(t, "1969-12-31T23:59:59.999Z") == 0, "time -1us: %s", t);
+	ok(frame_format_time(INT64_C(253402300799999999), t) && strcmp(t, "9999-12-31T23:59:59.999Z") == 0,
+	   "last millisecond of 9999");
+	ok(!frame_format_time(INT64_C(253402300800000000), t), "year 10000 refused");
+}
+
+/* ---- decoder rejections: rewrite one body field of a valid frame ---- */
+
+/* Copy frame with body key `key` dropped (val NULL) or its value replaced. */
+static void
+edit_field(const uint8_t *frame, size_t len, const char *key, const uint8_t *val, size_t vlen,
+		   RsBuf *out)
+{
+	DcborReader r;
+	DcborItem	it;
+	size_t		hend;
+	uint64_t	n;
+	RsBuf		body;
+	bool		found = false;
+
+	dcbor_reader_init(&r, frame, len);
+	dcbor_skip(&r);
+	hend = r.pos;
+	dcbor_read(&r, &it);
+	n = it.uval;
+	rs_buf_init(&body, len);
+	for (uint64_t i = 0; i < n; i++)
+	{
+		DcborItem	k;
+		size_t		kstart = r.pos,
+					vstart,
+					vend;
+
+		dcbor_read(&r, &k);
+		vstart = r.pos;
+		dcbor_skip(&r);
+		vend = r.pos;
+		if (k.len == strlen(key) && memcmp(k.ptr, key, k.len) == 0)
+		{
+			found = true;
+			if (val)
+			{
+				rs_buf_append(&body, frame + kstart, vstart - kstart);
+				rs_buf_append(&body, val, vlen);
+			}
+			continue;
+		}
+		rs_buf_append(&body, frame + kstart, vend - kstart);
+	}
+	rs_buf_append(out, frame, hend);
+	dcbor_put_map(out, n - (found && !val ? 1 : 0));
+	rs_buf_append(out, body.data, body.len);
+	rs_buf_free(&body);
+}
+
+static void
+expect_frame(const uint8_t *data, size_t len, FrameError want, const char *what)
+{
+	Frame		f;
+	char		msg[256] = "";
+	FrameError	got = frame_decode(data, len, &f, msg, sizeof(msg));
+
+	ok(got == want, "frame %s -> %s (got %s: %s)", what, frame_strerror(want), frame_strerror(got), msg);
+	if (got == FRAME_OK)
+		frame_free(&f);
+}
+
+static void
+test_frame_rejections(void)
+{
+	SampleCommit s;
+	RsBuf		good,
+				b,
+				v;
+	static const char *required[] = {"seq", "repo", "rev", "since", "commit", "blocks", "ops",
+	"time", "rebase", "tooBig", "blobs"};
+
+	sample_frame_commit(&s, false);
+	rs_buf_init(&good, 256);
+	frame_encode_commit(&s.c, 42, &good);
+	rs_buf_init(&b, 256);
+	rs_buf_init(&v, 64);
+
+	expect_frame(good.data, good.len, FRAME_OK, "sample");
+	expect_frame(good.data, 0, FRAME_ERR_CBOR, "empty");
+	expect_frame(good.data, 15, FRAME_ERR_CBOR, "header only");
+	expect_frame(good.data, 30, FRAME_ERR_CBOR, "header and half a body");
+	expect_frame(good.data, good.len - 1, FRAME_ERR_CBOR, "truncated body");
+	rs_buf_reserve(&b, good.len + 1);
+	memcpy(b.data, good.data, good.len);
+	b.data[good.len] = 0xf6;
+	expect_frame(b.data, good.len + 1, FRAME_ERR_TRAILING, "with a trailing null");
+	expect_frame((const uint8_t *) "\xa1\x62op\x02\xa0", 6, FRAME_ERR_HEADER, "header op 2");
+	expect_frame((const uint8_t *) "\xa1\x62op\x01\xa0", 6, FRAME_ERR_HEADER, "header op 1 without t");
+	expect_frame((const uint8_t *) "\xa1\x61t\x61x\xa0", 6, FRAME_ERR_HEADER, "header without op");
+	expect_frame((const uint8_t *) "\x80\xa0", 2, FRAME_ERR_HEADER, "header is an array");
+	expect_frame((const uint8_t *) "\xa2\x61t\x01\x62op\x01\xa0", 9, FRAME_ERR_HEADER, "header t is an integer");
+	expect_frame((const uint8_t *) "\xa1\x62op\x20\x80", 6, FRAME_ERR_FIELD, "error frame body is an array");
+	expect_frame((const uint8_t *) "\xa1\x62op\x20\xa0", 6, FRAME_ERR_FIELD, "error frame without error");
+	expect_frame((const uint8_t *) "\xa1\x62op\x20\xa1\x65" "error" "\x60", 13, FRAME_ERR_VALUE,
+				 "error frame with an empty error");
+	expect_frame((const uint8_t *) "\xa2\x62op\x01\x61t\x61x\xa0", 10, FRAME_ERR_CBOR,
+				 "header keys out of order");
+
+	/* depth bomb: 100000 nested arrays as a header */
+	{
+		size_t		n = 100000;
+		uint8_t    *deep = malloc(n + 1);
+
+		memset(deep, 0x81, n);
+		deep[n] = 0x00;
+		expect_frame(deep, n + 1, FRAME_ERR_CBOR, "header nested 100000 deep");
+		free(deep);
+	}
+
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+	{
+		char		what[64];
+
+		b.len = 0;
+		edit_field(good.data, good.len, required[i], NULL, 0, &b);
+		snprintf(what, sizeof(what), "#commit without %s", required[i]);
+		expect_frame(b.data, b.len, FRAME_ERR_FIELD, what);
+	}
+	b.len = 0;
+	edit_field(good.data, good.len, "prevData", NULL, 0, &b);
+	expect_frame(b.data, b.len, FRAME_OK, "#commit without prevData");
+	b.len = 0;
+	edit_field(good.data, good.len, "prevData", (const uint8_t *) "\xf6", 1, &b);
+	expect_frame(b.data, b.len, FRAME_OK, "#commit with prevData null");
+
+#define EDIT(KEY, HEXVAL, WANT, WHAT) do { \
+		uint8_t vb_[512]; size_t vn_ = unhex(HEXVAL, vb_); \
+		b.len = 0; edit_field(good.data, good.len, KEY, vb_, vn_, &b); \
+		expect_frame(b.data, b.len, WANT, WHAT); } while (0)
+
+	EDIT("seq", "00", FRAME_ERR_VALUE, "seq 0");
+	EDIT("seq", "20", FRAME_ERR_VALUE, "seq -1");
+	EDIT("seq", "1b0020000000000000", FRAME_ERR_VALUE, "seq 2^53");
+	EDIT("seq", "1b001fffffffffffff", FRAME_OK, "seq 2^53-1");
+	EDIT("seq", "6131", FRAME_ERR_FIELD, "seq as text");
+	EDIT("repo", "67706c633a616263", FRAME_ERR_VALUE, "repo \"plc:abc\"");
+	EDIT("repo", "f6", FRAME_ERR_FIELD, "repo null");
+	EDIT("rev", "6131", FRAME_ERR_VALUE, "rev \"1\"");
+	EDIT("since", "f6", FRAME_OK, "since null");
+	EDIT("since", "6131", FRAME_ERR_VALUE, "since \"1\"");
+	EDIT("commit", "f6", FRAME_ERR_FIELD, "commit null");
+	EDIT("blocks", "6131", FRAME_ERR_FIELD, "blocks as text");
+	EDIT("time", "60", FRAME_ERR_VALUE, "empty time");
+	EDIT("rebase", "f6", FRAME_ERR_FIELD, "rebase null");
+	EDIT("tooBig", "f5", FRAME_OK, "tooBig true (decodes; verify refuses)");
+	EDIT("blobs", "8101", FRAME_ERR_FIELD, "blobs [1]");
+	EDIT("prevData", "6131", FRAME_ERR_FIELD, "prevData as text");
+	EDIT("ops", "a0", FRAME_ERR_FIELD, "ops as a map");
+	EDIT("ops", "8101", FRAME_ERR_FIELD, "ops [1]");
+	EDIT("ops", "80", FRAME_OK, "ops [] (an empty commit)");
+
+	/* ops built one field at a time */
+	{
+		char		hex[4096];
+		char		cid[200],
+					path[200];
+		char	   *ch;
+
+		ch = tohex(s.ops[0].cid, CID_LEN);
+		sprintf(cid, "d82a582500%s", ch);
+		free(ch);
+		hex_text(path, "app.bsky.feed.post/abc");
+
+#define OP(FIELDS_HEX, WANT, WHAT) do { sprintf(hex, "81%s", FIELDS_HEX); EDIT("ops", hex, WANT, WHAT); } while (0)
+		char		f[2048];
+
+		sprintf(f, "a363636964%s6470617468%s66616374696f6e66637265617465", cid, path);
+		OP(f, FRAME_OK, "op create");
+		sprintf(f, "a363636964f66470617468%s66616374696f6e66637265617465", path);
+		OP(f, FRAME_ERR_VALUE, "op create with cid null");
+		sprintf(f, "a463636964%s6470617468%s6470726576%s66616374696f6e66637265617465", cid, path, cid);
+		OP(f, FRAME_ERR_VALUE, "op create with a prev");
+		sprintf(f, "a463636964%s6470617468%s6470726576f666616374696f6e66637265617465", cid, path);
+		OP(f, FRAME_OK, "op create with prev null");
+		sprintf(f, "a363636964%s6470617468%s66616374696f6e6664656c657465", cid, path);
+		OP(f, FRAME_ERR_VALUE, "op delete with a cid");
+		sprintf(f, "a363636964f66470617468%s66616374696f6e6664656c657465", path);
+		OP(f, FRAME_OK, "op delete without prev (sync 1.0; verify refuses)");
+		sprintf(f, "a363636964%s6470617468%s66616374696f6e6775707365727421", cid, path);
+		OP(f, FRAME_ERR_VALUE, "op action \"upsert!\"");
+		sprintf(f, "a26470617468%s66616374696f6e66637265617465", path);
+		OP(f, FRAME_ERR_FIELD, "op without cid");
+		sprintf(f, "a263636964%s66616374696f6e66637265617465", cid);
+		OP(f, FRAME_ERR_FIELD, "op without path");
+		sprintf(f, "a363636964%s64706174686a6e6f2d736c617368657366616374696f6e66637265617465", cid);
+		OP(f, FRAME_ERR_VALUE, "op path \"no-slashes\"");
+		sprintf(f, "a463636964%s6470617468%s66616374696f6e6663726561746566657874726131f5", cid, path);
+		OP(f, FRAME_OK, "op with an unknown field (ignored)");
+	}
+	{
+		/* 201 ops */
+		RsBuf		many;
+
+		rs_buf_init(&many, 8192);
+		dcbor_put_array(&many, 201);
+		for (int i = 0; i < 201; i++)
+		{
+			dcbor_put_map(&many, 3);
+			dcbor_put_cstr(&many, "cid");
+			dcbor_put_null(&many);
+			dcbor_put_cstr(&many, "path");
+			dcbor_put_cstr(&many, "app.bsky.feed.like/abc");
+			dcbor_put_cstr(&many, "action");
+			dcbor_put_cstr(&many, "delete");
+		}
+		b.len = 0;
+		edit_field(good.data, good.len, "ops", many.data, many.len, &b);
+		expect_frame(b.data, b.len, FRAME_ERR_VALUE, "#commit with 201 ops");
+		rs_buf_free(&many);
+	}
+	rs_buf_free(&good);
+	rs_buf_free(&b);
+	rs_buf_free(&v);
+	rs_buf_free(&s.car);
+}
+
+static void
+test_frame_mutations(void)
+{
+	SampleCommit s;
+	RsBuf		good,
+				out;
+	uint8_t    *b;
+	unsigned	seed = 5;
+	int			valid = 0,
+				invalid = 0;
+
+	sample_frame_commit(&s, false);
+	rs_buf_init(&good, 256);
+	rs_buf_init(&out, 256);
+	frame_encode_commit(&s.c, 42, &good);
+	b = malloc(good.len);
+	for (int round = 0; round < 200000; round++)
+	{
+		size_t		len = good.len;
+		Frame		f;
+		char		msg[128];
+
+		memcpy(b, good.data, good.len);
+		for (int k = 0; k < 1 + round % 3; k++)
+			b[rand_r(&seed) % good.len] = (uint8_t) rand_r(&seed);
+		if (round % 5 == 0)
+			len = rand_r(&seed) % (good.len + 1);
+		if (frame_decode(b, len, &f, msg, sizeof(msg)) == FRAME_OK)
+		{
+			valid++;
+			frame_free(&f);
+		}
+		else
+			invalid++;
+		out.len = 0;
+		frame_set_seq(b, len, 7, &out);
+	}
+	ok(invalid > 0 && valid > 0, "200000 frame mutations: %d decode, %d rejected, no crash", valid, invalid);
+	free(b);
+	rs_buf_free(&good);
+	rs_buf_free(&out);
+	rs_buf_free(&s.car);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	test_car_round_trip();
+	test_car_varint();
+	test_car_rejections();
+	test_car_mutations();
+	test_commit();
+	test_frame_commit_round_trip();
+	test_frame_other_kinds();
+	test_frame_seq_and_time();
+	test_frame_rejections();
+	test_frame_mutations();
+	return done_testing();
+}
