@@ -291,9 +291,16 @@ void
 rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
 				 char did_key_out[DID_KEY_ED25519_LEN + 1])
 {
-	const uint8 *master = rs_master_key(may_create_master);
+	const uint8 *master;
 	uint8		seed[ED25519_SEED_LEN];
 	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+
+	/*
+	 * Seal under the key on disk now, not one this session cached before
+	 * the file was replaced: a new key must open in every later session.
+	 */
+	forget_master_key();
+	master = rs_master_key(may_create_master);
 
 	/* Room first, so nothing can ERROR while the seed is on the stack. */
 	rs_buf_reserve(sealed_out, RS_SEALED_LEN(ED25519_SEED_LEN));
@@ -327,6 +334,15 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 						   sealed[0], RS_SEAL_VERSION)));
 
 	master = rs_master_key(false);
+	if (!rs_unseal(master, sealed, sealed_len, seed, sizeof(seed)))
+	{
+		/*
+		 * The cached key may predate a restore of the right file: read the
+		 * file again before giving up, so long-lived sessions recover too.
+		 */
+		forget_master_key();
+		master = rs_master_key(false);
+	}
 
 	/*
 	 * Authentication failure means another master key sealed this key (or

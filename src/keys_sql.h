@@ -15,8 +15,9 @@ void		rs_keys_define_gucs(void);
 /*
  * The 32-byte master key from repo_stream.master_key_file, cached per
  * backend and re-read when the setting changes.  A missing file is an ERROR
- * unless may_create, which creates it; pass true only when no sealed key
- * exists yet.  The pointer is valid until the next call.
+ * unless may_create, which creates it (0600, fsynced, never replacing a
+ * file a concurrent backend created first); pass true only when no sealed
+ * key exists yet.  The pointer is valid until the next call.
  */
 const uint8 *rs_master_key(bool may_create);
 
@@ -24,15 +25,17 @@ const uint8 *rs_master_key(bool may_create);
  * A fresh Ed25519 key pair: appends its sealed seed (RS_SEALED_LEN(
  * ED25519_SEED_LEN) = 73 bytes) to the initialized buffer sealed_out, and
  * writes the public key's did:key (DID_KEY_ED25519_LEN characters + NUL)
- * into did_key_out.  may_create_master as for rs_master_key.
+ * into did_key_out.  may_create_master as for rs_master_key.  Always
+ * re-reads the key file, so the seed is sealed under the key on disk.
  */
 void		rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
 							 char did_key_out[DID_KEY_ED25519_LEN + 1]);
 
 /*
  * Signs msg with the sealed key, never creating a master key.  ERROR
- * (F0000) if the master key file is missing or did not seal this key,
- * ERROR (XX001) if the sealed bytes are malformed.
+ * (F0000) if the master key file is missing, unusable or did not seal this
+ * key (after re-reading it once, in case it was restored since it was
+ * cached); ERROR (XX001) if the sealed bytes are malformed.
  */
 void		rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 						 const uint8 *msg, size_t len,
