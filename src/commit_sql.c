@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "car.h"
@@ -1059,6 +1060,8 @@ pre_commit(void)
 	n_queue = cap_queue = 0;
 	format_now();
 
+	/* COMMIT runs outside any portal: give SPI a snapshot to work with */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	rs_enter_owner(&oc);
 	for (int i = 0; i < pending.n_repos; i++)
 		run_repo(i);
@@ -1070,6 +1073,7 @@ pre_commit(void)
 		rs_eventlog_append(events, n_queue);
 	}
 	rs_leave_owner(&oc);
+	PopActiveSnapshot();
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);

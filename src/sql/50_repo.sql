@@ -127,40 +127,49 @@ CREATE FUNCTION rotate_key(did text) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION rotate_key(text) IS 'New signing key; emits #sync with a commit signed by it; returns the new did:key';
 
+-- PL/pgSQL, not SQL: its plans are cached for the session.  These run as
+-- the caller, who needs the privileges of repo_stream_writer.
 CREATE FUNCTION put_record(did text, collection text, rkey text, record jsonb) RETURNS text
-	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	new_cid text;
+BEGIN
 	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
-	VALUES (did, collection, rkey, record, '')
+	VALUES (put_record.did, put_record.collection, put_record.rkey, put_record.record, '')
 	ON CONFLICT ON CONSTRAINT records_pkey DO UPDATE SET record = excluded.record
-	RETURNING r.cid
-$$;
+	RETURNING r.cid INTO new_cid;
+	RETURN new_cid;
+END $$;
 COMMENT ON FUNCTION put_record(text, text, text, jsonb) IS 'Create or update a record; returns its CID';
 
 CREATE FUNCTION create_record(did text, collection text, record jsonb,
 							  OUT rkey text, OUT cid text)
-	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
 	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
-	VALUES (did, collection, repo_stream.tid_now(), record, '')
-	RETURNING r.rkey, r.cid
-$$;
+	VALUES (create_record.did, create_record.collection, repo_stream.tid_now(), create_record.record, '')
+	RETURNING r.rkey, r.cid INTO create_record.rkey, create_record.cid;
+END $$;
 COMMENT ON FUNCTION create_record(text, text, jsonb) IS 'Create a record under a fresh TID rkey';
 
 CREATE FUNCTION delete_record(did text, collection text, rkey text) RETURNS boolean
-	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
-	WITH d AS (
-		DELETE FROM repo_stream.records r
-		WHERE r.did = delete_record.did AND r.collection = delete_record.collection
-		  AND r.rkey = delete_record.rkey
-		RETURNING 1)
-	SELECT count(*) > 0 FROM d
-$$;
+	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	DELETE FROM repo_stream.records r
+	WHERE r.did = delete_record.did AND r.collection = delete_record.collection
+	  AND r.rkey = delete_record.rkey;
+	RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION delete_record(text, text, text) IS 'Delete a record; false if there was none';
 
 CREATE FUNCTION get_record(did text, collection text, rkey text) RETURNS jsonb
-	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-	SELECT r.record FROM repo_stream.records r
-	WHERE r.did = get_record.did AND r.collection = get_record.collection
-	  AND r.rkey = get_record.rkey
-$$;
+	LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN (SELECT r.record FROM repo_stream.records r
+			WHERE r.did = get_record.did AND r.collection = get_record.collection
+			  AND r.rkey = get_record.rkey);
+END $$;
+COMMENT ON FUNCTION get_record(text, text, text) IS 'The record as JSON, or NULL';
 
 -- Reading the log ------------------------------------------------------------
 
@@ -175,8 +184,3 @@ CREATE FUNCTION prune_events() RETURNS bigint
 COMMENT ON FUNCTION prune_events() IS
 	'Apply the retention settings now; returns the seq through which events are gone';
 
-CREATE FUNCTION verify_repo(did text)
-	RETURNS TABLE (check_name text, ok boolean, detail text)
-	AS 'MODULE_PATHNAME', 'rs_verify_repo' LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION verify_repo(text) IS
-	'Recompute CIDs and the MST from the records, check the head commit and every retained event';
