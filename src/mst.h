@@ -170,6 +170,16 @@ const char *mst_errmsg(const MstTree *t);
  */
 MstError	mst_build(MstTree *t, const MstKV *entries, size_t n);
 
+/*
+ * Root CID of the tree of entries (any order) without keeping the tree:
+ * each node is encoded, hashed and handed to put (may be NULL) as soon as it
+ * is complete, children before parents.  Memory is the sort plus one node
+ * per layer.  Errors as mst_build (message in errmsg), and
+ * MST_ERR_NODE_TOO_BIG.
+ */
+MstError	mst_build_root(const MstKV *entries, size_t n, MstPutFn put, void *ctx,
+						   uint8_t root[CID_LEN], char *errmsg, size_t errlen);
+
 /* Look a key up; *found says whether it is there. */
 MstError	mst_get(MstTree *t, const char *key, size_t len,
 					uint8_t value[CID_LEN], bool *found);

@@ -769,6 +769,29 @@ test_random_trees(void)
 		shuffle(p, n, sizeof(Pair));
 		orders[2] = insert_all(p, n);
 		b = build_all(p, n);
+		{
+			MstKV	   *kv = malloc((n + 1) * sizeof(MstKV));
+			uint8_t		sr[CID_LEN];
+			char		msg[400] = "";
+			CidVec		streamed = {0},
+						walked = {0};
+
+			for (k = 0; k < n; k++)
+			{
+				kv[k].key = p[k].key;
+				kv[k].key_len = p[k].len;
+				memcpy(kv[k].value, p[k].cid, CID_LEN);
+			}
+			if (mst_build_root(kv, n, cv_put_cb, &streamed, sr, msg, sizeof(msg)) != MST_OK)
+				printf("# build_root: %s\n", msg);
+			is_strf(cidtxt(sr), root, "random tree %zu: streaming build", i);
+			mst_walk_nodes(b, cv_put_cb, &walked);
+			ok(streamed.n == walked.n && cv_same_set(&streamed, &walked),
+			   "  streaming build hands over each of the %zu nodes once", walked.n);
+			cv_free(&streamed);
+			cv_free(&walked);
+			free(kv);
+		}
 		is_strf(root_text(orders[0]), root, "random tree %zu (%zu entries, %zu deletes): given insertion order",
 				i, n, nd);
 		is_str(root_text(orders[1]), root, "  reversed insertion order");
@@ -1050,7 +1073,8 @@ test_property(void)
 				get_errors = 0,
 				reopen_errors = 0,
 				diff_errors = 0,
-				verify_errors = 0;
+				verify_errors = 0,
+				stream_errors = 0;
 	long		first_bad = -1;
 	int			max_layer = 0;
 
@@ -1133,6 +1157,27 @@ test_property(void)
 				found != m.present[q] ||
 				(found && memcmp(got, m.val[q], CID_LEN) != 0))
 				get_errors++;
+		}
+
+		if ((op + 1) % 50 == 0)
+		{
+			MstKV	   *kv = malloc(POOL * sizeof(MstKV));
+			size_t		c = 0;
+			uint8_t		sr[CID_LEN];
+
+			for (size_t q = 0; q < POOL; q++)
+				if (m.present[q])
+				{
+					kv[c].key = m.keys[q];
+					kv[c].key_len = m.lens[q];
+					memcpy(kv[c].value, m.val[q], CID_LEN);
+					c++;
+				}
+			shuffle(kv, c, sizeof(MstKV));
+			if (mst_build_root(kv, c, NULL, NULL, sr, NULL, 0) != MST_OK ||
+				memcmp(sr, r1, CID_LEN) != 0)
+				stream_errors++;
+			free(kv);
 		}
 
 		if ((op + 1) % CHECKPOINT == 0)
@@ -1230,6 +1275,8 @@ test_property(void)
 	ok(api_errors == 0, "  put/delete report the previous values; repeated delete is NOT_FOUND and a no-op (%d wrong)",
 	   api_errors);
 	ok(get_errors == 0, "  lookups agree with the model (%d wrong)", get_errors);
+	ok(stream_errors == 0, "  a streaming build of the shuffled set gives the same root every 50 ops (%d wrong)",
+	   stream_errors);
 	ok(reopen_errors == 0 && verify_errors == 0, "  trees written to a store reopen lazily and verify");
 	ok(diff_errors == 0, "  mst_write and mst_diff agree with a brute-force node set difference (%d wrong)",
 	   diff_errors);
@@ -1825,11 +1872,22 @@ test_tree_rules(void)
 		printf("#   message: %s\n", mst_errmsg(t));
 		is_str(root_text(t), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm",
 			   "  and leaves the tree empty");
+		ok(mst_build_root(kv, 3, NULL, NULL, NULL, msg, sizeof(msg)) == MST_ERR_DUPLICATE_KEY &&
+		   strstr(msg, k0), "streaming build names a duplicate key too");
 		kv[2].key = "bad\x01key/x";
 		kv[2].key_len = 9;
 		ok(mst_build(t, kv, 3) == MST_ERR_KEY_SYNTAX && strstr(mst_errmsg(t), "\\x01"),
 		   "build names an invalid key, escaped");
 		printf("#   message: %s\n", mst_errmsg(t));
+		ok(mst_build_root(kv, 3, NULL, NULL, NULL, msg, sizeof(msg)) == MST_ERR_KEY_SYNTAX,
+		   "streaming build rejects it too");
+		{
+			uint8_t		er[CID_LEN];
+
+			ok(mst_build_root(kv, 0, NULL, NULL, er, msg, sizeof(msg)) == MST_OK &&
+			   strcmp(cidtxt(er), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm") == 0,
+			   "streaming build of nothing is the empty tree");
+		}
 		mst_free(t);
 	}
 	/* the node cap holds on the write side too */
@@ -1837,6 +1895,7 @@ test_tree_rules(void)
 		MstKV	   *kv = malloc((MST_MAX_NODE_ENTRIES + 1) * sizeof(MstKV));
 		char	  (*keys)[64] = malloc((MST_MAX_NODE_ENTRIES + 1) * 64);
 		int			c = 0;
+		uint8_t		root[CID_LEN];
 
 		for (int i = 0; i <= MST_MAX_NODE_ENTRIES; i++)
 		{
@@ -1852,6 +1911,9 @@ test_tree_rules(void)
 					  kv[MST_MAX_NODE_ENTRIES].value) == MST_OK &&
 		   mst_root(t, NULL) == MST_ERR_NODE_TOO_BIG, "one more entry in that node is NODE_TOO_BIG");
 		printf("#   message: %s\n", mst_errmsg(t));
+		ok(mst_build_root(kv, MST_MAX_NODE_ENTRIES, NULL, NULL, root, msg, sizeof(msg)) == MST_OK &&
+		   mst_build_root(kv, MST_MAX_NODE_ENTRIES + 1, NULL, NULL, root, msg, sizeof(msg)) == MST_ERR_NODE_TOO_BIG,
+		   "the streaming build holds the same cap");
 		mst_free(t);
 		free(kv);
 		free(keys);
