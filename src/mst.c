@@ -262,6 +262,31 @@ mst_valid_key(const char *key, size_t len)
 	return slash != key && slash != key + len - 1;
 }
 
+/* Why a key is not valid, for messages (NULL when it is). */
+static const char *
+key_problem(const char *key, size_t len)
+{
+	const char *slash;
+
+	if (len == 0)
+		return "it is empty";
+	if (len > MST_MAX_KEY_LEN)
+		return "it is longer than 1024 bytes";
+	for (size_t i = 0; i < len; i++)
+		if (key_chars[(uint8_t) key[i]] == 0)
+			return "it has a character outside A-Z a-z 0-9 _ ~ - : . /";
+	slash = memchr(key, '/', len);
+	if (slash == NULL)
+		return "it has no \"/\" between collection and record key";
+	if (memchr(slash + 1, '/', len - (size_t) (slash + 1 - key)) != NULL)
+		return "it has more than one \"/\"";
+	if (slash == key)
+		return "the collection before \"/\" is empty";
+	if (slash == key + len - 1)
+		return "the record key after \"/\" is empty";
+	return NULL;
+}
+
 int
 mst_key_depth(const uint8_t *key, size_t len)
 {
@@ -509,8 +534,8 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 		out->n = i + 1;			/* entry i now owns its key */
 
 		if (!mst_valid_key(e->key, e->key_len))
-			FAIL(MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\" in %s",
-				 SHOW(kb, e->key, e->key_len), where);
+			FAIL(MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\" in %s: %s",
+				 SHOW(kb, e->key, e->key_len), where, key_problem(e->key, e->key_len));
 		if (prev != NULL && key_cmp(prev, prev_len, e->key, e->key_len) >= 0)
 			FAIL(MST_ERR_KEY_ORDER, "MST key \"%s\" does not sort after the previous key \"%s\"",
 				 SHOW(kb, e->key, e->key_len), SHOW(pb, prev, prev_len));
@@ -1046,7 +1071,8 @@ check_key(MstTree *t, const char *key, size_t len)
 	char		kb[160];
 
 	if (!mst_valid_key(key, len))
-		return TERR(t, MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\"", SHOW(kb, key, len));
+		return TERR(t, MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\": %s", SHOW(kb, key, len),
+					key_problem(key, len));
 	return MST_OK;
 }
 
@@ -1240,8 +1266,8 @@ sort_entries(const MstKV *entries, size_t n, SortKey **out, int *top,
 		if (!mst_valid_key(e->key, e->key_len))
 		{
 			rs_free(s);
-			return set_msg(errmsg, errlen, MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\"",
-						   SHOW(kb, e->key, e->key_len));
+			return set_msg(errmsg, errlen, MST_ERR_KEY_SYNTAX, "invalid MST key \"%s\": %s",
+						   SHOW(kb, e->key, e->key_len), key_problem(e->key, e->key_len));
 		}
 		s[i].k = e->key;
 		s[i].len = (uint16_t) e->key_len;
