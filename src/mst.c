@@ -46,7 +46,8 @@ typedef struct Chunk
 	char		data[];
 } Chunk;
 
-#define CHUNK_SIZE (1024 * 1024)
+#define CHUNK_MIN (8 * 1024)
+#define CHUNK_MAX (1024 * 1024)
 
 struct MstNode
 {
@@ -692,7 +693,13 @@ bump_alloc(MstTree *t, size_t size)
 	size = (size + 7) & ~(size_t) 7;
 	if (c == NULL || c->cap - c->used < size)
 	{
-		size_t		cap = size > CHUNK_SIZE ? size : CHUNK_SIZE;
+		/* chunks double from small, so small trees stay small */
+		size_t		cap = c ? c->cap * 2 : CHUNK_MIN;
+
+		if (cap > CHUNK_MAX)
+			cap = CHUNK_MAX;
+		if (cap < size)
+			cap = size;
 
 		c = rs_alloc(sizeof(Chunk) + cap);
 		c->cap = cap;
@@ -1134,14 +1141,39 @@ sk_cmp(const SortKey *a, const SortKey *b, size_t d)
  * equal keys:
  * *dup gets one of them.
  */
+/* The equal part moves one chunk deeper; false when its keys all ended. */
+static bool
+sk_deepen(SortKey *a, size_t n, size_t d, const SortKey **dup)
+{
+	if (a[0].len < d + 8)
+	{
+		if (n > 1)
+			*dup = &a[0];
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		/* keys sit in input order: fetch ahead, the loads then overlap */
+		if (i + 16 < n)
+			__builtin_prefetch(a[i + 16].k + d + 8);
+		a[i].cache = chunk_at(a[i].k, a[i].len, d + 8);
+	}
+	return true;
+}
+
 static void
 mkqsort(SortKey *a, size_t n, size_t d, const SortKey **dup)
 {
+	static uint64_t rnd = 0x9e3779b97f4a7c15ULL;
+
 	while (n > 1)
 	{
 		size_t		lt = 0,
 					i = 0,
-					gt = n;
+					gt = n,
+					nl,
+					ne,
+					ng;
 		uint64_t	v;
 
 		if (n < 16)
@@ -1159,11 +1191,18 @@ mkqsort(SortKey *a, size_t n, size_t d, const SortKey **dup)
 				}
 			return;
 		}
+		/* median of three at pseudo-random places: no input is always bad */
 		{
-			uint64_t	x = a[0].cache,
-						y = a[n / 2].cache,
-						z = a[n - 1].cache;
+			uint64_t	x,
+						y,
+						z;
 
+			rnd ^= rnd << 13;
+			rnd ^= rnd >> 7;
+			rnd ^= rnd << 17;
+			x = a[rnd % n].cache;
+			y = a[(rnd >> 21) % n].cache;
+			z = a[(rnd >> 42) % n].cache;
 			v = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
 		}
 		while (i < gt)
@@ -1177,23 +1216,40 @@ mkqsort(SortKey *a, size_t n, size_t d, const SortKey **dup)
 			else
 				i++;
 		}
-		mkqsort(a, lt, d, dup);
-		mkqsort(a + gt, n - gt, d, dup);
-		a += lt;
-		n = gt - lt;
-		if (a[0].len < d + 8)
+		nl = lt;
+		ne = gt - lt;
+		ng = n - gt;
+
+		/*
+		 * Recurse into the two smaller parts and loop on the largest: each
+		 * level down halves n or goes 8 bytes deeper, so the stack stays
+		 * within log2(n) + MST_MAX_KEY_LEN / 8 frames.
+		 */
+		if (ne >= nl && ne >= ng)
 		{
-			if (n > 1)
-				*dup = &a[0];
-			return;
+			mkqsort(a, nl, d, dup);
+			mkqsort(a + gt, ng, d, dup);
+			if (!sk_deepen(a + lt, ne, d, dup))
+				return;
+			a += lt;
+			n = ne;
+			d += 8;
 		}
-		d += 8;
-		for (i = 0; i < n; i++)
+		else
 		{
-			/* keys sit in input order: fetch ahead, the loads then overlap */
-			if (i + 16 < n)
-				__builtin_prefetch(a[i + 16].k + d);
-			a[i].cache = chunk_at(a[i].k, a[i].len, d);
+			if (sk_deepen(a + lt, ne, d, dup))
+				mkqsort(a + lt, ne, d + 8, dup);
+			if (nl >= ng)
+			{
+				mkqsort(a + gt, ng, d, dup);
+				n = nl;
+			}
+			else
+			{
+				mkqsort(a, nl, d, dup);
+				a += gt;
+				n = ng;
+			}
 		}
 	}
 }

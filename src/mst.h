@@ -165,8 +165,9 @@ void		mst_free(MstTree *t);
 const char *mst_errmsg(const MstTree *t);
 
 /*
- * Build an empty tree from entries in any order.  Fails on an invalid or
- * duplicate key (the message names it) and leaves the tree empty.
+ * Build an empty tree from entries in any order (the tree must be empty:
+ * otherwise MST_ERR_DUPLICATE_KEY).  Fails on an invalid or duplicate key
+ * (the message names it) and leaves the tree empty.  Keys are copied.
  */
 MstError	mst_build(MstTree *t, const MstKV *entries, size_t n);
 

@@ -875,7 +875,8 @@ test_proof_vectors(void)
 					written = {0},
 					removed = {0},
 					added = {0},
-					dremoved = {0};
+					dremoved = {0},
+					handed = {0};
 		MstCidList	plist = {0},
 					rlist = {0};
 		MstDiff		diff;
@@ -964,7 +965,7 @@ test_proof_vectors(void)
 		mst_open(&s, before, &old, why, sizeof(why));
 		mst_write(t, cv_put_cb, &written, NULL, &rlist);
 		cv_from_list(&removed, &rlist);
-		if (mst_diff(old, t, NULL, NULL, &diff) != MST_OK)
+		if (mst_diff(old, t, cv_put_cb, &handed, &diff) != MST_OK)
 		{
 			printf("# case %zu: diff: %s\n", i, mst_errmsg(t));
 			diff_ok = false;
@@ -972,6 +973,8 @@ test_proof_vectors(void)
 		else
 		{
 			cv_from_list(&added, &diff.nodes_added);
+			if (handed.n != diff.nodes_added.n || !cv_same_set(&handed, &added))
+				diff_ok = false;
 			cv_from_list(&dremoved, &diff.nodes_removed);
 			/* every op of the commit shows up, with the right values */
 			for (k = 0; k < nops; k++)
@@ -1016,6 +1019,7 @@ next:
 		cv_free(&removed);
 		cv_free(&added);
 		cv_free(&dremoved);
+		cv_free(&handed);
 		mem_free(&store);
 		mst_free(base);
 		free(p);
@@ -1024,7 +1028,7 @@ next:
 	ok(bad_after == 0, "proof vectors: roots after the commit match on lazily loaded trees (%d wrong)", bad_after);
 	ok(bad_proof == 0, "proof vectors: covering proofs equal the reference's (%d wrong)", bad_proof);
 	ok(bad_invert == 0, "proof vectors: proofs alone invert every commit (%d failed)", bad_invert);
-	ok(bad_diff == 0, "proof vectors: diff of the roots lists exactly the commit's ops (%d wrong)", bad_diff);
+	ok(bad_diff == 0, "proof vectors: diff of the roots lists exactly the commit's ops and hands over the added nodes (%d wrong)", bad_diff);
 	ok(bad_write == 0, "proof vectors: mst_write's new and removed nodes equal the diff's (%d wrong)", bad_write);
 	json_decref(j);
 }
@@ -2150,6 +2154,67 @@ test_diff(void)
 	mem_free(&m);
 }
 
+/* Keys that are prefixes of each other around the sort's 8-byte chunks. */
+static void
+test_sort_edges(void)
+{
+	enum
+	{
+		N = 3000
+	};
+	static const char alpha[] = "ab.-";
+	char	  (*keys)[48] = malloc(N * 48);
+	MstKV	   *kv = malloc((N + 1) * sizeof(MstKV));
+	int			wrong = 0,
+				dup_missed = 0;
+
+	for (int round = 0; round < 30; round++)
+	{
+		size_t		n = 0;
+		MstTree    *t = mst_new(NULL);
+		uint8_t		r1[CID_LEN],
+					r2[CID_LEN];
+		char		msg[400];
+
+		while (n < N)
+		{
+			/* "c/" plus 1..30 bytes from a 4-letter alphabet: many shared prefixes */
+			size_t		len = 1 + rng() % 30;
+			bool		found;
+
+			if (rng() % 3 == 0)
+				len = (rng() % 4 + 1) * 8 - 2;	/* whole keys of 8, 16, 24, 32 bytes */
+			memcpy(keys[n], "c/", 2);
+			for (size_t i = 0; i < len; i++)
+				keys[n][2 + i] = alpha[rng() % 4];
+			keys[n][2 + len] = '\0';
+			if (mst_get(t, keys[n], len + 2, NULL, &found) != MST_OK || found)
+				continue;
+			kv[n].key = keys[n];
+			kv[n].key_len = len + 2;
+			fake_cid(n, kv[n].value);
+			mst_insert(t, kv[n].key, kv[n].key_len, kv[n].value);
+			n++;
+		}
+		shuffle(kv, n, sizeof(MstKV));
+		mst_root(t, r1);
+		if (mst_build_root(kv, n, NULL, NULL, r2, msg, sizeof(msg)) != MST_OK ||
+			memcmp(r1, r2, CID_LEN) != 0)
+			wrong++;
+		/* one key twice, anywhere: found however deep its twin sorts */
+		kv[n] = kv[rng() % n];
+		shuffle(kv, n + 1, sizeof(MstKV));
+		if (mst_build_root(kv, n + 1, NULL, NULL, r2, msg, sizeof(msg)) != MST_ERR_DUPLICATE_KEY)
+			dup_missed++;
+		mst_free(t);
+	}
+	ok(wrong == 0, "30 sets of 3000 prefix-heavy keys: the sorted build equals the inserted tree (%d wrong)",
+	   wrong);
+	ok(dup_missed == 0, "  and a duplicated key is always caught (%d missed)", dup_missed);
+	free(keys);
+	free(kv);
+}
+
 static bool
 count_leaf(void *ctx, const char *key, size_t len, const uint8_t value[CID_LEN])
 {
@@ -2206,5 +2271,6 @@ main(void)
 	test_tree_rules();
 	test_diff();
 	test_walk();
+	test_sort_edges();
 	return done_testing();
 }
