@@ -36,7 +36,7 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 	},
 	[PLAN_REPO_STATE] = {
 		"SELECT r.data_cid, r.head_rev, k.sealed, r.did_key, r.status"
-		"  FROM repo_stream.repos r JOIN repo_stream.repo_keys k USING (did)"
+		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
 		" WHERE r.did = $1",
 		1, {TEXTOID}
 	},

@@ -187,3 +187,8 @@ CREATE FUNCTION prune_events() RETURNS bigint
 COMMENT ON FUNCTION prune_events() IS
 	'Apply the retention settings now; returns the seq through which events are gone';
 
+CREATE FUNCTION verify_repo(did text)
+	RETURNS TABLE (check_name text, ok boolean, detail text)
+	AS 'MODULE_PATHNAME', 'rs_verify_repo' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION verify_repo(text) IS
+	'Recompute CIDs and the MST from the records, check the head commit and every retained event';
