@@ -496,7 +496,6 @@ node_written(void *ctx, const uint8 cid[CID_LEN], const uint8 *data, size_t len)
 	BlockEntry *b;
 	bool		found;
 
-	node_cache_put(cid, data, len);
 	car_add(run, cid, data, len);
 	/* dropped earlier in this transaction and back again: its row stays */
 	hash_search(run->node_deletes, cid, HASH_REMOVE, &found);
@@ -938,6 +937,19 @@ persist_run(RepoRun *run)
 	args[6] = bytea_array(run->node_inserts, true);
 	args[7] = bytea_array(run->node_deletes, false);
 	rs_exec(PLAN_REPO_PERSIST, args, NULL);
+
+	/*
+	 * Cache the nodes of the final tree only: a big transaction rewrites the
+	 * same paths chunk after chunk, and the intermediate versions are dead.
+	 */
+	{
+		HASH_SEQ_STATUS st;
+		BlockEntry *b;
+
+		hash_seq_init(&st, run->node_inserts);
+		while ((b = hash_seq_search(&st)) != NULL)
+			node_cache_put(b->cid, b->data, b->len);
+	}
 }
 
 /* The key that signs from this rev on, for verifying old events. */

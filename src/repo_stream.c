@@ -52,7 +52,7 @@ _PG_init(void)
 	 * of that churn cost more than the work itself (measured with perf).
 	 */
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	rs_commit_init();
 	rs_eventlog_define_gucs();
 
