@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -401,6 +402,27 @@ kind_bit(text *kind)
 	return 0;
 }
 
+/*
+ * The frame of a decoded row.  A frame stored out of line arrives as an
+ * indirect pointer to the value the reorder buffer reassembled from the
+ * TOAST chunks; read it in place (detoasting would copy it), and detoast
+ * only what still needs it (a compressed value, should storage change).
+ */
+static bytea *
+frame_value(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+	if (VARATT_IS_EXTERNAL_INDIRECT(v))
+	{
+		struct varatt_indirect redirect;
+
+		VARATT_EXTERNAL_GET_POINTER(redirect, v);
+		v = redirect.pointer;
+	}
+	return (bytea *) pg_detoast_datum_packed(v);
+}
+
 /* Append the frame as JSON text: {"seq": n, "header": {...}, "body": {...}}. */
 static void
 append_json(StringInfo out, int64 seq, const uint8 *data, size_t len)
@@ -447,7 +469,9 @@ rs_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		OutputPluginUpdateProgress(ctx, false);
 	}
 
-	if (change->action != REORDER_BUFFER_CHANGE_INSERT || change->data.tp.newtuple == NULL)
+	/* event_log rows live in partitions: everything else goes without a lookup */
+	if (change->action != REORDER_BUFFER_CHANGE_INSERT || change->data.tp.newtuple == NULL ||
+		!relation->rd_rel->relispartition)
 		return;
 	rel = rel_entry(relation);
 	if (!rel.is_log)
@@ -457,10 +481,15 @@ rs_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	desc = RelationGetDescr(relation);
 	old = MemoryContextSwitchTo(st->change_cxt);
 
-	d = heap_getattr(tuple, rel.att_kind, desc, &isnull);
-	kind = isnull ? 0 : kind_bit(DatumGetTextPP(d));
-	if (!(st->kinds & kind))
-		goto done;
+	/* kind decides the filter and whether blocks=false applies */
+	kind = KIND_COMMIT;
+	if (st->kinds != KIND_ALL || !st->blocks)
+	{
+		d = heap_getattr(tuple, rel.att_kind, desc, &isnull);
+		kind = isnull ? 0 : kind_bit(DatumGetTextPP(d));
+		if (!(st->kinds & kind))
+			goto done;
+	}
 	if (st->repos != NULL)
 	{
 		d = heap_getattr(tuple, rel.att_did, desc, &isnull);
@@ -477,13 +506,12 @@ rs_decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	/* the toasted frame arrives reassembled (an indirect pointer): detoast */
 	d = heap_getattr(tuple, rel.att_frame, desc, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("event of seq " INT64_FORMAT " has no frame", seq)));
-	frame = DatumGetByteaPP(d);
+	frame = frame_value(d);
 	data = (const uint8 *) VARDATA_ANY(frame);
 	len = VARSIZE_ANY_EXHDR(frame);
 
