@@ -11,5 +11,6 @@ fi
 export LANG=C.UTF-8 LC_ALL=C.UTF-8
 REPS=${REPS:-7}
 export REPS
-exec pg_virtualenv -o wal_level=logical -o "output_plugin_libraries=pgoutput, test_decoding, repo_stream" \
-	-o shared_buffers=512MB bash bench/sql_bench.sh
+# wal2json and pgoutput are the output plugin's baselines (bench/decoder_bench.sh)
+exec pg_virtualenv -o wal_level=logical -o "output_plugin_libraries=pgoutput, test_decoding, repo_stream, wal2json" \
+	-o shared_buffers=512MB bash -c 'bash bench/sql_bench.sh && bash bench/decoder_bench.sh'
