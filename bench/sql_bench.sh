@@ -51,3 +51,8 @@ row "cbor_to_json 100k records vs text::jsonb parse" "$s" "$b" "(info)"
 if [ -x bench/mst_bench ]; then
 	bench/mst_bench
 fi
+
+bash bench/write_bench.sh
+if [ -z "${BENCH_QUICK:-}" ]; then
+	bash bench/log_size.sh
+fi

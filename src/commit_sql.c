@@ -70,6 +70,12 @@ typedef struct PendingRepo
 	char	   *did;
 	bool		locked;
 	SubTransactionId lock_subid;
+	/* the repo row as the lock read it, in TopTransactionContext */
+	bool		have_state;
+	bytea	   *data_cid;
+	char	   *head_rev;
+	bytea	   *sealed;
+	char	   *did_key;
 } PendingRepo;
 
 typedef struct SavePoint
@@ -236,6 +242,7 @@ repo_slot(const char *did)
 		r = &pending.repos[pending.n_repos];
 		r->did = MemoryContextStrdup(TopTransactionContext, did);
 		r->locked = false;
+		r->have_state = false;
 		e->index = pending.n_repos++;
 	}
 	return e->index;
@@ -265,12 +272,15 @@ rs_touch_repo(const char *did)
 	int			i = repo_slot(did);
 	PendingRepo *r = &pending.repos[i];
 	RsOwnerContext oc;
-	Datum		arg = CStringGetTextDatum(did);
+	Datum		arg;
 	char	   *status;
+	MemoryContext old;
 
 	if (r->locked)
 		return;
 
+	arg = CStringGetTextDatum(did);
+	old = MemoryContextSwitchTo(TopTransactionContext);
 	rs_enter_owner(&oc);
 	if (rs_exec(PLAN_REPO_LOCK, &arg, NULL) == 0)
 		ereport(ERROR,
@@ -278,7 +288,12 @@ rs_touch_repo(const char *did)
 				 errmsg("repo \"%s\" does not exist", did),
 				 errhint("Create it with repo_stream.create_repo().")));
 	status = rs_gettext(0, 1);
+	r->data_cid = rs_getbytea(0, 2);
+	r->head_rev = rs_gettext(0, 3);
+	r->sealed = rs_getbytea(0, 4);
+	r->did_key = rs_gettext(0, 5);
 	rs_leave_owner(&oc);
+	MemoryContextSwitchTo(old);
 
 	if (strcmp(status, "active") != 0)
 		ereport(ERROR,
@@ -286,7 +301,7 @@ rs_touch_repo(const char *did)
 				 errmsg("repo \"%s\" is %s", did, status),
 				 strcmp(status, "deactivated") == 0 ?
 				 errhint("Reactivate it with repo_stream.activate_repo().") : 0));
-	r = &pending.repos[i];
+	r->have_state = true;
 	r->locked = true;
 	r->lock_subid = GetCurrentSubTransactionId();
 }
@@ -481,6 +496,12 @@ node_written(void *ctx, const uint8 cid[CID_LEN], const uint8 *data, size_t len)
 	BlockEntry *b;
 	bool		found;
 
+	node_cache_put(cid, data, len);
+	car_add(run, cid, data, len);
+	/* dropped earlier in this transaction and back again: its row stays */
+	hash_search(run->node_deletes, cid, HASH_REMOVE, &found);
+	if (found)
+		return;
 	b = hash_search(run->node_inserts, cid, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -488,9 +509,6 @@ node_written(void *ctx, const uint8 cid[CID_LEN], const uint8 *data, size_t len)
 		memcpy(b->data, data, len);
 		b->len = len;
 	}
-	hash_search(run->node_deletes, cid, HASH_REMOVE, NULL);
-	node_cache_put(cid, data, len);
-	car_add(run, cid, data, len);
 }
 
 static void
@@ -903,34 +921,23 @@ bytea_array(HTAB *set, bool values)
 	return PointerGetDatum(construct_array(elems, i, BYTEAOID, -1, false, TYPALIGN_INT));
 }
 
-/* Ordered list of node inserts: cids and bytes in the same hash order. */
 static void
 persist_run(RepoRun *run)
 {
-	Datum		args[5];
-	char		nulls[5] = "     ";
+	Datum		args[8];
 
 	if (run->deleted)
 		return;
-	if (hash_get_num_entries(run->node_inserts) > 0)
-	{
-		args[0] = CStringGetTextDatum(run->repo->did);
-		args[1] = bytea_array(run->node_inserts, false);
-		args[2] = bytea_array(run->node_inserts, true);
-		rs_exec(PLAN_NODES_INSERT, args, NULL);
-	}
-	if (hash_get_num_entries(run->node_deletes) > 0)
-	{
-		args[0] = CStringGetTextDatum(run->repo->did);
-		args[1] = bytea_array(run->node_deletes, false);
-		rs_exec(PLAN_NODES_DELETE, args, NULL);
-	}
 	args[0] = CStringGetTextDatum(run->repo->did);
 	args[1] = CStringGetTextDatum(run->head_cid);
 	args[2] = CStringGetTextDatum(run->rev);
 	args[3] = PointerGetDatum(bytes_to_bytea(run->root, CID_LEN));
 	args[4] = PointerGetDatum(run->head_commit);
-	rs_exec(PLAN_REPO_UPDATE, args, nulls);
+	/* cids and bytes come out of one hash walk each, in the same order */
+	args[5] = bytea_array(run->node_inserts, false);
+	args[6] = bytea_array(run->node_inserts, true);
+	args[7] = bytea_array(run->node_deletes, false);
+	rs_exec(PLAN_REPO_PERSIST, args, NULL);
 }
 
 /* The key that signs from this rev on, for verifying old events. */
@@ -956,13 +963,24 @@ run_repo(int repo_index)
 	char		errbuf[256];
 
 	run.repo = &pending.repos[repo_index];
-	arg = CStringGetTextDatum(run.repo->did);
-	if (rs_exec(PLAN_REPO_STATE, &arg, NULL) == 0)
-		return;					/* created and dropped in this transaction */
-	data_cid = rs_getbytea(0, 1);
-	run.rev = rs_gettext(0, 2);
-	run.sealed = rs_getbytea(0, 3);
-	run.did_key = rs_gettext(0, 4);
+	if (run.repo->have_state)
+	{
+		/* read under the row lock we still hold, so still current */
+		data_cid = run.repo->data_cid;
+		run.rev = run.repo->head_rev;
+		run.sealed = run.repo->sealed;
+		run.did_key = run.repo->did_key;
+	}
+	else
+	{
+		arg = CStringGetTextDatum(run.repo->did);
+		if (rs_exec(PLAN_REPO_STATE, &arg, NULL) == 0)
+			return;				/* created and dropped in this transaction */
+		data_cid = rs_getbytea(0, 1);
+		run.rev = rs_gettext(0, 2);
+		run.sealed = rs_getbytea(0, 3);
+		run.did_key = rs_gettext(0, 4);
+	}
 	run.store.get = store_get;
 	run.store.ctx = &run;
 	run.node_inserts = cid_set("repo_stream node inserts", sizeof(BlockEntry));

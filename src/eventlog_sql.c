@@ -72,6 +72,14 @@ segment_capacity(void)
 		: PG_INT64_MAX;
 }
 
+/* Has the current segment had its share, by count or by age? */
+static bool
+segment_due(int64 events_in_segment, int64 age_s)
+{
+	return events_in_segment >= segment_capacity() ||
+		(retention_age_s > 0 && age_s >= retention_age_s / (EVENT_SEGMENTS - 1));
+}
+
 static Oid
 segment_oid(int segment)
 {
@@ -82,24 +90,39 @@ segment_oid(int segment)
 }
 
 /*
- * Truncate the oldest segment and make it current.  Skips (returns false)
- * when someone still uses that segment: a straggling writer or a reader.
- * Runs inside rs_enter_owner.
+ * If the current segment is due (full, or old), truncate the oldest segment
+ * and make it current.  The check is made again on the locked log_state row,
+ * because a writer that saw the old state may arrive right after another
+ * rotated.  Skips (returns false) when someone else is rotating, or still
+ * uses the oldest segment (a straggling writer or a reader).  Runs inside
+ * rs_enter_owner.
  */
 static bool
 rotate_segments(void)
 {
 	int			current,
 				next;
+	int64		start,
+				age,
+				newest,
+				pruned;
 	Oid			next_oid;
-	char		sql[256];
+	char		sql[512];
 	bool		isnull;
-	int64		pruned;
 
-	if (SPI_execute("SELECT current_segment FROM repo_stream.log_state FOR UPDATE SKIP LOCKED",
+	if (SPI_execute("SELECT current_segment, segment_start[current_segment + 1],"
+					"       extract(epoch FROM now() - segment_started_at[current_segment + 1])::int8,"
+					"       (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq)"
+					"  FROM repo_stream.log_state FOR UPDATE SKIP LOCKED",
 					false, 0) != SPI_OK_SELECT || SPI_processed == 0)
 		return false;			/* another backend is rotating */
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
+	newest = DatumGetInt64(rs_getdatum(0, 4, &isnull));
+	if (!segment_due(newest - start, age))
+		return false;
+
 	next = (current + 1) % EVENT_SEGMENTS;
 	next_oid = segment_oid(next);
 	if (!ConditionalLockRelationOid(next_oid, AccessExclusiveLock))
@@ -114,10 +137,9 @@ rotate_segments(void)
 	SPI_execute(sql, false, 0);
 	snprintf(sql, sizeof(sql),
 			 "UPDATE repo_stream.log_state SET current_segment = %d,"
-			 " segment_start[%d] = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq),"
-			 " segment_started_at[%d] = now(),"
+			 " segment_start[%d] = " INT64_FORMAT ", segment_started_at[%d] = now(),"
 			 " pruned_through = greatest(pruned_through, " INT64_FORMAT ")",
-			 next, next + 1, next + 1, pruned);
+			 next, next + 1, newest, next + 1, pruned);
 	SPI_execute(sql, false, 0);
 	return true;
 }
@@ -164,9 +186,8 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 	}
 	rs_buf_free(&frame);
 
-	/* retention, amortized on the write path: rotate when the segment is full */
-	if (seq - segment_start >= segment_capacity() ||
-		(retention_age_s > 0 && segment_age >= retention_age_s / (EVENT_SEGMENTS - 1)))
+	/* retention, amortized on the write path: rotate when the segment is due */
+	if (segment_due(seq - segment_start, segment_age))
 		(void) rotate_segments();
 
 	snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
@@ -301,20 +322,11 @@ rs_prune_events(PG_FUNCTION_ARGS)
 	int64		pruned;
 	bool		isnull;
 	int			current;
-	int64		start,
-				age,
-				newest;
 
 	rs_enter_owner(&oc);
+	(void) rotate_segments();
 	rs_exec(PLAN_LOG_STATE, NULL, NULL);
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
-	start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
-	SPI_execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq", true, 0);
-	newest = DatumGetInt64(rs_getdatum(0, 1, &isnull));
-	if (newest - start >= segment_capacity() ||
-		(retention_age_s > 0 && age >= retention_age_s / (EVENT_SEGMENTS - 1)))
-		(void) rotate_segments();
 
 	if (retention_age_s > 0)
 	{

@@ -203,7 +203,8 @@ dfail(Dec *d, FrameError err, const char *fmt,...)
 
 	if (d->errmsg == NULL || d->errlen == 0)
 		return err;
-	n = snprintf(d->errmsg, d->errlen, "%s: ", d->kind ? d->kind : "frame");
+	/* the kind is known once the header is read */
+	n = d->kind ? snprintf(d->errmsg, d->errlen, "%s: ", d->kind) : 0;
 	if (n < 0 || (size_t) n >= d->errlen)
 		return err;
 	va_start(ap, fmt);
@@ -314,7 +315,7 @@ decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
 		return dfail(d, FRAME_ERR_CBOR, "header is not valid DAG-CBOR at byte %zu: %s",
 					 off, dcbor_strerror(err));
 	if (hend == len)
-		return dfail(d, FRAME_ERR_CBOR, "no body after the header (%zu bytes)", len);
+		return dfail(d, FRAME_ERR_CBOR, "no body after the %zu-byte header", len);
 	f->header = data;
 	f->header_len = hend;
 	f->body = data + hend;
@@ -375,7 +376,7 @@ decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
 		return dfail(d, FRAME_ERR_CBOR, "body is not valid DAG-CBOR at byte %zu: %s",
 					 hend + off, dcbor_strerror(err));
 	if (off != f->body_len)
-		return dfail(d, FRAME_ERR_TRAILING, "%zu bytes after the body, at byte %zu",
+		return dfail(d, FRAME_ERR_TRAILING, "%zu trailing bytes after the body, at byte %zu",
 					 f->body_len - off, hend + off);
 	if ((err = dcbor_validate(f->body, f->body_len, &off)) != DCBOR_OK)
 		return dfail(d, FRAME_ERR_CBOR, "body is not valid DAG-CBOR at byte %zu: %s",

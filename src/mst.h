@@ -165,10 +165,21 @@ void		mst_free(MstTree *t);
 const char *mst_errmsg(const MstTree *t);
 
 /*
- * Build an empty tree from entries in any order.  Fails on an invalid or
- * duplicate key (the message names it) and leaves the tree empty.
+ * Build an empty tree from entries in any order (the tree must be empty:
+ * otherwise MST_ERR_DUPLICATE_KEY).  Fails on an invalid or duplicate key
+ * (the message names it) and leaves the tree empty.  Keys are copied.
  */
 MstError	mst_build(MstTree *t, const MstKV *entries, size_t n);
+
+/*
+ * Root CID of the tree of entries (any order) without keeping the tree:
+ * each node is encoded, hashed and handed to put (may be NULL) as soon as it
+ * is complete, children before parents.  Memory is the sort plus one node
+ * per layer.  Errors as mst_build (message in errmsg), and
+ * MST_ERR_NODE_TOO_BIG.
+ */
+MstError	mst_build_root(const MstKV *entries, size_t n, MstPutFn put, void *ctx,
+						   uint8_t root[CID_LEN], char *errmsg, size_t errlen);
 
 /* Look a key up; *found says whether it is there. */
 MstError	mst_get(MstTree *t, const char *key, size_t len,

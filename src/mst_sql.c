@@ -48,9 +48,9 @@ rs_mst_root(PG_FUNCTION_ARGS)
 	int			nk,
 				nc;
 	MstKV	   *kv;
-	MstTree    *t;
 	MstError	err;
 	uint8		root[CID_LEN];
+	char		msg[400];
 	char		out[CID_TEXT_LEN + 1];
 
 	text_array_elems(keys, "keys", &kd, &nk);
@@ -83,10 +83,8 @@ rs_mst_root(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	t = mst_new(NULL);
-	err = mst_build(t, kv, nk);
-	if (err == MST_OK)
-		err = mst_root(t, root);
+	/* streaming: the root without keeping the tree in memory */
+	err = mst_build_root(kv, nk, NULL, NULL, root, msg, sizeof(msg));
 	switch (err)
 	{
 		case MST_OK:
@@ -94,7 +92,7 @@ rs_mst_root(PG_FUNCTION_ARGS)
 		case MST_ERR_KEY_SYNTAX:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s", mst_errmsg(t)),
+					 errmsg("%s", msg),
 					 errdetail("MST keys are \"collection/rkey\": one slash, both sides non-empty, "
 							   "only A-Z a-z 0-9 _ ~ - : . otherwise, at most %d bytes.",
 							   MST_MAX_KEY_LEN)));
@@ -102,19 +100,18 @@ rs_mst_root(PG_FUNCTION_ARGS)
 		case MST_ERR_DUPLICATE_KEY:
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("%s", mst_errmsg(t))));
+					 errmsg("%s", msg)));
 			break;
 		case MST_ERR_NODE_TOO_BIG:
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("%s", mst_errmsg(t))));
+					 errmsg("%s", msg)));
 			break;
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("%s", mst_errmsg(t))));
+					 errmsg("%s", msg)));
 	}
-	mst_free(t);
 	cid_format(root, out);
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

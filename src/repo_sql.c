@@ -237,8 +237,10 @@ rs_create_repo(PG_FUNCTION_ARGS)
 	bytea	   *sealed_b;
 	int			rc;
 
-	rs_enter_owner(&oc);
+	/* before rs_enter_owner: SPI's memory goes away at rs_leave_owner */
+	rs_buf_init(&sealed, 128);
 	args[0] = CStringGetTextDatum(did);
+	rs_enter_owner(&oc);
 	rc = SPI_execute_with_args("SELECT status FROM repo_stream.repos WHERE did = $1",
 							   1, types, args, NULL, true, 0);
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
@@ -247,7 +249,6 @@ rs_create_repo(PG_FUNCTION_ARGS)
 				 errmsg("repo \"%s\" already exists", did)));
 
 	/* a master key file is created only while no sealed key exists */
-	rs_buf_init(&sealed, 128);
 	rs_keys_generate(!any_sealed_key(), &sealed, did_key);
 	sealed_b = palloc(VARHDRSZ + sealed.len);
 	SET_VARSIZE(sealed_b, VARHDRSZ + sealed.len);
@@ -368,13 +369,13 @@ rs_rotate_key(PG_FUNCTION_ARGS)
 	char		did_key[128];
 	bytea	   *sealed_b;
 
+	rs_buf_init(&sealed, 128);
 	rs_enter_owner(&oc);
 	status = lock_repo(did);
 	if (strcmp(status, "active") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("repo \"%s\" is %s", did, status)));
-	rs_buf_init(&sealed, 128);
 	rs_keys_generate(false, &sealed, did_key);
 	rs_leave_owner(&oc);
 

@@ -23,17 +23,20 @@ typedef struct PlanDef
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[6];
+	Oid			argtypes[8];
 } PlanDef;
 
 static const PlanDef plan_defs[PLAN_COUNT] = {
+	/* the lock also fetches what the commit at the end will need */
 	[PLAN_REPO_LOCK] = {
-		"SELECT status FROM repo_stream.repos WHERE did = $1 FOR UPDATE",
+		"SELECT r.status, r.data_cid, r.head_rev, k.sealed, r.did_key"
+		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
+		" WHERE r.did = $1 FOR UPDATE OF r",
 		1, {TEXTOID}
 	},
 	[PLAN_REPO_STATE] = {
 		"SELECT r.data_cid, r.head_rev, k.sealed, r.did_key, r.status"
-		"  FROM repo_stream.repos r JOIN repo_stream.repo_keys k USING (did)"
+		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
 		" WHERE r.did = $1",
 		1, {TEXTOID}
 	},
@@ -41,20 +44,14 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 		"SELECT node FROM repo_stream.mst_nodes WHERE did = $1 AND cid = $2",
 		2, {TEXTOID, BYTEAOID}
 	},
-	[PLAN_NODES_INSERT] = {
-		"INSERT INTO repo_stream.mst_nodes (did, cid, node)"
-		" SELECT $1, c, n FROM unnest($2::bytea[], $3::bytea[]) AS u(c, n)"
-		" ON CONFLICT DO NOTHING",
-		3, {TEXTOID, BYTEAARRAYOID, BYTEAARRAYOID}
-	},
-	[PLAN_NODES_DELETE] = {
-		"DELETE FROM repo_stream.mst_nodes WHERE did = $1 AND cid = ANY ($2::bytea[])",
-		2, {TEXTOID, BYTEAARRAYOID}
-	},
-	[PLAN_REPO_UPDATE] = {
-		"UPDATE repo_stream.repos SET head_cid = $2, head_rev = $3, data_cid = $4,"
+	/* one statement per commit batch: new nodes, dropped nodes, new head */
+	[PLAN_REPO_PERSIST] = {
+		"WITH ins AS (INSERT INTO repo_stream.mst_nodes (did, cid, node)"
+		"             SELECT $1, c, n FROM unnest($6::bytea[], $7::bytea[]) AS u(c, n)),"
+		"     del AS (DELETE FROM repo_stream.mst_nodes WHERE did = $1 AND cid = ANY ($8::bytea[]))"
+		" UPDATE repo_stream.repos SET head_cid = $2, head_rev = $3, data_cid = $4,"
 		" head_commit = $5 WHERE did = $1",
-		5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID}
+		8, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID}
 	},
 	[PLAN_EVENT_INSERT] = {
 		"INSERT INTO repo_stream.event_log (seq, segment, did, kind, frame)"
@@ -151,7 +148,9 @@ rs_exec(RsPlanId id, Datum *values, const char *nulls)
 	if (plans[id] == NULL)
 	{
 		const PlanDef *def = &plan_defs[id];
-		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		/* generic plans: these run per commit, and replanning costs more than they do */
+		SPIPlanPtr	plan = SPI_prepare_cursor(def->sql, def->nargs, (Oid *) def->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", def->sql,

@@ -16,7 +16,11 @@ typedef struct RsOwnerContext
 	int			guc_nest_level;
 } RsOwnerContext;
 
-/* SPI_connect + switch to the owner of schema repo_stream + pin search_path. */
+/*
+ * SPI_connect + switch to the owner of schema repo_stream + pin search_path.
+ * Until rs_leave_owner, palloc uses SPI's context, which rs_leave_owner
+ * frees: results that must outlive it come from rs_get* (SPI_palloc).
+ */
 void		rs_enter_owner(RsOwnerContext *ctx);
 /* Undo rs_enter_owner and SPI_finish. */
 void		rs_leave_owner(RsOwnerContext *ctx);
@@ -29,9 +33,7 @@ typedef enum RsPlanId
 	PLAN_REPO_LOCK,
 	PLAN_REPO_STATE,
 	PLAN_NODE_GET,
-	PLAN_NODES_INSERT,
-	PLAN_NODES_DELETE,
-	PLAN_REPO_UPDATE,
+	PLAN_REPO_PERSIST,
 	PLAN_EVENT_INSERT,
 	PLAN_LOG_STATE,
 	PLAN_KEY_ROTATE,

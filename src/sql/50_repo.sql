@@ -46,6 +46,7 @@ CREATE TABLE mst_nodes (
 	PRIMARY KEY (did, cid)
 );
 ALTER TABLE mst_nodes ALTER COLUMN node SET STORAGE EXTERNAL;
+ALTER TABLE mst_nodes SET (toast_tuple_target = 8160);
 
 -- Sequence numbers are taken at commit time under a shared advisory lock;
 -- see the README section "No gaps" for why readers never skip one.
@@ -67,7 +68,9 @@ DO $$
 BEGIN
 	FOR i IN 0 .. 7 LOOP
 		EXECUTE format('CREATE TABLE repo_stream.event_log_%s PARTITION OF repo_stream.event_log FOR VALUES IN (%s)', i, i);
+		-- frames up to ~8 kB stay in the row; larger ones go to TOAST uncompressed
 		EXECUTE format('ALTER TABLE repo_stream.event_log_%s ALTER COLUMN frame SET STORAGE EXTERNAL', i);
+		EXECUTE format('ALTER TABLE repo_stream.event_log_%s SET (toast_tuple_target = 8160)', i);
 	END LOOP;
 END $$;
 
@@ -184,3 +187,8 @@ CREATE FUNCTION prune_events() RETURNS bigint
 COMMENT ON FUNCTION prune_events() IS
 	'Apply the retention settings now; returns the seq through which events are gone';
 
+CREATE FUNCTION verify_repo(did text)
+	RETURNS TABLE (check_name text, ok boolean, detail text)
+	AS 'MODULE_PATHNAME', 'rs_verify_repo' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION verify_repo(text) IS
+	'Recompute CIDs and the MST from the records, check the head commit and every retained event';

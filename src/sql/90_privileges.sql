@@ -25,7 +25,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA repo_stream FROM PUBLIC;
 -- the ones that read or change repo state do not
 REVOKE EXECUTE ON FUNCTION
 	records_trigger(), create_repo(text), deactivate_repo(text), activate_repo(text),
-	delete_repo(text), rotate_key(text), prune_events(),
+	delete_repo(text), rotate_key(text), prune_events(), verify_repo(text),
 	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
 	delete_record(text, text, text), get_record(text, text, text),
 	events_since(bigint, int), repo_key(text)
@@ -44,5 +44,5 @@ GRANT EXECUTE ON FUNCTION events_since(bigint, int), get_record(text, text, text
 GRANT repo_stream_writer, repo_stream_reader TO repo_stream_admin;
 GRANT EXECUTE ON FUNCTION
 	create_repo(text), deactivate_repo(text), activate_repo(text), delete_repo(text),
-	rotate_key(text), prune_events()
+	rotate_key(text), prune_events(), verify_repo(text)
 	TO repo_stream_admin;

@@ -10,6 +10,10 @@
 #include "cid.h"
 #include "commit.h"
 #include "frame.h"
+#include "keys.h"
+#include "mst.h"
+#include "tid.h"
+#include "verify.h"
 #include "tap.h"
 
 static size_t
@@ -1055,11 +1059,790 @@ test_frame_mutations(void)
 	rs_buf_free(&s.car);
 }
 
+/* ---------------------------------------------------------- verification */
+
+typedef struct Blk
+{
+	uint8_t		cid[CID_LEN];
+	uint8_t    *data;
+	size_t		len;
+} Blk;
+
+typedef struct BlockList
+{
+	Blk		   *b;
+	size_t		n;
+	size_t		cap;
+} BlockList;
+
+static Blk *
+bl_find(const BlockList *l, const uint8_t cid[CID_LEN])
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (memcmp(l->b[i].cid, cid, CID_LEN) == 0)
+			return &l->b[i];
+	return NULL;
+}
+
+static void
+bl_add(BlockList *l, const uint8_t cid[CID_LEN], const uint8_t *data, size_t len)
+{
+	if (bl_find(l, cid))
+		return;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? 2 * l->cap : 32;
+		l->b = realloc(l->b, l->cap * sizeof(Blk));
+	}
+	memcpy(l->b[l->n].cid, cid, CID_LEN);
+	l->b[l->n].data = malloc(len ? len : 1);
+	memcpy(l->b[l->n].data, data, len);
+	l->b[l->n].len = len;
+	l->n++;
+}
+
+static void
+bl_free(BlockList *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->b[i].data);
+	free(l->b);
+	memset(l, 0, sizeof(*l));
+}
+
+static MstError
+bl_get(void *ctx, const uint8_t cid[CID_LEN], const uint8_t **data, size_t *len)
+{
+	Blk		   *b = bl_find(ctx, cid);
+
+	if (!b)
+		return MST_ERR_MISSING_NODE;
+	*data = b->data;
+	*len = b->len;
+	return MST_OK;
+}
+
+static void
+bl_put(void *ctx, const uint8_t cid[CID_LEN], const uint8_t *data, size_t len)
+{
+	bl_add(ctx, cid, data, len);
+}
+
+typedef struct TwoLists
+{
+	BlockList  *a,
+			   *b;
+} TwoLists;
+
+static void
+bl_put2(void *ctx, const uint8_t cid[CID_LEN], const uint8_t *data, size_t len)
+{
+	bl_add(((TwoLists *) ctx)->a, cid, data, len);
+	bl_add(((TwoLists *) ctx)->b, cid, data, len);
+}
+
+static const char *const collections[] = {"app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.graph.follow"};
+
+static void
+key_of(int i, char *out)
+{
+	char		tid[TID_LEN + 1];
+
+	tid_encode(UINT64_C(1700000000000000) + (uint64_t) i * 7919, (uint32_t) i % 1024, tid);
+	sprintf(out, "%s/%s", collections[i % 3], tid);
+}
+
+/* A record block for key i, version v; its CID into cid. */
+static void
+record_of(int i, int v, BlockList *records, uint8_t cid[CID_LEN])
+{
+	RsBuf		b;
+
+	rs_buf_init(&b, 64);
+	dcbor_put_map(&b, 3);
+	dcbor_put_cstr(&b, "n");
+	dcbor_put_int(&b, i);
+	dcbor_put_cstr(&b, "v");
+	dcbor_put_int(&b, v);
+	dcbor_put_cstr(&b, "$type");
+	dcbor_put_cstr(&b, collections[i % 3]);
+	cid_for_dagcbor(b.data, b.len, cid);
+	if (records)
+		bl_add(records, cid, b.data, b.len);
+	rs_buf_free(&b);
+}
+
+/* Everything a #commit frame is made of, before assembly. */
+typedef struct Parts
+{
+	RepoCommit	commit;			/* unsigned fields */
+	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES];
+	BlockList	new_nodes,
+				proof,
+				records;
+	FrameOp		ops[64];
+	char		paths[64][64];
+	size_t		n_ops;
+	const char *since;
+	bool		has_prev_data;
+	uint8_t		prev_data[CID_LEN];
+	/* tweaks for the failure cases */
+	bool		flip_sig;
+	bool		too_big;
+	bool		skip_proof;		/* new nodes and records only */
+	const uint8_t *omit;		/* leave this block out of the CAR */
+	const uint8_t *car_root;	/* another CAR root */
+	const char *frame_repo;		/* another repo in the frame */
+	const char *frame_rev;
+} Parts;
+
+static char parts_rev[TID_LEN + 1];
+static char parts_since[TID_LEN + 1];
+
+/*
+ * A repo of n_keys records, then one commit: creates of keys
+ * n_keys..n_keys+n_create-1, updates and deletes of the given keys.
+ * n_keys 0 makes a first commit.
+ */
+static void
+make_parts(Parts *p, int n_keys, int n_create, const int *upd, int n_upd, const int *del, int n_del)
+{
+	BlockList	store = {0};
+	MstStore	s = {bl_get, &store};
+	MstTree    *old,
+			   *t;
+	MstKV	   *kv = calloc(n_keys + 1, sizeof(MstKV));
+	char	  (*keys)[64] = calloc(n_keys + n_create + 1, 64);
+	uint8_t		old_root[CID_LEN],
+				new_root[CID_LEN];
+	MstKey		written[64];
+	TwoLists	both;
+
+	memset(p, 0, sizeof(*p));
+	/* a fixed key: Ed25519 signatures are deterministic, so are the frames */
+	{
+		uint8_t		seed[crypto_sign_SEEDBYTES];
+
+		for (size_t i = 0; i < sizeof(seed); i++)
+			seed[i] = (uint8_t) (i * 7 + 1);
+		crypto_sign_seed_keypair(p->pk, p->sk, seed);
+	}
+	for (int i = 0; i < n_keys + n_create; i++)
+		key_of(i, keys[i]);
+	for (int i = 0; i < n_keys; i++)
+	{
+		kv[i].key = keys[i];
+		kv[i].key_len = strlen(keys[i]);
+		record_of(i, 1, NULL, kv[i].value);
+	}
+	old = mst_new(&s);
+	if (mst_build(old, kv, n_keys) != MST_OK ||
+		mst_write(old, bl_put, &store, old_root, NULL) != MST_OK)
+		printf("# building the old tree failed: %s\n", mst_errmsg(old));
+	mst_free(old);
+
+	if (mst_open(&s, old_root, &t, NULL, 0) != MST_OK)
+		printf("# reopening the old tree failed\n");
+	for (int i = 0; i < n_create; i++)
+	{
+		FrameOp    *op = &p->ops[p->n_ops];
+
+		strcpy(p->paths[p->n_ops], keys[n_keys + i]);
+		op->action = FRAME_ACTION_CREATE;
+		op->has_cid = true;
+		record_of(n_keys + i, 1, &p->records, op->cid);
+		mst_put(t, keys[n_keys + i], strlen(keys[n_keys + i]), op->cid, NULL, NULL);
+		p->n_ops++;
+	}
+	for (int i = 0; i < n_upd; i++)
+	{
+		FrameOp    *op = &p->ops[p->n_ops];
+
+		strcpy(p->paths[p->n_ops], keys[upd[i]]);
+		op->action = FRAME_ACTION_UPDATE;
+		op->has_cid = op->has_prev = true;
+		record_of(upd[i], 2, &p->records, op->cid);
+		mst_put(t, keys[upd[i]], strlen(keys[upd[i]]), op->cid, op->prev, NULL);
+		p->n_ops++;
+	}
+	for (int i = 0; i < n_del; i++)
+	{
+		FrameOp    *op = &p->ops[p->n_ops];
+
+		strcpy(p->paths[p->n_ops], keys[del[i]]);
+		op->action = FRAME_ACTION_DELETE;
+		op->has_prev = true;
+		mst_delete(t, keys[del[i]], strlen(keys[del[i]]), op->prev);
+		p->n_ops++;
+	}
+	for (size_t i = 0; i < p->n_ops; i++)
+	{
+		p->ops[i].path = p->paths[i];
+		p->ops[i].path_len = strlen(p->paths[i]);
+		written[i].key = p->paths[i];
+		written[i].len = p->ops[i].path_len;
+	}
+	both.a = &store;
+	both.b = &p->new_nodes;
+	if (mst_write(t, bl_put2, &both, new_root, NULL) != MST_OK ||
+		mst_covering_proof(t, written, p->n_ops, bl_put, &p->proof, NULL) != MST_OK)
+		printf("# writing the new tree or its proof failed: %s\n", mst_errmsg(t));
+	mst_free(t);
+
+	tid_encode(UINT64_C(1700000001000000), 1, parts_rev);
+	tid_encode(UINT64_C(1700000000500000), 1, parts_since);
+	p->commit.did = TEST_DID;
+	p->commit.did_len = strlen(TEST_DID);
+	p->commit.rev = parts_rev;
+	p->commit.rev_len = TID_LEN;
+	memcpy(p->commit.data, new_root, CID_LEN);
+	if (n_keys > 0)
+	{
+		p->since = parts_since;
+		p->has_prev_data = true;
+		memcpy(p->prev_data, old_root, CID_LEN);
+	}
+	bl_free(&store);
+	free(kv);
+	free(keys);
+}
+
+static void
+free_parts(Parts *p)
+{
+	bl_free(&p->new_nodes);
+	bl_free(&p->proof);
+	bl_free(&p->records);
+}
+
+static void
+car_add(RsBuf *car, BlockList *seen, const Parts *p, const uint8_t *cid, const uint8_t *data, size_t len)
+{
+	if (bl_find(seen, cid) || (p->omit && memcmp(p->omit, cid, CID_LEN) == 0))
+		return;
+	bl_add(seen, cid, data, len);
+	car_write_block(car, cid, data, len);
+}
+
+/* Sign, build the CAR and encode the frame. */
+static void
+assemble(const Parts *p, RsBuf *frame)
+{
+	RepoCommit	c = p->commit;
+	RsBuf		unsig,
+				block,
+				car;
+	uint8_t		ccid[CID_LEN];
+	BlockList	seen = {0};
+	FrameCommit fc;
+
+	rs_buf_init(&unsig, 128);
+	commit_encode_unsigned(&c, &unsig);
+	crypto_sign_detached(c.sig, NULL, unsig.data, unsig.len, p->sk);
+	c.has_sig = true;
+	if (p->flip_sig)
+		c.sig[17] ^= 0x40;
+	rs_buf_init(&block, 256);
+	commit_encode_signed(&c, &block);
+	cid_for_dagcbor(block.data, block.len, ccid);
+
+	rs_buf_init(&car, 4096);
+	car_write_header(&car, p->car_root ? p->car_root : ccid);
+	car_add(&car, &seen, p, ccid, block.data, block.len);
+	for (size_t i = 0; i < p->new_nodes.n; i++)
+		car_add(&car, &seen, p, p->new_nodes.b[i].cid, p->new_nodes.b[i].data, p->new_nodes.b[i].len);
+	for (size_t i = 0; i < p->records.n; i++)
+		car_add(&car, &seen, p, p->records.b[i].cid, p->records.b[i].data, p->records.b[i].len);
+	for (size_t i = 0; i < p->proof.n && !p->skip_proof; i++)
+		car_add(&car, &seen, p, p->proof.b[i].cid, p->proof.b[i].data, p->proof.b[i].len);
+
+	memset(&fc, 0, sizeof(fc));
+	fc.repo = p->frame_repo ? p->frame_repo : TEST_DID;
+	fc.repo_len = strlen(fc.repo);
+	fc.rev = p->frame_rev ? p->frame_rev : parts_rev;
+	fc.rev_len = strlen(fc.rev);
+	fc.since = p->since;
+	fc.since_len = p->since ? TID_LEN : 0;
+	memcpy(fc.commit, ccid, CID_LEN);
+	fc.blocks = car.data;
+	fc.blocks_len = car.len;
+	fc.ops = p->ops;
+	fc.n_ops = p->n_ops;
+	fc.has_prev_data = p->has_prev_data;
+	memcpy(fc.prev_data, p->prev_data, CID_LEN);
+	fc.time = "2024-05-06T07:08:09.123Z";
+	fc.time_len = FRAME_TIME_LEN;
+	frame_encode_commit(&fc, 1000, frame);
+	if (p->too_big)
+	{
+		/* flip tooBig: false (0xf4) -> true (0xf5) */
+		uint8_t    *tb = memmem(frame->data, frame->len, "\x66tooBig\xf4", 8);
+
+		if (tb)
+			tb[7] = 0xf5;
+	}
+	rs_buf_free(&unsig);
+	rs_buf_free(&block);
+	rs_buf_free(&car);
+	bl_free(&seen);
+}
+
+static VerifyResult
+verify_parts(const Parts *p, const uint8_t *pk, char *msg, size_t msglen)
+{
+	RsBuf		frame;
+	Frame		f;
+	VerifyResult r;
+	char		dmsg[256];
+
+	rs_buf_init(&frame, 8192);
+	assemble(p, &frame);
+	if (frame_decode(frame.data, frame.len, &f, dmsg, sizeof(dmsg)) != FRAME_OK)
+	{
+		snprintf(msg, msglen, "frame did not decode: %s", dmsg);
+		rs_buf_free(&frame);
+		return (VerifyResult) -1;
+	}
+	r = frame_verify(&f, pk ? pk : p->pk, msg, msglen);
+	frame_free(&f);
+	rs_buf_free(&frame);
+	return r;
+}
+
+static void
+expect_verify(const Parts *p, const uint8_t *pk, VerifyResult want, const char *what)
+{
+	char		msg[512] = "";
+	VerifyResult got = verify_parts(p, pk, msg, sizeof(msg));
+
+	ok(got == want, "verify %s -> %s (got: %s)", what, verify_strerror(want), msg[0] ? msg : verify_strerror(got));
+}
+
+static void
+test_verify(void)
+{
+	static const int upd[] = {5, 17, 30};
+	static const int del[] = {2, 11, 40};
+	Parts		good,
+				p;
+	uint8_t		other_pk[crypto_sign_PUBLICKEYBYTES],
+				other_sk[crypto_sign_SECRETKEYBYTES];
+
+	make_parts(&good, 50, 3, upd, 3, del, 3);
+	ok(good.n_ops == 9 && good.new_nodes.n > 0 && good.proof.n > 0,
+	   "50-key repo, commit with 3 creates, 3 updates, 3 deletes: %zu new nodes, %zu proof nodes",
+	   good.new_nodes.n, good.proof.n);
+	expect_verify(&good, NULL, VERIFY_OK, "the honest frame");
+
+	crypto_sign_keypair(other_pk, other_sk);
+	expect_verify(&good, other_pk, VERIFY_BAD_SIGNATURE, "with another key");
+
+	p = good;
+	p.flip_sig = true;
+	expect_verify(&p, NULL, VERIFY_BAD_SIGNATURE, "with a flipped signature bit");
+
+	p = good;
+	p.omit = good.commit.data;
+	expect_verify(&p, NULL, VERIFY_PROOF_MISSING, "without the new MST root node");
+
+	p = good;
+	p.prev_data[9] ^= 1;
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "with a wrong prevData");
+	p = good;
+	p.ops[8].prev[9] ^= 1;		/* a delete's prev: the re-inserted value differs */
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "with a wrong prev on a delete");
+	p = good;
+	p.ops[4].prev[9] ^= 1;		/* an update's prev */
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "with a wrong prev on an update");
+	p = good;
+	p.n_ops = 8;				/* a delete the frame does not mention */
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "with one op left out");
+
+	p = good;
+	p.omit = good.ops[0].cid;
+	expect_verify(&p, NULL, VERIFY_RECORD_MISSING, "without a created record's block");
+	p = good;
+	memcpy(p.ops[3].cid, good.ops[0].cid, CID_LEN);	/* present, but not what the tree holds */
+	expect_verify(&p, NULL, VERIFY_OP_MISMATCH, "with an update naming another record");
+	p = good;
+	p.ops[0].action = FRAME_ACTION_UPDATE;	/* a create claimed as an update */
+	p.ops[0].has_prev = true;
+	memcpy(p.ops[0].prev, good.ops[3].prev, CID_LEN);
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "with a create claimed as an update");
+	p = good;
+	p.ops[6].action = FRAME_ACTION_CREATE;	/* a delete claimed as a create */
+	p.ops[6].has_cid = true;
+	p.ops[6].has_prev = false;
+	memcpy(p.ops[6].cid, good.ops[0].cid, CID_LEN);
+	expect_verify(&p, NULL, VERIFY_OP_MISMATCH, "with a delete claimed as a create");
+	p = good;
+	p.ops[3].has_prev = false;
+	expect_verify(&p, NULL, VERIFY_OP_WITHOUT_PREV, "with an update without prev (sync 1.0)");
+	p = good;
+	p.ops[1] = p.ops[0];
+	expect_verify(&p, NULL, VERIFY_DUPLICATE_PATH, "with two ops on one path");
+
+	p = good;
+	p.frame_repo = "did:plc:someoneelse";
+	expect_verify(&p, NULL, VERIFY_REPO_MISMATCH, "naming another repo");
+	p = good;
+	p.frame_rev = parts_since;
+	expect_verify(&p, NULL, VERIFY_REV_MISMATCH, "naming another rev");
+	p = good;
+	p.car_root = good.commit.data;
+	expect_verify(&p, NULL, VERIFY_ROOT_MISMATCH, "whose CAR root is not the commit");
+	p = good;
+	p.too_big = true;
+	expect_verify(&p, NULL, VERIFY_TOO_BIG, "marked tooBig");
+	p = good;
+	p.has_prev_data = false;
+	expect_verify(&p, NULL, VERIFY_NO_PREV_DATA, "with since but no prevData");
+	p = good;
+	p.since = NULL;
+	p.has_prev_data = false;
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "claiming to be a first commit");
+
+	{
+		/* the commit block replaced by a non-commit block under its own CID */
+		Parts		q = good;
+		RsBuf		frame;
+		Frame		f;
+		char		msg[512];
+		VerifyResult r;
+		uint8_t    *blocks;
+
+		rs_buf_init(&frame, 8192);
+		assemble(&q, &frame);
+		frame_decode(frame.data, frame.len, &f, NULL, 0);
+		/* corrupt one byte inside blocks: a hash mismatch */
+		blocks = (uint8_t *) f.commit.blocks;
+		blocks[f.commit.blocks_len - 3] ^= 1;
+		r = frame_verify(&f, q.pk, msg, sizeof(msg));
+		ok(r == VERIFY_BAD_CAR && verify_is_malformed(r), "verify a frame with a corrupted block -> %s (%s)",
+		   verify_strerror(VERIFY_BAD_CAR), msg);
+		frame_free(&f);
+		rs_buf_free(&frame);
+	}
+	free_parts(&good);
+
+	/* an empty commit (no ops): the blocks hold the commit alone */
+	make_parts(&good, 10, 0, NULL, 0, NULL, 0);
+	ok(good.new_nodes.n == 0 && good.proof.n == 0, "an empty commit has no new nodes and no proof");
+	expect_verify(&good, NULL, VERIFY_OK, "an empty commit (data = prevData, no MST block)");
+	p = good;
+	p.prev_data[30] ^= 1;
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "an empty commit whose prevData differs from data");
+	free_parts(&good);
+
+	/* a repo's first commit: 5 creates on the empty tree */
+	make_parts(&good, 0, 5, NULL, 0, NULL, 0);
+	expect_verify(&good, NULL, VERIFY_OK, "a first commit (no since, no prevData)");
+	p = good;
+	p.n_ops = 4;
+	expect_verify(&p, NULL, VERIFY_PREV_DATA_MISMATCH, "a first commit with an op left out");
+	free_parts(&good);
+
+	/*
+	 * Bigger: 1000 keys.  The deletes are of keys above layer 0: undoing
+	 * one splits a subtree the commit did not change, which needs the
+	 * covering proof.
+	 */
+	{
+		int			u[20],
+					d[20],
+					nd = 0;
+
+		for (int i = 0; i < 20; i++)
+			u[i] = 7 + 49 * i;
+		for (int i = 3; i < 1000 && nd < 16; i += 37)
+		{
+			char		k[64];
+
+			key_of(i, k);
+			if (mst_key_depth((const uint8_t *) k, strlen(k)) >= 1 && (i - 7) % 49 != 0)
+				d[nd++] = i;
+		}
+		make_parts(&good, 1000, 20, u, 16, d, nd);
+		expect_verify(&good, NULL, VERIFY_OK, "1000 keys, 20 creates, 16 updates, 16 deletes above layer 0");
+		/*
+		 * Proof nodes that are not new: only the covering proof brings
+		 * them.  It is conservative (neighbours on both sides of every
+		 * key), so leaving one out need not break the inversion; but it
+		 * must never make a wrong verdict, and some must be needed.
+		 */
+		{
+			int			n_only = 0,
+						n_needed = 0,
+						n_wrong = 0;
+
+			for (size_t i = 0; i < good.proof.n; i++)
+			{
+				char		msg[512];
+				VerifyResult r;
+
+				if (bl_find(&good.new_nodes, good.proof.b[i].cid))
+					continue;
+				n_only++;
+				p = good;
+				p.omit = good.proof.b[i].cid;
+				r = verify_parts(&p, NULL, msg, sizeof(msg));
+				if (r == VERIFY_PROOF_MISSING)
+					n_needed++;
+				else if (r != VERIFY_OK)
+					n_wrong++;
+			}
+			ok(n_only > 0 && n_needed > 0 && n_wrong == 0,
+			   "leaving out one of %d proof-only nodes: %d times the proof is missing, else it verifies",
+			   n_only, n_needed);
+		}
+		p = good;
+		p.skip_proof = true;
+		expect_verify(&p, NULL, VERIFY_PROOF_MISSING, "without the covering proof (new nodes only)");
+		free_parts(&good);
+	}
+}
+
+/* Garbage in a frame's blocks: decode and verify fail cleanly, never crash. */
+static void
+test_verify_mutations(void)
+{
+	static const int upd[] = {1, 9};
+	static const int del[] = {4, 12};
+	Parts		p;
+	RsBuf		good;
+	uint8_t    *b;
+	unsigned	seed = 3;
+	int			counts[VERIFY_PREV_DATA_MISMATCH + 1] = {0};
+	int			undecodable = 0,
+				verified = 0;
+
+	make_parts(&p, 20, 2, upd, 2, del, 2);
+	rs_buf_init(&good, 8192);
+	assemble(&p, &good);
+	b = malloc(good.len);
+	for (int round = 0; round < 20000; round++)
+	{
+		Frame		f;
+		char		msg[512];
+		size_t		len = good.len;
+
+		memcpy(b, good.data, good.len);
+		for (int k = 0; k < 1 + round % 4; k++)
+			b[rand_r(&seed) % good.len] = (uint8_t) rand_r(&seed);
+		if (round % 7 == 0)
+			len = rand_r(&seed) % (good.len + 1);
+		if (frame_decode(b, len, &f, msg, sizeof(msg)) != FRAME_OK)
+		{
+			undecodable++;
+			continue;
+		}
+		{
+			VerifyResult r = frame_verify(&f, p.pk, msg, sizeof(msg));
+
+			if (r >= 0 && r <= VERIFY_PREV_DATA_MISMATCH)
+				counts[r]++;
+			verified += r == VERIFY_OK;
+		}
+		frame_free(&f);
+	}
+	ok(undecodable > 0 && counts[VERIFY_BAD_CAR] > 0,
+	   "20000 mutated frames: %d undecodable, %d bad CAR, %d bad signature, %d still verify, no crash",
+	   undecodable, counts[VERIFY_BAD_CAR], counts[VERIFY_BAD_SIGNATURE], verified);
+	free(b);
+	rs_buf_free(&good);
+	free_parts(&p);
+}
+
+static void
+test_verify_sync(void)
+{
+	Parts		p;
+	RepoCommit	c;
+	RsBuf		unsig,
+				block,
+				car,
+				frame;
+	uint8_t		ccid[CID_LEN];
+	FrameSync	s;
+	Frame		f;
+	char		msg[256];
+
+	make_parts(&p, 10, 1, NULL, 0, NULL, 0);
+	c = p.commit;
+	rs_buf_init(&unsig, 128);
+	commit_encode_unsigned(&c, &unsig);
+	crypto_sign_detached(c.sig, NULL, unsig.data, unsig.len, p.sk);
+	c.has_sig = true;
+	rs_buf_init(&block, 256);
+	commit_encode_signed(&c, &block);
+	cid_for_dagcbor(block.data, block.len, ccid);
+	rs_buf_init(&car, 256);
+	car_write_header(&car, ccid);
+	car_write_block(&car, ccid, block.data, block.len);
+	s.did = TEST_DID;
+	s.did_len = strlen(TEST_DID);
+	s.rev = parts_rev;
+	s.rev_len = TID_LEN;
+	s.blocks = car.data;
+	s.blocks_len = car.len;
+	s.time = "2024-05-06T07:08:09.123Z";
+	s.time_len = FRAME_TIME_LEN;
+	rs_buf_init(&frame, 512);
+	frame_encode_sync(&s, 3, &frame);
+	ok(frame_decode(frame.data, frame.len, &f, NULL, 0) == FRAME_OK &&
+	   frame_verify(&f, p.pk, msg, sizeof(msg)) == VERIFY_OK, "#sync frame verifies");
+	p.pk[3] ^= 1;
+	ok(frame_verify(&f, p.pk, msg, sizeof(msg)) == VERIFY_BAD_SIGNATURE, "#sync with another key: %s", msg);
+	frame_free(&f);
+	{
+		FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-05-06T07:08:09.123Z", 24, true, NULL, 0};
+
+		frame.len = 0;
+		frame_encode_account(&a, 4, &frame);
+		frame_decode(frame.data, frame.len, &f, NULL, 0);
+		ok(frame_verify(&f, p.pk, msg, sizeof(msg)) == VERIFY_BAD_KIND, "#account cannot be verified: %s", msg);
+		frame_free(&f);
+	}
+	rs_buf_free(&unsig);
+	rs_buf_free(&block);
+	rs_buf_free(&car);
+	rs_buf_free(&frame);
+	free_parts(&p);
+}
+
+/*
+ * FRAME_FIXTURES=dir: write the signed frames that sql/frames.sql embeds
+ * (dir/frames.sql) and test/interop/car.test.mjs reads (dir/frames.json).
+ * Deterministic (fixed key and times): re-running gives the same files.
+ */
+typedef struct Fixture
+{
+	const char *name;
+	const char *expect;			/* verify_frame: "true", "false" or "error" */
+	RsBuf		frame;
+} Fixture;
+
+static void
+write_fixtures(const char *dir)
+{
+	static const int upd[] = {1};
+	static const int del[] = {2};
+	Fixture		fx[8];
+	int			n = 0;
+	Parts		good,
+				p;
+	char		did_key[DID_KEY_ED25519_LEN + 1];
+	char		path[1024];
+	FILE	   *sql,
+			   *json;
+
+#define FIXTURE(NAME, EXPECT, PARTS) do { \
+		fx[n].name = NAME; fx[n].expect = EXPECT; rs_buf_init(&fx[n].frame, 4096); \
+		assemble(PARTS, &fx[n].frame); n++; } while (0)
+
+	make_parts(&good, 4, 1, upd, 1, del, 1);
+	did_key_format_ed25519(good.pk, did_key);
+	FIXTURE("commit", "true", &good);
+	p = good;
+	p.flip_sig = true;
+	FIXTURE("bad signature", "false", &p);
+	p = good;
+	p.prev_data[20] ^= 1;
+	FIXTURE("wrong prevData", "false", &p);
+	p = good;
+	p.omit = good.ops[0].cid;
+	FIXTURE("record missing", "false", &p);
+	p = good;
+	p.too_big = true;
+	FIXTURE("tooBig", "false", &p);
+	{
+		/* a byte of the last block flipped: its hash no longer matches */
+		Frame		f;
+
+		FIXTURE("corrupt block", "error", &good);
+		frame_decode(fx[n - 1].frame.data, fx[n - 1].frame.len, &f, NULL, 0);
+		((uint8_t *) f.commit.blocks)[f.commit.blocks_len - 2] ^= 1;
+		frame_free(&f);
+	}
+	{
+		/* #sync: the signed commit alone */
+		RepoCommit	c = good.commit;
+		RsBuf		unsig,
+					block,
+					car;
+		uint8_t		ccid[CID_LEN];
+		FrameSync	s;
+
+		rs_buf_init(&unsig, 128);
+		commit_encode_unsigned(&c, &unsig);
+		crypto_sign_detached(c.sig, NULL, unsig.data, unsig.len, good.sk);
+		c.has_sig = true;
+		rs_buf_init(&block, 256);
+		commit_encode_signed(&c, &block);
+		cid_for_dagcbor(block.data, block.len, ccid);
+		rs_buf_init(&car, 256);
+		car_write_header(&car, ccid);
+		car_write_block(&car, ccid, block.data, block.len);
+		s.did = TEST_DID;
+		s.did_len = strlen(TEST_DID);
+		s.rev = parts_rev;
+		s.rev_len = TID_LEN;
+		s.blocks = car.data;
+		s.blocks_len = car.len;
+		s.time = "2024-05-06T07:08:09.123Z";
+		s.time_len = FRAME_TIME_LEN;
+		fx[n].name = "sync";
+		fx[n].expect = "true";
+		rs_buf_init(&fx[n].frame, 512);
+		frame_encode_sync(&s, 1001, &fx[n].frame);
+		n++;
+		rs_buf_free(&unsig);
+		rs_buf_free(&block);
+		rs_buf_free(&car);
+	}
+	free_parts(&good);
+	make_parts(&good, 0, 2, NULL, 0, NULL, 0);
+	FIXTURE("first commit", "true", &good);
+	free_parts(&good);
+
+	snprintf(path, sizeof(path), "%s/frames.sql", dir);
+	sql = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/frames.json", dir);
+	json = fopen(path, "w");
+	if (!sql || !json)
+	{
+		printf("# cannot write fixtures in %s\n", dir);
+		exit(1);
+	}
+	fprintf(sql, "-- key %s\nINSERT INTO frames VALUES\n", did_key);
+	fprintf(json, "{\n  \"comment\": \"generated by FRAME_FIXTURES=<dir> test/unit/build/test_frame\",\n"
+			"  \"did_key\": \"%s\",\n  \"frames\": [\n", did_key);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *hex = tohex(fx[i].frame.data, fx[i].frame.len);
+
+		fprintf(sql, "  ('%s', '\\x%s')%s\n", fx[i].name, hex, i == n - 1 ? ";" : ",");
+		fprintf(json, "    {\"name\": \"%s\", \"verify\": \"%s\",\n     \"hex\": \"%s\"}%s\n",
+				fx[i].name, fx[i].expect, hex, i == n - 1 ? "" : ",");
+		free(hex);
+		rs_buf_free(&fx[i].frame);
+	}
+	fprintf(json, "  ]\n}\n");
+	fclose(sql);
+	fclose(json);
+}
+
 int
 main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
+	if (getenv("FRAME_FIXTURES"))
+	{
+		write_fixtures(getenv("FRAME_FIXTURES"));
+		return 0;
+	}
 	test_car_round_trip();
 	test_car_varint();
 	test_car_rejections();
@@ -1070,5 +1853,8 @@ main(void)
 	test_frame_seq_and_time();
 	test_frame_rejections();
 	test_frame_mutations();
+	test_verify();
+	test_verify_mutations();
+	test_verify_sync();
 	return done_testing();
 }

@@ -769,6 +769,29 @@ test_random_trees(void)
 		shuffle(p, n, sizeof(Pair));
 		orders[2] = insert_all(p, n);
 		b = build_all(p, n);
+		{
+			MstKV	   *kv = malloc((n + 1) * sizeof(MstKV));
+			uint8_t		sr[CID_LEN];
+			char		msg[400] = "";
+			CidVec		streamed = {0},
+						walked = {0};
+
+			for (k = 0; k < n; k++)
+			{
+				kv[k].key = p[k].key;
+				kv[k].key_len = p[k].len;
+				memcpy(kv[k].value, p[k].cid, CID_LEN);
+			}
+			if (mst_build_root(kv, n, cv_put_cb, &streamed, sr, msg, sizeof(msg)) != MST_OK)
+				printf("# build_root: %s\n", msg);
+			is_strf(cidtxt(sr), root, "random tree %zu: streaming build", i);
+			mst_walk_nodes(b, cv_put_cb, &walked);
+			ok(streamed.n == walked.n && cv_same_set(&streamed, &walked),
+			   "  streaming build hands over each of the %zu nodes once", walked.n);
+			cv_free(&streamed);
+			cv_free(&walked);
+			free(kv);
+		}
 		is_strf(root_text(orders[0]), root, "random tree %zu (%zu entries, %zu deletes): given insertion order",
 				i, n, nd);
 		is_str(root_text(orders[1]), root, "  reversed insertion order");
@@ -852,7 +875,8 @@ test_proof_vectors(void)
 					written = {0},
 					removed = {0},
 					added = {0},
-					dremoved = {0};
+					dremoved = {0},
+					handed = {0};
 		MstCidList	plist = {0},
 					rlist = {0};
 		MstDiff		diff;
@@ -941,7 +965,7 @@ test_proof_vectors(void)
 		mst_open(&s, before, &old, why, sizeof(why));
 		mst_write(t, cv_put_cb, &written, NULL, &rlist);
 		cv_from_list(&removed, &rlist);
-		if (mst_diff(old, t, NULL, NULL, &diff) != MST_OK)
+		if (mst_diff(old, t, cv_put_cb, &handed, &diff) != MST_OK)
 		{
 			printf("# case %zu: diff: %s\n", i, mst_errmsg(t));
 			diff_ok = false;
@@ -949,6 +973,8 @@ test_proof_vectors(void)
 		else
 		{
 			cv_from_list(&added, &diff.nodes_added);
+			if (handed.n != diff.nodes_added.n || !cv_same_set(&handed, &added))
+				diff_ok = false;
 			cv_from_list(&dremoved, &diff.nodes_removed);
 			/* every op of the commit shows up, with the right values */
 			for (k = 0; k < nops; k++)
@@ -993,6 +1019,7 @@ next:
 		cv_free(&removed);
 		cv_free(&added);
 		cv_free(&dremoved);
+		cv_free(&handed);
 		mem_free(&store);
 		mst_free(base);
 		free(p);
@@ -1001,7 +1028,7 @@ next:
 	ok(bad_after == 0, "proof vectors: roots after the commit match on lazily loaded trees (%d wrong)", bad_after);
 	ok(bad_proof == 0, "proof vectors: covering proofs equal the reference's (%d wrong)", bad_proof);
 	ok(bad_invert == 0, "proof vectors: proofs alone invert every commit (%d failed)", bad_invert);
-	ok(bad_diff == 0, "proof vectors: diff of the roots lists exactly the commit's ops (%d wrong)", bad_diff);
+	ok(bad_diff == 0, "proof vectors: diff of the roots lists exactly the commit's ops and hands over the added nodes (%d wrong)", bad_diff);
 	ok(bad_write == 0, "proof vectors: mst_write's new and removed nodes equal the diff's (%d wrong)", bad_write);
 	json_decref(j);
 }
@@ -1050,7 +1077,8 @@ test_property(void)
 				get_errors = 0,
 				reopen_errors = 0,
 				diff_errors = 0,
-				verify_errors = 0;
+				verify_errors = 0,
+				stream_errors = 0;
 	long		first_bad = -1;
 	int			max_layer = 0;
 
@@ -1133,6 +1161,27 @@ test_property(void)
 				found != m.present[q] ||
 				(found && memcmp(got, m.val[q], CID_LEN) != 0))
 				get_errors++;
+		}
+
+		if ((op + 1) % 50 == 0)
+		{
+			MstKV	   *kv = malloc(POOL * sizeof(MstKV));
+			size_t		c = 0;
+			uint8_t		sr[CID_LEN];
+
+			for (size_t q = 0; q < POOL; q++)
+				if (m.present[q])
+				{
+					kv[c].key = m.keys[q];
+					kv[c].key_len = m.lens[q];
+					memcpy(kv[c].value, m.val[q], CID_LEN);
+					c++;
+				}
+			shuffle(kv, c, sizeof(MstKV));
+			if (mst_build_root(kv, c, NULL, NULL, sr, NULL, 0) != MST_OK ||
+				memcmp(sr, r1, CID_LEN) != 0)
+				stream_errors++;
+			free(kv);
 		}
 
 		if ((op + 1) % CHECKPOINT == 0)
@@ -1230,6 +1279,8 @@ test_property(void)
 	ok(api_errors == 0, "  put/delete report the previous values; repeated delete is NOT_FOUND and a no-op (%d wrong)",
 	   api_errors);
 	ok(get_errors == 0, "  lookups agree with the model (%d wrong)", get_errors);
+	ok(stream_errors == 0, "  a streaming build of the shuffled set gives the same root every 50 ops (%d wrong)",
+	   stream_errors);
 	ok(reopen_errors == 0 && verify_errors == 0, "  trees written to a store reopen lazily and verify");
 	ok(diff_errors == 0, "  mst_write and mst_diff agree with a brute-force node set difference (%d wrong)",
 	   diff_errors);
@@ -1825,11 +1876,22 @@ test_tree_rules(void)
 		printf("#   message: %s\n", mst_errmsg(t));
 		is_str(root_text(t), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm",
 			   "  and leaves the tree empty");
+		ok(mst_build_root(kv, 3, NULL, NULL, NULL, msg, sizeof(msg)) == MST_ERR_DUPLICATE_KEY &&
+		   strstr(msg, k0), "streaming build names a duplicate key too");
 		kv[2].key = "bad\x01key/x";
 		kv[2].key_len = 9;
 		ok(mst_build(t, kv, 3) == MST_ERR_KEY_SYNTAX && strstr(mst_errmsg(t), "\\x01"),
 		   "build names an invalid key, escaped");
 		printf("#   message: %s\n", mst_errmsg(t));
+		ok(mst_build_root(kv, 3, NULL, NULL, NULL, msg, sizeof(msg)) == MST_ERR_KEY_SYNTAX,
+		   "streaming build rejects it too");
+		{
+			uint8_t		er[CID_LEN];
+
+			ok(mst_build_root(kv, 0, NULL, NULL, er, msg, sizeof(msg)) == MST_OK &&
+			   strcmp(cidtxt(er), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm") == 0,
+			   "streaming build of nothing is the empty tree");
+		}
 		mst_free(t);
 	}
 	/* the node cap holds on the write side too */
@@ -1837,6 +1899,7 @@ test_tree_rules(void)
 		MstKV	   *kv = malloc((MST_MAX_NODE_ENTRIES + 1) * sizeof(MstKV));
 		char	  (*keys)[64] = malloc((MST_MAX_NODE_ENTRIES + 1) * 64);
 		int			c = 0;
+		uint8_t		root[CID_LEN];
 
 		for (int i = 0; i <= MST_MAX_NODE_ENTRIES; i++)
 		{
@@ -1852,6 +1915,9 @@ test_tree_rules(void)
 					  kv[MST_MAX_NODE_ENTRIES].value) == MST_OK &&
 		   mst_root(t, NULL) == MST_ERR_NODE_TOO_BIG, "one more entry in that node is NODE_TOO_BIG");
 		printf("#   message: %s\n", mst_errmsg(t));
+		ok(mst_build_root(kv, MST_MAX_NODE_ENTRIES, NULL, NULL, root, msg, sizeof(msg)) == MST_OK &&
+		   mst_build_root(kv, MST_MAX_NODE_ENTRIES + 1, NULL, NULL, root, msg, sizeof(msg)) == MST_ERR_NODE_TOO_BIG,
+		   "the streaming build holds the same cap");
 		mst_free(t);
 		free(kv);
 		free(keys);
@@ -2088,6 +2154,67 @@ test_diff(void)
 	mem_free(&m);
 }
 
+/* Keys that are prefixes of each other around the sort's 8-byte chunks. */
+static void
+test_sort_edges(void)
+{
+	enum
+	{
+		N = 3000
+	};
+	static const char alpha[] = "ab.-";
+	char	  (*keys)[48] = malloc(N * 48);
+	MstKV	   *kv = malloc((N + 1) * sizeof(MstKV));
+	int			wrong = 0,
+				dup_missed = 0;
+
+	for (int round = 0; round < 30; round++)
+	{
+		size_t		n = 0;
+		MstTree    *t = mst_new(NULL);
+		uint8_t		r1[CID_LEN],
+					r2[CID_LEN];
+		char		msg[400];
+
+		while (n < N)
+		{
+			/* "c/" plus 1..30 bytes from a 4-letter alphabet: many shared prefixes */
+			size_t		len = 1 + rng() % 30;
+			bool		found;
+
+			if (rng() % 3 == 0)
+				len = (rng() % 4 + 1) * 8 - 2;	/* whole keys of 8, 16, 24, 32 bytes */
+			memcpy(keys[n], "c/", 2);
+			for (size_t i = 0; i < len; i++)
+				keys[n][2 + i] = alpha[rng() % 4];
+			keys[n][2 + len] = '\0';
+			if (mst_get(t, keys[n], len + 2, NULL, &found) != MST_OK || found)
+				continue;
+			kv[n].key = keys[n];
+			kv[n].key_len = len + 2;
+			fake_cid(n, kv[n].value);
+			mst_insert(t, kv[n].key, kv[n].key_len, kv[n].value);
+			n++;
+		}
+		shuffle(kv, n, sizeof(MstKV));
+		mst_root(t, r1);
+		if (mst_build_root(kv, n, NULL, NULL, r2, msg, sizeof(msg)) != MST_OK ||
+			memcmp(r1, r2, CID_LEN) != 0)
+			wrong++;
+		/* one key twice, anywhere: found however deep its twin sorts */
+		kv[n] = kv[rng() % n];
+		shuffle(kv, n + 1, sizeof(MstKV));
+		if (mst_build_root(kv, n + 1, NULL, NULL, r2, msg, sizeof(msg)) != MST_ERR_DUPLICATE_KEY)
+			dup_missed++;
+		mst_free(t);
+	}
+	ok(wrong == 0, "30 sets of 3000 prefix-heavy keys: the sorted build equals the inserted tree (%d wrong)",
+	   wrong);
+	ok(dup_missed == 0, "  and a duplicated key is always caught (%d missed)", dup_missed);
+	free(keys);
+	free(kv);
+}
+
 static bool
 count_leaf(void *ctx, const char *key, size_t len, const uint8_t value[CID_LEN])
 {
@@ -2144,5 +2271,6 @@ main(void)
 	test_tree_rules();
 	test_diff();
 	test_walk();
+	test_sort_edges();
 	return done_testing();
 }

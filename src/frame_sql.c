@@ -1,0 +1,185 @@
+/*
+ * frame_sql.c - SQL surface of event frames: frame_to_json() for people,
+ * verify_frame() for consumers holding a repo's did:key.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "car.h"
+#include "cbor_sql.h"
+#include "frame.h"
+#include "frame_sql.h"
+#include "keys.h"
+#include "verify.h"
+
+PG_FUNCTION_INFO_V1(rs_frame_to_json);
+PG_FUNCTION_INFO_V1(rs_verify_frame);
+
+static void
+decode_or_error(const uint8 *data, size_t len, Frame *f)
+{
+	char		msg[512];
+
+	if (frame_decode(data, len, f, msg, sizeof(msg)) != FRAME_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid event frame: %s", msg)));
+}
+
+static const char *
+kind_name(const Frame *f, char *buf, size_t buflen)
+{
+	if (f->kind == FRAME_ERROR)
+		return "error";
+	snprintf(buf, buflen, "%.*s", (int) Min(f->type_len, 64), f->type);
+	return buf;
+}
+
+static void
+push_key(JsonbParseState **st, const char *key)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &v);
+}
+
+/* A Jsonb as the value of the current key; pushJsonbValue unpacks it. */
+static void
+push_jsonb(JsonbParseState **st, Jsonb *jb)
+{
+	JsonbValue	v;
+
+	v.type = jbvBinary;
+	v.val.binary.data = &jb->root;
+	v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+Jsonb *
+rs_frame_to_jsonb(const uint8 *data, size_t len)
+{
+	Frame		f;
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+	Jsonb	   *header,
+			   *body;
+	const uint8 *blocks = NULL;
+	size_t		blocks_len = 0;
+
+	decode_or_error(data, len, &f);
+	header = rs_cbor_to_jsonb(f.header, f.header_len);
+	body = rs_cbor_to_jsonb(f.body, f.body_len);
+	if (f.kind == FRAME_COMMIT)
+	{
+		blocks = f.commit.blocks;
+		blocks_len = f.commit.blocks_len;
+	}
+	else if (f.kind == FRAME_SYNC)
+	{
+		blocks = f.sync.blocks;
+		blocks_len = f.sync.blocks_len;
+	}
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	push_key(&st, "header");
+	push_jsonb(&st, header);
+	push_key(&st, "body");
+	push_jsonb(&st, body);
+	if (blocks)
+	{
+		CarReader	r;
+		CarBlock	b;
+		char		kind[80];
+
+		push_key(&st, "blocks_cids");
+		pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+		if (car_reader_open(&r, blocks, blocks_len) == CAR_OK)
+		{
+			while (car_reader_next(&r, &b))
+			{
+				JsonbValue	v;
+				char	   *text = palloc(CID_TEXT_LEN + 1);
+
+				cid_format(b.cid, text);
+				v.type = jbvString;
+				v.val.string.val = text;
+				v.val.string.len = CID_TEXT_LEN;
+				pushJsonbValue(&st, WJB_ELEM, &v);
+			}
+		}
+		if (r.err != CAR_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid CAR in the blocks of %s frame seq %lld at byte %zu: %s",
+							kind_name(&f, kind, sizeof(kind)), (long long) f.seq,
+							r.err_offset, car_strerror(r.err))));
+		pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	}
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	frame_free(&f);
+	return JsonbValueToJsonb(res);
+}
+
+Datum
+rs_frame_to_json(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+
+	PG_RETURN_JSONB_P(rs_frame_to_jsonb((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
+}
+
+/*
+ * true: the frame verifies with the key.  false, with a NOTICE saying why:
+ * well-formed, but the signature, the records or the MST inversion do not
+ * check out.  ERROR: the key is not a did:key (22P02), the frame is not a
+ * #commit or #sync (22023), or it is malformed (22P03).
+ */
+Datum
+rs_verify_frame(PG_FUNCTION_ARGS)
+{
+	bytea	   *frame = PG_GETARG_BYTEA_PP(0);
+	text	   *did_key = PG_GETARG_TEXT_PP(1);
+	uint8		pub[ED25519_PUBLIC_KEY_LEN];
+	DidKeyError kerr;
+	Frame		f;
+	VerifyResult r;
+	char		msg[1024],
+				kind[80];
+
+	if (!did_key_parse_ed25519(VARDATA_ANY(did_key), VARSIZE_ANY_EXHDR(did_key), pub, &kerr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid Ed25519 did:key: \"%s\"", text_to_cstring(did_key)),
+				 errdetail("%s", did_key_strerror(kerr))));
+	decode_or_error((const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f);
+	if (f.kind != FRAME_COMMIT && f.kind != FRAME_SYNC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot verify a frame of kind %s", kind_name(&f, kind, sizeof(kind))),
+				 errdetail("Only #commit and #sync frames carry a signed commit.")));
+
+	r = frame_verify(&f, pub, msg, sizeof(msg));
+	if (verify_is_malformed(r))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid %s frame seq %lld: %s", kind_name(&f, kind, sizeof(kind)),
+						(long long) f.seq, msg)));
+	if (r != VERIFY_OK)
+	{
+		const char *did = f.kind == FRAME_COMMIT ? f.commit.repo : f.sync.did;
+		size_t		did_len = f.kind == FRAME_COMMIT ? f.commit.repo_len : f.sync.did_len;
+
+		ereport(NOTICE,
+				(errmsg("%s frame seq %lld of %.*s does not verify: %s",
+						kind_name(&f, kind, sizeof(kind)), (long long) f.seq,
+						(int) Min(did_len, 256), did, msg)));
+	}
+	frame_free(&f);
+	PG_RETURN_BOOL(r == VERIFY_OK);
+}

@@ -1,0 +1,397 @@
+/*
+ * verify_sql.c - verify_repo(): detect records, nodes, commits or events
+ * changed behind the extension's back.
+ *
+ * Nothing stored is trusted: record CIDs are recomputed from the JSON, the
+ * MST is rebuilt from those CIDs, the stored nodes are loaded and checked
+ * on their own, the head commit's signature is checked against the repo's
+ * key, and every retained event of the repo is decoded and verified with
+ * the key that was current at its rev.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "car.h"
+#include "cbor_sql.h"
+#include "cid.h"
+#include "commit.h"
+#include "frame.h"
+#include "keys.h"
+#include "mst.h"
+#include "spi_sql.h"
+#include "verify.h"
+
+PG_FUNCTION_INFO_V1(rs_verify_repo);
+
+typedef struct Report
+{
+	ReturnSetInfo *rsinfo;
+	bool		all_ok;
+} Report;
+
+static void
+report(Report *r, const char *check, bool ok, const char *fmt,...) pg_attribute_printf(4, 5);
+
+static void
+report(Report *r, const char *check, bool ok, const char *fmt,...)
+{
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	StringInfoData detail;
+	va_list		ap;
+
+	initStringInfo(&detail);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&detail, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&detail, needed);
+	}
+	values[0] = CStringGetTextDatum(check);
+	values[1] = BoolGetDatum(ok);
+	values[2] = CStringGetTextDatum(detail.data);
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
+	r->all_ok &= ok;
+}
+
+typedef struct NodeStore
+{
+	const char *did;
+	bytea	   *last;
+} NodeStore;
+
+static MstError
+table_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len)
+{
+	NodeStore  *s = ctx;
+	Datum		args[2];
+	bytea	   *key = palloc(VARHDRSZ + CID_LEN);
+
+	SET_VARSIZE(key, VARHDRSZ + CID_LEN);
+	memcpy(VARDATA(key), cid, CID_LEN);
+	args[0] = CStringGetTextDatum(s->did);
+	args[1] = PointerGetDatum(key);
+	if (rs_exec(PLAN_NODE_GET, args, NULL) == 0)
+		return MST_ERR_MISSING_NODE;
+	s->last = rs_getbytea(0, 1);
+	SPI_freetuptable(SPI_tuptable);
+	*data = (const uint8 *) VARDATA_ANY(s->last);
+	*len = VARSIZE_ANY_EXHDR(s->last);
+	return MST_OK;
+}
+
+/*
+ * Recompute every record's CID from its JSON and rebuild the MST from them.
+ * A record whose JSON no longer encodes (edited to hold a float, say) is a
+ * finding, not an ERROR, so the encoding runs in a subtransaction.
+ */
+static bool
+check_records(Report *r, const char *did, uint8 root[CID_LEN])
+{
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+	uint64		n;
+	MstKV	   *kv;
+	int			mismatches = 0;
+	StringInfoData first;
+	MstTree    *tree;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		encoded = true;
+
+	SPI_execute_with_args("SELECT collection || '/' || rkey, record, cid FROM repo_stream.records"
+						  " WHERE did = $1 ORDER BY collection, rkey",
+						  1, &type, &arg, NULL, true, 0);
+	n = SPI_processed;
+	kv = palloc0(sizeof(MstKV) * Max(n, 1));
+	initStringInfo(&first);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			char	   *path = rs_gettext(i, 1);
+			Jsonb	   *record = DatumGetJsonbP(rs_getdatum(i, 2, &isnull));
+			char	   *stored = rs_gettext(i, 3);
+			bytea	   *cbor = rs_jsonb_to_cbor(record);
+			char		text[CID_TEXT_LEN + 1];
+
+			cid_for_dagcbor((uint8 *) VARDATA(cbor), VARSIZE(cbor) - VARHDRSZ, kv[i].value);
+			cid_format(kv[i].value, text);
+			if (strcmp(text, stored) != 0)
+			{
+				if (mismatches++ < 3)
+					appendStringInfo(&first, "%s%s", first.len ? ", " : "", path);
+			}
+			kv[i].key = path;
+			kv[i].key_len = strlen(path);
+			pfree(cbor);
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		report(r, "records", false, "a record no longer encodes: %s", e->message);
+		encoded = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (!encoded)
+		return false;
+
+	if (mismatches)
+		report(r, "records", false, "%d of " UINT64_FORMAT " records do not match their stored CID (%s)",
+			   mismatches, n, first.data);
+	else
+		report(r, "records", true, UINT64_FORMAT " records match their CIDs", n);
+
+	tree = mst_new(NULL);
+	if (mst_build(tree, kv, n) != MST_OK || mst_root(tree, root) != MST_OK)
+	{
+		report(r, "mst", false, "cannot build the MST: %s", mst_errmsg(tree));
+		mst_free(tree);
+		return false;
+	}
+	mst_free(tree);
+	return true;
+}
+
+static void
+check_events(Report *r, const char *did)
+{
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+	uint64		n;
+	int			bad = 0;
+	StringInfoData first;
+	char	  **keys;
+	char	  **key_revs;
+	int			n_keys;
+
+	SPI_execute_with_args("SELECT did_key, since_rev FROM repo_stream.repo_key_history"
+						  " WHERE did = $1 ORDER BY since_rev",
+						  1, &type, &arg, NULL, true, 0);
+	n_keys = SPI_processed;
+	keys = palloc(sizeof(char *) * Max(n_keys, 1));
+	key_revs = palloc(sizeof(char *) * Max(n_keys, 1));
+	for (int i = 0; i < n_keys; i++)
+	{
+		keys[i] = rs_gettext(i, 1);
+		key_revs[i] = rs_gettext(i, 2);
+	}
+
+	SPI_execute_with_args("SELECT seq, kind, frame FROM repo_stream.event_log WHERE did = $1 ORDER BY seq",
+						  1, &type, &arg, NULL, true, 0);
+	n = SPI_processed;
+	initStringInfo(&first);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		seq = DatumGetInt64(rs_getdatum(i, 1, &isnull));
+		char	   *kind = rs_gettext(i, 2);
+		bytea	   *frame = rs_getbytea(i, 3);
+		Frame		f;
+		char		err[256] = "";
+		const char *rev = NULL;
+		size_t		rev_len = 0;
+		bool		ok,
+					decoded;
+
+		decoded = frame_decode((uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f, err, sizeof(err)) == FRAME_OK;
+		ok = decoded;
+		if (ok && (!f.has_seq || f.seq != seq))
+		{
+			ok = false;
+			snprintf(err, sizeof(err), "frame seq differs from the log's");
+		}
+		if (ok)
+		{
+			if (f.kind == FRAME_COMMIT)
+			{
+				rev = f.commit.rev;
+				rev_len = f.commit.rev_len;
+			}
+			else if (f.kind == FRAME_SYNC)
+			{
+				rev = f.sync.rev;
+				rev_len = f.sync.rev_len;
+			}
+			if ((f.kind == FRAME_COMMIT) != (strcmp(kind, "commit") == 0))
+			{
+				ok = false;
+				snprintf(err, sizeof(err), "frame kind differs from the log's");
+			}
+		}
+		if (ok && rev != NULL)
+		{
+			/* the key in force at this rev: the newest one not after it */
+			const char *key = NULL;
+			uint8		pub[ED25519_PUBLIC_KEY_LEN];
+
+			for (int k = 0; k < n_keys; k++)
+				if (strncmp(key_revs[k], rev, rev_len) <= 0)
+					key = keys[k];
+			if (key == NULL || !did_key_parse_ed25519(key, strlen(key), pub, NULL))
+			{
+				ok = false;
+				snprintf(err, sizeof(err), "no signing key known for rev %.*s", (int) rev_len, rev);
+			}
+			else
+			{
+				VerifyResult vr = frame_verify(&f, pub, err, sizeof(err));
+
+				ok = vr == VERIFY_OK;
+				if (!ok && err[0] == '\0')
+					snprintf(err, sizeof(err), "%s", verify_strerror(vr));
+			}
+		}
+		if (decoded)
+			frame_free(&f);
+		if (!ok && bad++ < 3)
+			appendStringInfo(&first, "%sseq " INT64_FORMAT ": %s", first.len ? "; " : "", seq, err);
+	}
+	if (bad)
+		report(r, "events", false, "%d of " UINT64_FORMAT " retained events fail verification (%s)",
+			   bad, n, first.data);
+	else
+		report(r, "events", true, UINT64_FORMAT " retained events verify", n);
+}
+
+Datum
+rs_verify_repo(PG_FUNCTION_ARGS)
+{
+	char	   *did = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Report		r;
+	RsOwnerContext oc;
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+	char	   *status,
+			   *did_key,
+			   *head_cid,
+			   *head_rev;
+	bytea	   *data_cid,
+			   *head_commit;
+	uint8		root[CID_LEN];
+	char		root_text[CID_TEXT_LEN + 1];
+
+	InitMaterializedSRF(fcinfo, 0);
+	r.rsinfo = rsinfo;
+	r.all_ok = true;
+
+	rs_enter_owner(&oc);
+	SPI_execute_with_args("SELECT status, did_key, head_cid, head_rev, data_cid, head_commit"
+						  "  FROM repo_stream.repos WHERE did = $1",
+						  1, &type, &arg, NULL, true, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("repo \"%s\" does not exist", did)));
+	status = rs_gettext(0, 1);
+	did_key = rs_gettext(0, 2);
+	head_cid = rs_gettext(0, 3);
+	head_rev = rs_gettext(0, 4);
+	data_cid = rs_getbytea(0, 5);
+	head_commit = rs_getbytea(0, 6);
+	report(&r, "repo", true, "%s", status);
+
+	if (strcmp(status, "deleted") == 0)
+	{
+		check_events(&r, did);
+		rs_leave_owner(&oc);
+		return (Datum) 0;
+	}
+	if (data_cid == NULL || head_commit == NULL)
+	{
+		report(&r, "head_commit", false, "the repo has no commit");
+		rs_leave_owner(&oc);
+		return (Datum) 0;
+	}
+
+	/* records -> CIDs -> MST root, against the signed root */
+	if (check_records(&r, did, root))
+	{
+		cid_format(root, root_text);
+		if (memcmp(root, VARDATA_ANY(data_cid), CID_LEN) == 0)
+			report(&r, "mst", true, "root %s rebuilt from the records", root_text);
+		else
+			report(&r, "mst", false, "records give root %s, the head commit signs another", root_text);
+	}
+
+	/* the stored nodes on their own */
+	{
+		NodeStore	ns = {did, NULL};
+		MstStore	store = {table_get, &ns};
+		MstTree    *tree;
+		char		err[256];
+		size_t		count;
+
+		if (mst_open(&store, (uint8 *) VARDATA_ANY(data_cid), &tree, err, sizeof(err)) != MST_OK)
+			report(&r, "mst_nodes", false, "%s", err);
+		else
+		{
+			MstError	e = mst_verify(tree, &count);
+
+			if (e != MST_OK)
+				report(&r, "mst_nodes", false, "%s", mst_errmsg(tree));
+			else
+				report(&r, "mst_nodes", true, "%zu entries in the stored tree", count);
+			mst_free(tree);
+		}
+	}
+
+	/* the head commit: its CID, fields and signature */
+	{
+		RepoCommit	c;
+		char		err[256];
+		uint8		cid[CID_LEN];
+		char		cid_text[CID_TEXT_LEN + 1];
+		uint8		pub[ED25519_PUBLIC_KEY_LEN];
+		const uint8 *bytes = (uint8 *) VARDATA_ANY(head_commit);
+		size_t		len = VARSIZE_ANY_EXHDR(head_commit);
+
+		cid_for_dagcbor(bytes, len, cid);
+		cid_format(cid, cid_text);
+		if (commit_decode(bytes, len, true, &c, err, sizeof(err)) != COMMIT_OK)
+			report(&r, "head_commit", false, "%s", err);
+		else if (strcmp(cid_text, head_cid) != 0)
+			report(&r, "head_commit", false, "stored commit hashes to %s, not %s", cid_text, head_cid);
+		else if (c.did_len != strlen(did) || memcmp(c.did, did, c.did_len) != 0 ||
+				 c.rev_len != strlen(head_rev) || memcmp(c.rev, head_rev, c.rev_len) != 0 ||
+				 memcmp(c.data, VARDATA_ANY(data_cid), CID_LEN) != 0)
+			report(&r, "head_commit", false, "commit fields differ from the repo row");
+		else if (!did_key_parse_ed25519(did_key, strlen(did_key), pub, NULL) ||
+				 !commit_verify_sig(&c, pub))
+			report(&r, "head_commit", false, "signature does not verify with %s", did_key);
+		else
+			report(&r, "head_commit", true, "%s rev %s signed by %s", head_cid, head_rev, did_key);
+	}
+
+	check_events(&r, did);
+	rs_leave_owner(&oc);
+	return (Datum) 0;
+}
