@@ -180,6 +180,23 @@ SELECT (d->>'seq')::int8 - :base AS seq, length(d::text) < 1000 AS small_without
   FROM (SELECT data::jsonb AS d FROM pg_logical_slot_get_changes('regress_decoder', NULL, NULL, 'format', 'json',
                                                                   'blocks', 'false')) j;
 
+-- DDL: a partition of repo_stream.event_log streams (even one attached
+-- later); moved under another parent, it no longer does: the relcache
+-- invalidation drops what the plugin had cached about it
+SELECT max(seq) AS base FROM repo_stream.event_log \gset
+CREATE TABLE public.other_log (LIKE repo_stream.event_log) PARTITION BY LIST (segment);
+CREATE TABLE repo_stream.event_log_extra (LIKE repo_stream.event_log INCLUDING CONSTRAINTS);
+ALTER TABLE repo_stream.event_log ATTACH PARTITION repo_stream.event_log_extra FOR VALUES IN (8);
+INSERT INTO repo_stream.event_log_extra SELECT seq, 8, did, kind, logged_at, frame
+  FROM repo_stream.event_log WHERE seq = :base;
+ALTER TABLE repo_stream.event_log DETACH PARTITION repo_stream.event_log_extra;
+ALTER TABLE public.other_log ATTACH PARTITION repo_stream.event_log_extra FOR VALUES IN (8);
+INSERT INTO repo_stream.event_log_extra SELECT seq, 8, did, kind, logged_at, frame
+  FROM repo_stream.event_log WHERE seq = :base;
+SELECT count(*) AS messages, bool_and(data = (SELECT frame FROM repo_stream.event_log WHERE seq = :base)) AS the_frame
+  FROM pg_logical_slot_get_binary_changes('regress_decoder', NULL, NULL);
+DROP TABLE public.other_log;
+
 -- bad options: clear errors, SQLSTATE 22023
 \set VERBOSITY default
 \set SHOW_CONTEXT never

@@ -80,7 +80,13 @@ typedef struct RelEntry
 				att_frame;
 } RelEntry;
 
+/*
+ * Lives for one decoding session, which replays WAL forward: the next
+ * session may start at an earlier LSN, where a relation's past differs
+ * from what a later entry says (as pgoutput does with its cache).
+ */
 static HTAB *rel_cache = NULL;
+static bool rel_callback_registered = false;
 
 void		_PG_output_plugin_init(OutputPluginCallbacks *cb);
 
@@ -103,6 +109,14 @@ rel_cache_invalidate(Datum arg, Oid relid)
 		while ((e = hash_seq_search(&it)) != NULL)
 			hash_search(rel_cache, &e->relid, HASH_REMOVE, NULL);
 	}
+}
+
+static void
+rel_cache_drop(void)
+{
+	if (rel_cache != NULL)
+		hash_destroy(rel_cache);
+	rel_cache = NULL;
 }
 
 static AttrNumber
@@ -142,7 +156,11 @@ rel_entry(Relation rel)
 		rel_cache = hash_create("repo_stream decoder relations", 64, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		/* once per process: callbacks cannot be unregistered */
-		CacheRegisterRelcacheCallback(rel_cache_invalidate, (Datum) 0);
+		if (!rel_callback_registered)
+		{
+			CacheRegisterRelcacheCallback(rel_cache_invalidate, (Datum) 0);
+			rel_callback_registered = true;
+		}
 	}
 	e = hash_search(rel_cache, &relid, HASH_FIND, NULL);
 	if (e != NULL)
@@ -335,6 +353,7 @@ rs_decode_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is
 	DecoderState *st = MemoryContextAllocZero(ctx->context, sizeof(DecoderState));
 	MemoryContext old;
 
+	rel_cache_drop();			/* in case a session ended without shutdown */
 	st->change_cxt = AllocSetContextCreate(ctx->context, "repo_stream change",
 										   ALLOCSET_DEFAULT_SIZES);
 	st->blocks = true;
@@ -353,6 +372,7 @@ rs_decode_shutdown(LogicalDecodingContext *ctx)
 	DecoderState *st = ctx->output_plugin_private;
 
 	MemoryContextDelete(st->change_cxt);
+	rel_cache_drop();
 }
 
 static void
