@@ -468,3 +468,31 @@ dcbor_strerror(DcborError err)
 	}
 	return "unknown error";
 }
+
+const char *
+dcbor_type_name(DcborType type)
+{
+	switch (type)
+	{
+		case DCBOR_UINT:
+			return "an integer";
+		case DCBOR_NEGINT:
+			return "a negative integer";
+		case DCBOR_BYTES:
+			return "a byte string";
+		case DCBOR_TEXT:
+			return "a text string";
+		case DCBOR_ARRAY:
+			return "an array";
+		case DCBOR_MAP:
+			return "a map";
+		case DCBOR_LINK:
+			return "a link";
+		case DCBOR_FALSE:
+		case DCBOR_TRUE:
+			return "a boolean";
+		case DCBOR_NULL:
+			return "null";
+	}
+	return "an item";
+}

@@ -12,6 +12,8 @@
 #ifndef RS_CBOR_H
 #define RS_CBOR_H
 
+#include <string.h>
+
 #include "buf.h"
 
 /* Deepest nesting of arrays/maps the decoder accepts (documented in README). */
@@ -112,6 +114,18 @@ DcborError	dcbor_skip(DcborReader *r);
 DcborError	dcbor_validate(const uint8_t *data, size_t len, size_t *err_offset);
 
 const char *dcbor_strerror(DcborError err);
+
+/* "an integer", "a map", ...: for messages about a field's type. */
+const char *dcbor_type_name(DcborType type);
+
+/* Is this item the text string name (a map key, say)? */
+static inline bool
+dcbor_text_is(const DcborItem *item, const char *name)
+{
+	size_t		n = strlen(name);
+
+	return item->type == DCBOR_TEXT && item->len == n && memcmp(item->ptr, name, n) == 0;
+}
 
 bool		utf8_valid(const uint8_t *s, size_t len);
 

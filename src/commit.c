@@ -70,12 +70,6 @@ commit_encode_signed(const RepoCommit *c, RsBuf *out)
 	encode(c, c->has_sig, out);
 }
 
-static inline bool
-key_is(const DcborItem *key, const char *name)
-{
-	return key->len == strlen(name) && memcmp(key->ptr, name, key->len) == 0;
-}
-
 static CommitError
 bad(CommitError err, char *errmsg, size_t errlen, const char *fmt, const char *field)
 {
@@ -123,7 +117,7 @@ commit_decode(const uint8_t *data, size_t len, bool require_sig,
 				 (const char *) key.ptr);
 		/* a map or array is never a valid value here: its head alone says so */
 		dcbor_read(&r, &val);
-		if (key_is(&key, "did"))
+		if (dcbor_text_is(&key, "did"))
 		{
 			if (val.type != DCBOR_TEXT)
 				return bad(COMMIT_ERR_SHAPE, errmsg, errlen, "commit field \"%s\" is not text", name);
@@ -133,7 +127,7 @@ commit_decode(const uint8_t *data, size_t len, bool require_sig,
 			out->did_len = val.len;
 			seen_did = true;
 		}
-		else if (key_is(&key, "rev"))
+		else if (dcbor_text_is(&key, "rev"))
 		{
 			if (val.type != DCBOR_TEXT)
 				return bad(COMMIT_ERR_SHAPE, errmsg, errlen, "commit field \"%s\" is not text", name);
@@ -143,21 +137,21 @@ commit_decode(const uint8_t *data, size_t len, bool require_sig,
 			out->rev_len = val.len;
 			seen_rev = true;
 		}
-		else if (key_is(&key, "sig"))
+		else if (dcbor_text_is(&key, "sig"))
 		{
 			if (val.type != DCBOR_BYTES || val.len != COMMIT_SIG_LEN)
 				return bad(COMMIT_ERR_SIG, errmsg, errlen, "commit sig is not a 64-byte byte string%s", "");
 			memcpy(out->sig, val.ptr, COMMIT_SIG_LEN);
 			out->has_sig = true;
 		}
-		else if (key_is(&key, "data"))
+		else if (dcbor_text_is(&key, "data"))
 		{
 			if (val.type != DCBOR_LINK)
 				return bad(COMMIT_ERR_SHAPE, errmsg, errlen, "commit field \"%s\" is not a link", name);
 			memcpy(out->data, val.ptr, CID_LEN);
 			seen_data = true;
 		}
-		else if (key_is(&key, "prev"))
+		else if (dcbor_text_is(&key, "prev"))
 		{
 			if (val.type == DCBOR_LINK)
 			{
@@ -168,7 +162,7 @@ commit_decode(const uint8_t *data, size_t len, bool require_sig,
 				return bad(COMMIT_ERR_SHAPE, errmsg, errlen, "commit field \"%s\" is not a link or null", name);
 			seen_prev = true;
 		}
-		else if (key_is(&key, "version"))
+		else if (dcbor_text_is(&key, "version"))
 		{
 			if (val.type != DCBOR_UINT || val.uval != COMMIT_VERSION)
 				return bad(COMMIT_ERR_VERSION, errmsg, errlen, "commit version is not 3%s", "");

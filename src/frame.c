@@ -264,39 +264,6 @@ first_item_end(const uint8_t *data, size_t len, size_t *end)
 	return DCBOR_OK;
 }
 
-static inline bool
-key_is(const DcborItem *key, const char *name)
-{
-	return key->len == strlen(name) && memcmp(key->ptr, name, key->len) == 0;
-}
-
-static const char *
-type_name(DcborType t)
-{
-	switch (t)
-	{
-		case DCBOR_UINT:
-		case DCBOR_NEGINT:
-			return "an integer";
-		case DCBOR_BYTES:
-			return "bytes";
-		case DCBOR_TEXT:
-			return "text";
-		case DCBOR_ARRAY:
-			return "an array";
-		case DCBOR_MAP:
-			return "a map";
-		case DCBOR_LINK:
-			return "a link";
-		case DCBOR_FALSE:
-		case DCBOR_TRUE:
-			return "a boolean";
-		case DCBOR_NULL:
-			return "null";
-	}
-	return "unknown";
-}
-
 /* Split data into header and body, both validated; fill op/type/kind. */
 static FrameError
 decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
@@ -324,14 +291,14 @@ decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
 	dcbor_reader_init(&r, f->header, f->header_len);
 	dcbor_read(&r, &m);
 	if (m.type != DCBOR_MAP)
-		return dfail(d, FRAME_ERR_HEADER, "header is %s, not a map", type_name(m.type));
+		return dfail(d, FRAME_ERR_HEADER, "header is %s, not a map", dcbor_type_name(m.type));
 	for (uint64_t i = 0; i < m.uval; i++)
 	{
 		DcborItem	k,
 					v;
 
 		dcbor_read(&r, &k);
-		if (key_is(&k, "op"))
+		if (dcbor_text_is(&k, "op"))
 		{
 			dcbor_read(&r, &v);
 			if ((v.type != DCBOR_UINT && v.type != DCBOR_NEGINT) || (v.ival != 1 && v.ival != -1))
@@ -339,11 +306,11 @@ decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
 			f->op = (int) v.ival;
 			have_op = true;
 		}
-		else if (key_is(&k, "t"))
+		else if (dcbor_text_is(&k, "t"))
 		{
 			dcbor_read(&r, &v);
 			if (v.type != DCBOR_TEXT)
-				return dfail(d, FRAME_ERR_HEADER, "header t is %s, not text", type_name(v.type));
+				return dfail(d, FRAME_ERR_HEADER, "header t is %s, not text", dcbor_type_name(v.type));
 			f->type = (const char *) v.ptr;
 			f->type_len = v.len;
 		}
@@ -416,7 +383,7 @@ want_type(Dec *d, const char *field, const DcborItem *v, DcborType t)
 	if (v->type == t || (t == DCBOR_TRUE && v->type == DCBOR_FALSE))
 		return FRAME_OK;
 	return dfail(d, FRAME_ERR_FIELD, "field \"%s\" is %s, not %s", field,
-				 type_name(v->type), type_name(t));
+				 dcbor_type_name(v->type), dcbor_type_name(t));
 }
 
 static FrameError
@@ -457,7 +424,7 @@ static FrameError
 want_seq(Dec *d, const DcborItem *v, Frame *f)
 {
 	if (v->type != DCBOR_UINT && v->type != DCBOR_NEGINT)
-		return dfail(d, FRAME_ERR_FIELD, "field \"seq\" is %s, not an integer", type_name(v->type));
+		return dfail(d, FRAME_ERR_FIELD, "field \"seq\" is %s, not an integer", dcbor_type_name(v->type));
 	if (v->ival < 1 || v->ival > FRAME_SEQ_MAX)
 		return dfail(d, FRAME_ERR_VALUE, "seq %lld is outside 1..2^53-1", (long long) v->ival);
 	f->seq = v->ival;
@@ -477,7 +444,7 @@ decode_op(Dec *d, DcborReader *r, size_t index, FrameOp *op)
 	memset(op, 0, sizeof(*op));
 	dcbor_read(r, &m);
 	if (m.type != DCBOR_MAP)
-		return dfail(d, FRAME_ERR_FIELD, "ops[%zu] is %s, not a map", index, type_name(m.type));
+		return dfail(d, FRAME_ERR_FIELD, "ops[%zu] is %s, not a map", index, dcbor_type_name(m.type));
 	for (uint64_t i = 0; i < m.uval; i++)
 	{
 		DcborItem	k,
@@ -487,25 +454,25 @@ decode_op(Dec *d, DcborReader *r, size_t index, FrameOp *op)
 		dcbor_read(r, &k);
 		at = r->pos;
 		dcbor_read(r, &v);
-		if (key_is(&k, "action"))
+		if (dcbor_text_is(&k, "action"))
 		{
 			if (v.type != DCBOR_TEXT)
-				return dfail(d, FRAME_ERR_FIELD, "ops[%zu].action is %s, not text", index, type_name(v.type));
-			if (key_is(&v, "create"))
+				return dfail(d, FRAME_ERR_FIELD, "ops[%zu].action is %s, not text", index, dcbor_type_name(v.type));
+			if (dcbor_text_is(&v, "create"))
 				op->action = FRAME_ACTION_CREATE;
-			else if (key_is(&v, "update"))
+			else if (dcbor_text_is(&v, "update"))
 				op->action = FRAME_ACTION_UPDATE;
-			else if (key_is(&v, "delete"))
+			else if (dcbor_text_is(&v, "delete"))
 				op->action = FRAME_ACTION_DELETE;
 			else
 				return dfail(d, FRAME_ERR_VALUE, "ops[%zu].action \"%s\" is not create, update or delete",
 							 index, show(v.ptr, v.len, b));
 			have_action = true;
 		}
-		else if (key_is(&k, "path"))
+		else if (dcbor_text_is(&k, "path"))
 		{
 			if (v.type != DCBOR_TEXT)
-				return dfail(d, FRAME_ERR_FIELD, "ops[%zu].path is %s, not text", index, type_name(v.type));
+				return dfail(d, FRAME_ERR_FIELD, "ops[%zu].path is %s, not text", index, dcbor_type_name(v.type));
 			if (!repo_path_valid((const char *) v.ptr, v.len))
 				return dfail(d, FRAME_ERR_VALUE, "ops[%zu].path is not a valid collection/rkey: \"%s\"",
 							 index, show(v.ptr, v.len, b));
@@ -513,7 +480,7 @@ decode_op(Dec *d, DcborReader *r, size_t index, FrameOp *op)
 			op->path_len = v.len;
 			have_path = true;
 		}
-		else if (key_is(&k, "cid") || key_is(&k, "prev"))
+		else if (dcbor_text_is(&k, "cid") || dcbor_text_is(&k, "prev"))
 		{
 			bool		is_cid = k.len == 3;
 
@@ -524,7 +491,7 @@ decode_op(Dec *d, DcborReader *r, size_t index, FrameOp *op)
 			}
 			else if (v.type != DCBOR_NULL)
 				return dfail(d, FRAME_ERR_FIELD, "ops[%zu].%s is %s, not a link or null",
-							 index, is_cid ? "cid" : "prev", type_name(v.type));
+							 index, is_cid ? "cid" : "prev", dcbor_type_name(v.type));
 			if (is_cid)
 				have_cid = true;
 		}
@@ -607,7 +574,7 @@ decode_body(Frame *f, Dec *d)
 	dcbor_reader_init(&r, f->body, f->body_len);
 	dcbor_read(&r, &m);
 	if (m.type != DCBOR_MAP)
-		return dfail(d, FRAME_ERR_FIELD, "body is %s, not a map", type_name(m.type));
+		return dfail(d, FRAME_ERR_FIELD, "body is %s, not a map", dcbor_type_name(m.type));
 
 	for (uint64_t i = 0; i < m.uval && e == FRAME_OK; i++)
 	{
@@ -620,7 +587,7 @@ decode_body(Frame *f, Dec *d)
 		at = r.pos;
 		dcbor_read(&r, &v);
 
-		if (key_is(&k, "seq") && kind != FRAME_INFO && kind != FRAME_ERROR)
+		if (dcbor_text_is(&k, "seq") && kind != FRAME_INFO && kind != FRAME_ERROR)
 		{
 			/* OTHER kinds: take an integer seq, skip anything else */
 			if (kind == FRAME_OTHER && v.type != DCBOR_UINT && v.type != DCBOR_NEGINT)
@@ -636,7 +603,7 @@ decode_body(Frame *f, Dec *d)
 		{
 			FrameCommit *c = &f->commit;
 
-			if (key_is(&k, "repo"))
+			if (dcbor_text_is(&k, "repo"))
 			{
 				if ((e = want_did(d, "repo", &v)) == FRAME_OK)
 				{
@@ -645,7 +612,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_REPO;
 			}
-			else if (key_is(&k, "rev"))
+			else if (dcbor_text_is(&k, "rev"))
 			{
 				if ((e = want_tid(d, "rev", &v)) == FRAME_OK)
 				{
@@ -654,7 +621,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_REV;
 			}
-			else if (key_is(&k, "since"))
+			else if (dcbor_text_is(&k, "since"))
 			{
 				if (v.type != DCBOR_NULL && (e = want_tid(d, "since", &v)) == FRAME_OK)
 				{
@@ -663,13 +630,13 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_SINCE;
 			}
-			else if (key_is(&k, "commit"))
+			else if (dcbor_text_is(&k, "commit"))
 			{
 				if ((e = want_type(d, "commit", &v, DCBOR_LINK)) == FRAME_OK)
 					memcpy(c->commit, v.ptr, CID_LEN);
 				seen |= F_COMMIT;
 			}
-			else if (key_is(&k, "blocks"))
+			else if (dcbor_text_is(&k, "blocks"))
 			{
 				if ((e = want_type(d, "blocks", &v, DCBOR_BYTES)) == FRAME_OK)
 				{
@@ -678,13 +645,13 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_BLOCKS;
 			}
-			else if (key_is(&k, "ops"))
+			else if (dcbor_text_is(&k, "ops"))
 			{
 				if ((e = want_type(d, "ops", &v, DCBOR_ARRAY)) == FRAME_OK)
 					e = decode_ops(d, &r, &v, c);
 				seen |= F_OPS;
 			}
-			else if (key_is(&k, "prevData"))
+			else if (dcbor_text_is(&k, "prevData"))
 			{
 				if (v.type == DCBOR_LINK)
 				{
@@ -692,9 +659,9 @@ decode_body(Frame *f, Dec *d)
 					c->has_prev_data = true;
 				}
 				else if (v.type != DCBOR_NULL)
-					e = dfail(d, FRAME_ERR_FIELD, "field \"prevData\" is %s, not a link", type_name(v.type));
+					e = dfail(d, FRAME_ERR_FIELD, "field \"prevData\" is %s, not a link", dcbor_type_name(v.type));
 			}
-			else if (key_is(&k, "time"))
+			else if (dcbor_text_is(&k, "time"))
 			{
 				if ((e = want_nonempty_text(d, "time", &v)) == FRAME_OK)
 				{
@@ -703,7 +670,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_TIME;
 			}
-			else if (key_is(&k, "rebase") || key_is(&k, "tooBig"))
+			else if (dcbor_text_is(&k, "rebase") || dcbor_text_is(&k, "tooBig"))
 			{
 				bool		rebase = k.len == 6 && k.ptr[0] == 'r';
 
@@ -711,7 +678,7 @@ decode_body(Frame *f, Dec *d)
 					*(rebase ? &c->rebase : &c->too_big) = v.type == DCBOR_TRUE;
 				seen |= rebase ? F_REBASE : F_TOOBIG;
 			}
-			else if (key_is(&k, "blobs"))
+			else if (dcbor_text_is(&k, "blobs"))
 			{
 				if ((e = want_type(d, "blobs", &v, DCBOR_ARRAY)) == FRAME_OK)
 				{
@@ -723,7 +690,7 @@ decode_body(Frame *f, Dec *d)
 						if (l.type != DCBOR_LINK)
 						{
 							e = dfail(d, FRAME_ERR_FIELD, "blobs[%llu] is %s, not a link",
-									  (unsigned long long) j, type_name(l.type));
+									  (unsigned long long) j, dcbor_type_name(l.type));
 							break;
 						}
 					}
@@ -744,7 +711,7 @@ decode_body(Frame *f, Dec *d)
 			const char **time = kind == FRAME_SYNC ? &f->sync.time : &f->account.time;
 			size_t	   *time_len = kind == FRAME_SYNC ? &f->sync.time_len : &f->account.time_len;
 
-			if (key_is(&k, "did"))
+			if (dcbor_text_is(&k, "did"))
 			{
 				if ((e = want_did(d, "did", &v)) == FRAME_OK)
 				{
@@ -753,7 +720,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_DID;
 			}
-			else if (key_is(&k, "time"))
+			else if (dcbor_text_is(&k, "time"))
 			{
 				if ((e = want_nonempty_text(d, "time", &v)) == FRAME_OK)
 				{
@@ -762,7 +729,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_TIME;
 			}
-			else if (kind == FRAME_SYNC && key_is(&k, "rev"))
+			else if (kind == FRAME_SYNC && dcbor_text_is(&k, "rev"))
 			{
 				if ((e = want_tid(d, "rev", &v)) == FRAME_OK)
 				{
@@ -771,7 +738,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_REV;
 			}
-			else if (kind == FRAME_SYNC && key_is(&k, "blocks"))
+			else if (kind == FRAME_SYNC && dcbor_text_is(&k, "blocks"))
 			{
 				if ((e = want_type(d, "blocks", &v, DCBOR_BYTES)) == FRAME_OK)
 				{
@@ -780,13 +747,13 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= F_BLOCKS;
 			}
-			else if (kind == FRAME_ACCOUNT && key_is(&k, "active"))
+			else if (kind == FRAME_ACCOUNT && dcbor_text_is(&k, "active"))
 			{
 				if ((e = want_type(d, "active", &v, DCBOR_TRUE)) == FRAME_OK)
 					f->account.active = v.type == DCBOR_TRUE;
 				seen |= F_ACTIVE;
 			}
-			else if (kind == FRAME_ACCOUNT && key_is(&k, "status"))
+			else if (kind == FRAME_ACCOUNT && dcbor_text_is(&k, "status"))
 			{
 				if (v.type == DCBOR_TEXT)
 				{
@@ -794,7 +761,7 @@ decode_body(Frame *f, Dec *d)
 					f->account.status_len = v.len;
 				}
 				else if (v.type != DCBOR_NULL)
-					e = dfail(d, FRAME_ERR_FIELD, "field \"status\" is %s, not text", type_name(v.type));
+					e = dfail(d, FRAME_ERR_FIELD, "field \"status\" is %s, not text", dcbor_type_name(v.type));
 			}
 			else
 			{
@@ -808,7 +775,7 @@ decode_body(Frame *f, Dec *d)
 			const char **msg = kind == FRAME_INFO ? &f->info.message : &f->error.message;
 			size_t	   *msg_len = kind == FRAME_INFO ? &f->info.message_len : &f->error.message_len;
 
-			if (key_is(&k, main_key))
+			if (dcbor_text_is(&k, main_key))
 			{
 				if ((e = want_nonempty_text(d, main_key, &v)) == FRAME_OK)
 				{
@@ -817,7 +784,7 @@ decode_body(Frame *f, Dec *d)
 				}
 				seen |= kind == FRAME_INFO ? F_NAME : F_ERROR;
 			}
-			else if (key_is(&k, "message"))
+			else if (dcbor_text_is(&k, "message"))
 			{
 				if (v.type == DCBOR_TEXT)
 				{
@@ -825,7 +792,7 @@ decode_body(Frame *f, Dec *d)
 					*msg_len = v.len;
 				}
 				else if (v.type != DCBOR_NULL)
-					e = dfail(d, FRAME_ERR_FIELD, "field \"message\" is %s, not text", type_name(v.type));
+					e = dfail(d, FRAME_ERR_FIELD, "field \"message\" is %s, not text", dcbor_type_name(v.type));
 			}
 			else
 			{
@@ -913,7 +880,7 @@ frame_set_seq(const uint8_t *data, size_t len, int64_t seq, RsBuf *out)
 
 		dcbor_read(&r, &k);
 		vstart = r.pos;
-		if (key_is(&k, "seq"))
+		if (dcbor_text_is(&k, "seq"))
 		{
 			dcbor_read(&r, &v);
 			if (v.type != DCBOR_UINT && v.type != DCBOR_NEGINT)

@@ -399,34 +399,6 @@ is_field(const DcborItem *it, char name)
 	return it->type == DCBOR_TEXT && it->len == 1 && it->ptr[0] == (uint8_t) name;
 }
 
-static const char *
-item_type_name(DcborType t)
-{
-	switch (t)
-	{
-		case DCBOR_UINT:
-			return "an integer";
-		case DCBOR_NEGINT:
-			return "a negative integer";
-		case DCBOR_BYTES:
-			return "a byte string";
-		case DCBOR_TEXT:
-			return "a text string";
-		case DCBOR_ARRAY:
-			return "an array";
-		case DCBOR_MAP:
-			return "a map";
-		case DCBOR_LINK:
-			return "a link";
-		case DCBOR_FALSE:
-		case DCBOR_TRUE:
-			return "a boolean";
-		case DCBOR_NULL:
-			return "null";
-	}
-	return "an item";
-}
-
 MstError
 mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 				char *errmsg, size_t errlen)
@@ -449,13 +421,13 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 #define FAIL(code, ...) do { err = set_msg(errmsg, errlen, (code), __VA_ARGS__); goto fail; } while (0)
 #define FIELD(name, where) do { READ(); if (!is_field(&it, name)) \
 		FAIL(MST_ERR_NODE_SHAPE, "%s: expected field \"%c\", found %s%s%s%s", where, name, \
-			 item_type_name(it.type), it.type == DCBOR_TEXT ? " \"" : "", \
+			 dcbor_type_name(it.type), it.type == DCBOR_TEXT ? " \"" : "", \
 			 it.type == DCBOR_TEXT ? SHOW(kb, it.ptr, it.len) : "", \
 			 it.type == DCBOR_TEXT ? "\"" : ""); } while (0)
 
 	READ();
 	if (it.type != DCBOR_MAP)
-		FAIL(MST_ERR_NODE_SHAPE, "MST node is %s, not a map", item_type_name(it.type));
+		FAIL(MST_ERR_NODE_SHAPE, "MST node is %s, not a map", dcbor_type_name(it.type));
 	if (it.uval != 2)
 		FAIL(MST_ERR_NODE_SHAPE, "MST node map has %llu fields, expected exactly \"e\" and \"l\"",
 			 (unsigned long long) it.uval);
@@ -463,7 +435,7 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 	READ();
 	if (it.type != DCBOR_ARRAY)
 		FAIL(MST_ERR_NODE_SHAPE, "MST node field \"e\" is %s, not an array",
-			 item_type_name(it.type));
+			 dcbor_type_name(it.type));
 	count = it.uval;
 	if (count > MST_MAX_NODE_ENTRIES)
 		FAIL(MST_ERR_NODE_TOO_BIG, "MST node has %llu entries, at most %d are allowed",
@@ -483,7 +455,7 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 		snprintf(where, sizeof(where), "MST node entry %llu", (unsigned long long) i);
 		READ();
 		if (it.type != DCBOR_MAP)
-			FAIL(MST_ERR_NODE_SHAPE, "%s is %s, not a map", where, item_type_name(it.type));
+			FAIL(MST_ERR_NODE_SHAPE, "%s is %s, not a map", where, dcbor_type_name(it.type));
 		if (it.uval != 4)
 			FAIL(MST_ERR_NODE_SHAPE, "%s has %llu fields, expected exactly k, p, t and v",
 				 where, (unsigned long long) it.uval);
@@ -491,14 +463,14 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 		READ();
 		if (it.type != DCBOR_BYTES)
 			FAIL(MST_ERR_NODE_SHAPE, "%s field \"k\" is %s, not a byte string",
-				 where, item_type_name(it.type));
+				 where, dcbor_type_name(it.type));
 		suffix = it.ptr;
 		slen = it.len;
 		FIELD('p', where);
 		READ();
 		if (it.type != DCBOR_UINT)
 			FAIL(MST_ERR_NODE_SHAPE, "%s field \"p\" is %s, not an unsigned integer",
-				 where, item_type_name(it.type));
+				 where, dcbor_type_name(it.type));
 		p = it.uval;
 		FIELD('t', where);
 		READ();
@@ -511,12 +483,12 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 		}
 		else if (it.type != DCBOR_NULL)
 			FAIL(MST_ERR_NODE_SHAPE, "%s field \"t\" is %s, not a link or null",
-				 where, item_type_name(it.type));
+				 where, dcbor_type_name(it.type));
 		FIELD('v', where);
 		READ();
 		if (it.type != DCBOR_LINK)
 			FAIL(MST_ERR_NODE_SHAPE, "%s field \"v\" is %s, not a link",
-				 where, item_type_name(it.type));
+				 where, dcbor_type_name(it.type));
 		memcpy(e->value, it.ptr, CID_LEN);
 
 		/* rebuild the key: p bytes of the previous key, then k */
@@ -568,7 +540,7 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 	}
 	else if (it.type != DCBOR_NULL)
 		FAIL(MST_ERR_NODE_SHAPE, "MST node field \"l\" is %s, not a link or null",
-			 item_type_name(it.type));
+			 dcbor_type_name(it.type));
 	if (r.pos != len)
 	{
 		de = DCBOR_ERR_TRAILING;
