@@ -162,3 +162,14 @@ WHERE n.nspname = 'repo_stream' AND p.prosecdef
   AND NOT coalesce(p.proconfig::text ~ 'search_path', false);
 DROP ROLE app_writer;
 \set SHOW_CONTEXT errors
+
+-- retention by age: with a 1 second limit, older segments are pruned and an
+-- old cursor gets OutdatedCursor, then the (empty) window
+SET repo_stream.retention_age = 1;
+SELECT pg_sleep(1.2);
+SELECT max(seq) AS newest_before FROM repo_stream.event_log \gset
+SELECT repo_stream.prune_events() = :newest_before AS pruned_through_newest_old_event;
+SELECT seq, repo_stream.frame_to_json(frame)->'body'->>'name' AS info FROM repo_stream.events_since(0);
+SELECT repo_stream.put_record('did:plc:alice', 'app.bsky.feed.post', 'after-pruning', '{"text": "new"}') IS NOT NULL;
+SELECT count(*) AS new_events FROM repo_stream.events_since(0) WHERE seq IS NOT NULL;
+RESET repo_stream.retention_age;

@@ -43,6 +43,7 @@
 #define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
 #define ERRCODE_FUTURE_CURSOR MAKE_SQLSTATE('R','S','0','0','1')
 
+static bool notify_on_commit = true;
 static int	retention_events = 1000000;
 static int	retention_age_s = 7 * 24 * 3600;
 
@@ -52,6 +53,11 @@ PG_FUNCTION_INFO_V1(rs_prune_events);
 void
 rs_eventlog_define_gucs(void)
 {
+	DefineCustomBoolVariable("repo_stream.notify",
+							 "Send NOTIFY repo_stream_events (payload: the highest seq) when events commit.",
+							 "PostgreSQL serializes the commits of notifying transactions with a "
+							 "database-wide lock; consumers that use logical decoding can turn this off.",
+							 &notify_on_commit, true, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("repo_stream.retention_events",
 							"Events the log keeps at least; older ones are pruned (0: no count limit).",
 							"The log keeps between this many and 8/7 of this many events.",
@@ -190,8 +196,11 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 	if (segment_due(seq - segment_start, segment_age))
 		(void) rotate_segments();
 
-	snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
-	Async_Notify("repo_stream_events", payload);
+	if (notify_on_commit)
+	{
+		snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
+		Async_Notify("repo_stream_events", payload);
+	}
 }
 
 /* Highest seq that no in-flight transaction can still be holding below. */
@@ -356,7 +365,8 @@ rs_prune_events(PG_FUNCTION_ARGS)
 			SPI_execute(sql, false, 0);
 		}
 	}
-	SPI_execute("SELECT pruned_through FROM repo_stream.log_state", true, 0);
+	/* not read-only: see the UPDATEs above, not the snapshot of our caller */
+	SPI_execute("SELECT pruned_through FROM repo_stream.log_state", false, 0);
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	rs_leave_owner(&oc);
 	PG_RETURN_INT64(pruned);
