@@ -29,20 +29,22 @@ BEGIN
 	RETURN NEW;
 END $$;
 CREATE TRIGGER audit AFTER INSERT OR UPDATE ON audited_records FOR EACH ROW EXECUTE FUNCTION audit();
-SELECT count(repo_stream.create_repo('did:plc:bench' || i)) FROM generate_series(1, 16) i
+SELECT count(repo_stream.create_repo('did:plc:bench' || i)) FROM generate_series(1, 1000) i
 WHERE NOT EXISTS (SELECT 1 FROM repo_stream.repos WHERE did = 'did:plc:bench' || i);
 SQL
 
 REC='{"$type": "app.bsky.feed.like", "subject": {"uri": "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3k2a", "cid": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"}, "createdAt": "2026-11-26T04:00:00.000Z"}'
 
-# The same rkey source (a TID), JSON and primary key for every variant.
+# The same rkey source (a TID), JSON and primary key for every variant.  A
+# write picks one of 1,000 repos, as writes from many users do (writes to one
+# repo serialize by design).
 script() {	# name table-or-repo-insert repo-expression
 	local target=$2 did=$3
 	if [ "$target" = repo ]; then
-		printf '%s\n' "\\set r random(1, 16)" \
+		printf '%s\n' "\\set r random(1, 1000)" \
 			"SELECT repo_stream.put_record($did, 'app.bsky.feed.like', repo_stream.tid_now(), '$REC');" >"$DIR/$1.sql"
 	else
-		printf '%s\n' "\\set r random(1, 16)" \
+		printf '%s\n' "\\set r random(1, 1000)" \
 			"INSERT INTO $target VALUES ($did, 'app.bsky.feed.like', repo_stream.tid_now(), '$REC');" >"$DIR/$1.sql"
 	fi
 }

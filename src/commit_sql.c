@@ -292,6 +292,14 @@ rs_touch_repo(const char *did)
 	r->head_rev = rs_gettext(0, 3);
 	r->sealed = rs_getbytea(0, 4);
 	r->did_key = rs_gettext(0, 5);
+	{
+		/* the root changes with every commit: save the next one a lookup */
+		bytea	   *root = rs_getbytea(0, 6);
+
+		if (root != NULL && r->data_cid != NULL)
+			node_cache_put((uint8 *) VARDATA_ANY(r->data_cid),
+						   (uint8 *) VARDATA_ANY(root), VARSIZE_ANY_EXHDR(root));
+	}
 	rs_leave_owner(&oc);
 	MemoryContextSwitchTo(old);
 

@@ -150,25 +150,54 @@ rotate_segments(void)
 	return true;
 }
 
+/*
+ * The log state as this backend last read it.  Reading it costs a statement
+ * per commit, and it only changes when the ring rotates, so it is trusted
+ * while the cached current segment is provably not due yet: a rotation by
+ * count needs a seq at least segment_start + capacity, drawn before ours, and
+ * one by age a clock reading past segment_started_at + the age share, taken
+ * before ours.  A segment rotated away after that is the second newest, never
+ * the one truncated, so inserting into it is safe.
+ */
+static struct
+{
+	bool		valid;
+	Oid			log_state_oid;	/* the extension may be re-created */
+	int			segment;
+	int64		start;
+	TimestampTz started_at;
+}			log_cache;
+
+static int64
+segment_age_s(TimestampTz started_at)
+{
+	return (GetCurrentTimestamp() - started_at) / USECS_PER_SEC;
+}
+
+static void
+log_cache_refresh(Oid log_state_oid)
+{
+	bool		isnull;
+
+	rs_exec(PLAN_LOG_STATE, NULL, NULL);
+	log_cache.segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	log_cache.start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	log_cache.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
+	log_cache.log_state_oid = log_state_oid;
+	log_cache.valid = true;
+}
+
 void
 rs_eventlog_append(const RsPendingEvent *events, int n)
 {
 	Oid			seq_oid = rs_relation_oid("event_seq");
-	int			segment;
-	int64		segment_start,
-				segment_age,
-				seq = 0;
-	bool		isnull;
+	Oid			log_state_oid = rs_relation_oid("log_state");
+	int64		seq = 0;
 	RsBuf		frame;
 	char		payload[32];
 
 	/* from here to the end of the transaction our seqs are "in flight" */
 	DirectFunctionCall1(pg_advisory_xact_lock_shared_int8, Int64GetDatum(SEQ_LOCK_KEY));
-
-	rs_exec(PLAN_LOG_STATE, NULL, NULL);
-	segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
-	segment_start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	segment_age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
 
 	rs_buf_init(&frame, 1024);
 	for (int i = 0; i < n; i++)
@@ -177,13 +206,16 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 		bytea	   *b;
 
 		seq = nextval_internal(seq_oid, false);
+		if (!log_cache.valid || log_cache.log_state_oid != log_state_oid ||
+			segment_due(seq - log_cache.start, segment_age_s(log_cache.started_at)))
+			log_cache_refresh(log_state_oid);
 		frame.len = 0;
 		events[i].encode(events[i].payload, seq, &frame);
 		b = palloc(VARHDRSZ + frame.len);
 		SET_VARSIZE(b, VARHDRSZ + frame.len);
 		memcpy(VARDATA(b), frame.data, frame.len);
 		args[0] = Int64GetDatum(seq);
-		args[1] = Int32GetDatum(segment);
+		args[1] = Int32GetDatum(log_cache.segment);
 		args[2] = CStringGetTextDatum(events[i].did);
 		args[3] = CStringGetTextDatum(events[i].kind);
 		args[4] = PointerGetDatum(b);
@@ -193,8 +225,11 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 	rs_buf_free(&frame);
 
 	/* retention, amortized on the write path: rotate when the segment is due */
-	if (segment_due(seq - segment_start, segment_age))
+	if (segment_due(seq - log_cache.start, segment_age_s(log_cache.started_at)))
+	{
 		(void) rotate_segments();
+		log_cache.valid = false;
+	}
 
 	if (notify_on_commit)
 	{
@@ -333,7 +368,8 @@ rs_prune_events(PG_FUNCTION_ARGS)
 	int			current;
 
 	rs_enter_owner(&oc);
-	(void) rotate_segments();
+	if (rotate_segments())
+		log_cache.valid = false;
 	rs_exec(PLAN_LOG_STATE, NULL, NULL);
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
 

@@ -29,8 +29,9 @@ typedef struct PlanDef
 static const PlanDef plan_defs[PLAN_COUNT] = {
 	/* the lock also fetches what the commit at the end will need */
 	[PLAN_REPO_LOCK] = {
-		"SELECT r.status, r.data_cid, r.head_rev, k.sealed, r.did_key"
+		"SELECT r.status, r.data_cid, r.head_rev, k.sealed, r.did_key, n.node"
 		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
+		"  LEFT JOIN repo_stream.mst_nodes n ON n.did = r.did AND n.cid = r.data_cid"
 		" WHERE r.did = $1 FOR UPDATE OF r",
 		1, {TEXTOID}
 	},
@@ -73,7 +74,7 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 	},
 	[PLAN_LOG_STATE] = {
 		"SELECT current_segment, segment_start[current_segment + 1],"
-		"       extract(epoch FROM now() - segment_started_at[current_segment + 1])::int8"
+		"       segment_started_at[current_segment + 1]"
 		"  FROM repo_stream.log_state",
 		0, {0}
 	},
