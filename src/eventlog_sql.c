@@ -116,6 +116,8 @@ rotate_segments(void)
 	char		sql[512];
 	bool		isnull;
 
+	/* the row is made lazily (see the install script) */
+	SPI_execute("INSERT INTO repo_stream.log_state DEFAULT VALUES ON CONFLICT DO NOTHING", false, 0);
 	if (SPI_execute("SELECT current_segment, segment_start[current_segment + 1],"
 					"       extract(epoch FROM now() - segment_started_at[current_segment + 1])::int8,"
 					"       (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq)"
@@ -304,8 +306,9 @@ rs_events_since(PG_FUNCTION_ARGS)
 	/* a snapshot taken after the horizon sees every seq up to it */
 	PushActiveSnapshot(GetLatestSnapshot());
 	snprintf(sql, sizeof(sql),
-			 "SELECT s.pruned_through, (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT ")"
-			 "  FROM repo_stream.log_state s", horizon);
+			 "SELECT coalesce(s.pruned_through, 0),"
+			 "       (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT ")"
+			 "  FROM (SELECT) AS one LEFT JOIN repo_stream.log_state s ON true", horizon);
 	SPI_execute(sql, true, 0);
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	newest = DatumGetInt64(rs_getdatum(0, 2, &isnull));
@@ -402,7 +405,7 @@ rs_prune_events(PG_FUNCTION_ARGS)
 		}
 	}
 	/* not read-only: see the UPDATEs above, not the snapshot of our caller */
-	SPI_execute("SELECT pruned_through FROM repo_stream.log_state", false, 0);
+	SPI_execute("SELECT coalesce(max(pruned_through), 0) FROM repo_stream.log_state", false, 0);
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	rs_leave_owner(&oc);
 	PG_RETURN_INT64(pruned);

@@ -73,9 +73,9 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 		0, {0}
 	},
 	[PLAN_LOG_STATE] = {
-		"SELECT current_segment, segment_start[current_segment + 1],"
-		"       segment_started_at[current_segment + 1]"
-		"  FROM repo_stream.log_state",
+		"SELECT coalesce(s.current_segment, 0), coalesce(s.segment_start[s.current_segment + 1], 0),"
+		"       coalesce(s.segment_started_at[s.current_segment + 1], now())"
+		"  FROM (SELECT) AS one LEFT JOIN repo_stream.log_state s ON true",
 		0, {0}
 	},
 };

@@ -81,7 +81,8 @@ CREATE TABLE log_state (
 	segment_started_at timestamptz[] NOT NULL DEFAULT array_fill(now(), ARRAY[8]),
 	pruned_through bigint NOT NULL DEFAULT 0	-- every seq <= this is gone
 );
-INSERT INTO log_state DEFAULT VALUES;
+-- No row yet: the first rotation inserts it.  So a pg_dump restore, which
+-- copies the dumped row in, does not collide with one made here.
 
 -- pg_dump keeps the data (sealed keys are useless without the key file).
 SELECT pg_catalog.pg_extension_config_dump('repos', '');
@@ -91,6 +92,14 @@ SELECT pg_catalog.pg_extension_config_dump('records', '');
 SELECT pg_catalog.pg_extension_config_dump('mst_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('log_state', '');
 SELECT pg_catalog.pg_extension_config_dump('event_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_0', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_1', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_2', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_3', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_4', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_5', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_6', '');
+SELECT pg_catalog.pg_extension_config_dump('event_log_7', '');
 
 -- The write path -------------------------------------------------------------
 
