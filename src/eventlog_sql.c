@@ -152,23 +152,13 @@ rotate_segments(void)
 	return true;
 }
 
-/*
- * The log state as this backend last read it.  Reading it costs a statement
- * per commit, and it only changes when the ring rotates, so it is trusted
- * while the cached current segment is provably not due yet: a rotation by
- * count needs a seq at least segment_start + capacity, drawn before ours, and
- * one by age a clock reading past segment_started_at + the age share, taken
- * before ours.  A segment rotated away after that is the second newest, never
- * the one truncated, so inserting into it is safe.
- */
+/* The log state, read once per appending transaction. */
 static struct
 {
-	bool		valid;
-	Oid			log_state_oid;	/* the extension may be re-created */
 	int			segment;
 	int64		start;
 	TimestampTz started_at;
-}			log_cache;
+}			log_state;
 
 static int64
 segment_age_s(TimestampTz started_at)
@@ -177,23 +167,20 @@ segment_age_s(TimestampTz started_at)
 }
 
 static void
-log_cache_refresh(Oid log_state_oid)
+log_state_read(void)
 {
 	bool		isnull;
 
 	rs_exec(PLAN_LOG_STATE, NULL, NULL);
-	log_cache.segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
-	log_cache.start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	log_cache.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
-	log_cache.log_state_oid = log_state_oid;
-	log_cache.valid = true;
+	log_state.segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	log_state.start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	log_state.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
 }
 
 void
 rs_eventlog_append(const RsPendingEvent *events, int n)
 {
 	Oid			seq_oid = rs_relation_oid("event_seq");
-	Oid			log_state_oid = rs_relation_oid("log_state");
 	int64		seq = 0;
 	RsBuf		frame;
 	char		payload[32];
@@ -208,16 +195,21 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 		bytea	   *b;
 
 		seq = nextval_internal(seq_oid, false);
-		if (!log_cache.valid || log_cache.log_state_oid != log_state_oid ||
-			segment_due(seq - log_cache.start, segment_age_s(log_cache.started_at)))
-			log_cache_refresh(log_state_oid);
+		/*
+		 * Read the state after drawing the first seq, so any rotation that
+		 * finished before then is seen and our events go to the current
+		 * segment.  (Caching it across commits made stale segments common,
+		 * which let the retention TAP test see fewer events than the cap.)
+		 */
+		if (i == 0)
+			log_state_read();
 		frame.len = 0;
 		events[i].encode(events[i].payload, seq, &frame);
 		b = palloc(VARHDRSZ + frame.len);
 		SET_VARSIZE(b, VARHDRSZ + frame.len);
 		memcpy(VARDATA(b), frame.data, frame.len);
 		args[0] = Int64GetDatum(seq);
-		args[1] = Int32GetDatum(log_cache.segment);
+		args[1] = Int32GetDatum(log_state.segment);
 		args[2] = CStringGetTextDatum(events[i].did);
 		args[3] = CStringGetTextDatum(events[i].kind);
 		args[4] = PointerGetDatum(b);
@@ -227,11 +219,8 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 	rs_buf_free(&frame);
 
 	/* retention, amortized on the write path: rotate when the segment is due */
-	if (segment_due(seq - log_cache.start, segment_age_s(log_cache.started_at)))
-	{
+	if (segment_due(seq - log_state.start, segment_age_s(log_state.started_at)))
 		(void) rotate_segments();
-		log_cache.valid = false;
-	}
 
 	if (notify_on_commit)
 	{
@@ -371,8 +360,7 @@ rs_prune_events(PG_FUNCTION_ARGS)
 	int			current;
 
 	rs_enter_owner(&oc);
-	if (rotate_segments())
-		log_cache.valid = false;
+	(void) rotate_segments();
 	rs_exec(PLAN_LOG_STATE, NULL, NULL);
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
 
