@@ -429,7 +429,6 @@ store_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len)
 {
 	RepoRun    *run = ctx;
 	NodeCacheEntry *e = node_cache_get(cid);
-	Datum		args[2];
 	bytea	   *node;
 
 	if (e == NULL && run->node_inserts)
@@ -445,16 +444,9 @@ store_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len)
 	}
 	if (e == NULL)
 	{
-		bytea	   *key = palloc(VARHDRSZ + CID_LEN);
-
-		SET_VARSIZE(key, VARHDRSZ + CID_LEN);
-		memcpy(VARDATA(key), cid, CID_LEN);
-		args[0] = CStringGetTextDatum(run->repo->did);
-		args[1] = PointerGetDatum(key);
-		if (rs_exec(PLAN_NODE_GET, args, NULL) == 0)
+		node = rs_fetch_node(run->repo->did, cid);
+		if (node == NULL)
 			return MST_ERR_MISSING_NODE;
-		node = rs_getbytea(0, 1);
-		SPI_freetuptable(SPI_tuptable);
 		node_cache_put(cid, (uint8 *) VARDATA_ANY(node), VARSIZE_ANY_EXHDR(node));
 		pfree(node);
 		e = node_cache_get(cid);
@@ -561,16 +553,6 @@ cid_text(const uint8 cid[CID_LEN])
 	return s;
 }
 
-static bytea *
-bytes_to_bytea(const uint8 *data, size_t len)
-{
-	bytea	   *b = palloc(VARHDRSZ + len);
-
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), data, len);
-	return b;
-}
-
 /* Sign a commit over the current tree root; sets the run's head. */
 static void
 make_commit(RepoRun *run, const uint8 root[CID_LEN], uint8 commit_cid[CID_LEN], RsBuf *signed_out)
@@ -596,7 +578,7 @@ make_commit(RepoRun *run, const uint8 root[CID_LEN], uint8 commit_cid[CID_LEN], 
 
 	run->rev = rev;
 	run->head_cid = cid_text(commit_cid);
-	run->head_commit = bytes_to_bytea(signed_out->data, signed_out->len);
+	run->head_commit = rs_bytea(signed_out->data, signed_out->len);
 	memcpy(run->root, root, CID_LEN);
 	run->has_root = true;
 }
@@ -632,7 +614,7 @@ new_frame(RepoRun *run, const char *kind, void (*encode) (const void *, int64, R
 }
 
 static void *
-txn_copy(const void *data, size_t len)
+palloc_copy(const void *data, size_t len)
 {
 	void	   *p = palloc(len ? len : 1);
 
@@ -750,7 +732,7 @@ emit_commit_chunk(RepoRun *run, EffectiveOp *ops, int n)
 	fc->rev = pstrdup(run->rev);
 	fc->rev_len = TID_LEN;
 	memcpy(fc->commit, commit_cid, CID_LEN);
-	fc->blocks = txn_copy(run->car.data, run->car.len);
+	fc->blocks = palloc_copy(run->car.data, run->car.len);
 	fc->blocks_len = run->car.len;
 	fc->ops = fops;
 	fc->n_ops = n;
@@ -878,7 +860,7 @@ emit_empty_commit(RepoRun *run, bool as_sync)
 		f->sync.did_len = strlen(f->ev.did);
 		f->sync.rev = pstrdup(run->rev);
 		f->sync.rev_len = TID_LEN;
-		f->sync.blocks = txn_copy(car.data, car.len);
+		f->sync.blocks = palloc_copy(car.data, car.len);
 		f->sync.blocks_len = car.len;
 		f->sync.time = now_iso;
 		f->sync.time_len = FRAME_TIME_LEN;
@@ -894,7 +876,7 @@ emit_empty_commit(RepoRun *run, bool as_sync)
 		f->commit.rev_len = TID_LEN;
 		f->commit.time_len = FRAME_TIME_LEN;
 		memcpy(f->commit.commit, commit_cid, CID_LEN);
-		f->commit.blocks = txn_copy(car.data, car.len);
+		f->commit.blocks = palloc_copy(car.data, car.len);
 		f->commit.blocks_len = car.len;
 		f->commit.ops = NULL;
 		f->commit.n_ops = 0;
@@ -923,8 +905,8 @@ bytea_array(HTAB *set, bool values)
 
 	hash_seq_init(&st, set);
 	while ((b = hash_seq_search(&st)) != NULL)
-		elems[i++] = PointerGetDatum(values ? bytes_to_bytea(b->data, b->len)
-									 : bytes_to_bytea(b->cid, CID_LEN));
+		elems[i++] = PointerGetDatum(values ? rs_bytea(b->data, b->len)
+									 : rs_bytea(b->cid, CID_LEN));
 	return PointerGetDatum(construct_array(elems, i, BYTEAOID, -1, false, TYPALIGN_INT));
 }
 
@@ -938,7 +920,7 @@ persist_run(RepoRun *run)
 	args[0] = CStringGetTextDatum(run->repo->did);
 	args[1] = CStringGetTextDatum(run->head_cid);
 	args[2] = CStringGetTextDatum(run->rev);
-	args[3] = PointerGetDatum(bytes_to_bytea(run->root, CID_LEN));
+	args[3] = PointerGetDatum(rs_bytea(run->root, CID_LEN));
 	args[4] = PointerGetDatum(run->head_commit);
 	/* cids and bytes come out of one hash walk each, in the same order */
 	args[5] = bytea_array(run->node_inserts, false);

@@ -205,9 +205,7 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 			log_state_read();
 		frame.len = 0;
 		events[i].encode(events[i].payload, seq, &frame);
-		b = palloc(VARHDRSZ + frame.len);
-		SET_VARSIZE(b, VARHDRSZ + frame.len);
-		memcpy(VARDATA(b), frame.data, frame.len);
+		b = rs_bytea(frame.data, frame.len);
 		args[0] = Int64GetDatum(seq);
 		args[1] = Int32GetDatum(log_state.segment);
 		args[2] = CStringGetTextDatum(events[i].did);
@@ -256,9 +254,7 @@ info_frame(const char *name, const char *message)
 	info.message_len = strlen(message);
 	rs_buf_init(&buf, 128);
 	frame_encode_info(&info, &buf);
-	b = palloc(VARHDRSZ + buf.len);
-	SET_VARSIZE(b, VARHDRSZ + buf.len);
-	memcpy(VARDATA(b), buf.data, buf.len);
+	b = rs_bytea(buf.data, buf.len);
 	rs_buf_free(&buf);
 	return PointerGetDatum(b);
 }

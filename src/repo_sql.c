@@ -250,9 +250,7 @@ rs_create_repo(PG_FUNCTION_ARGS)
 
 	/* a master key file is created only while no sealed key exists */
 	rs_keys_generate(!any_sealed_key(), &sealed, did_key);
-	sealed_b = palloc(VARHDRSZ + sealed.len);
-	SET_VARSIZE(sealed_b, VARHDRSZ + sealed.len);
-	memcpy(VARDATA(sealed_b), sealed.data, sealed.len);
+	sealed_b = rs_bytea(sealed.data, sealed.len);
 	rs_buf_free(&sealed);
 
 	args[1] = CStringGetTextDatum(did_key);
@@ -379,9 +377,7 @@ rs_rotate_key(PG_FUNCTION_ARGS)
 	rs_keys_generate(false, &sealed, did_key);
 	rs_leave_owner(&oc);
 
-	sealed_b = palloc(VARHDRSZ + sealed.len);
-	SET_VARSIZE(sealed_b, VARHDRSZ + sealed.len);
-	memcpy(VARDATA(sealed_b), sealed.data, sealed.len);
+	sealed_b = rs_bytea(sealed.data, sealed.len);
 	rs_buf_free(&sealed);
 	rs_note_rotation(did, sealed_b, did_key);
 	PG_RETURN_TEXT_P(cstring_to_text(did_key));

@@ -17,6 +17,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "cid.h"
 #include "spi_sql.h"
 
 typedef struct PlanDef
@@ -164,6 +165,31 @@ rs_exec(RsPlanId id, Datum *values, const char *nulls)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s", plan_defs[id].sql,
 			 SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+bytea *
+rs_bytea(const void *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+bytea *
+rs_fetch_node(const char *did, const uint8 *cid)
+{
+	Datum		args[2];
+	bytea	   *node;
+
+	args[0] = CStringGetTextDatum(did);
+	args[1] = PointerGetDatum(rs_bytea(cid, CID_LEN));
+	if (rs_exec(PLAN_NODE_GET, args, NULL) == 0)
+		return NULL;
+	node = rs_getbytea(0, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return node;
 }
 
 Datum

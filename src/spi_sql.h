@@ -45,6 +45,12 @@ typedef enum RsPlanId
 /* Execute a saved plan (read_only false); returns SPI_processed. */
 uint64		rs_exec(RsPlanId id, Datum *values, const char *nulls);
 
+/* A palloc'd bytea holding a copy of data. */
+bytea	   *rs_bytea(const void *data, size_t len);
+
+/* A stored MST node of a repo (copied like rs_getbytea), or NULL. */
+bytea	   *rs_fetch_node(const char *did, const uint8 *cid);
+
 /* Helpers to read SPI_tuptable results. */
 Datum		rs_getdatum(int row, int col, bool *isnull);
 bytea	   *rs_getbytea(int row, int col);	/* NULL if SQL NULL; copied into caller ctx */

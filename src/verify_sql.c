@@ -78,17 +78,10 @@ static MstError
 table_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len)
 {
 	NodeStore  *s = ctx;
-	Datum		args[2];
-	bytea	   *key = palloc(VARHDRSZ + CID_LEN);
 
-	SET_VARSIZE(key, VARHDRSZ + CID_LEN);
-	memcpy(VARDATA(key), cid, CID_LEN);
-	args[0] = CStringGetTextDatum(s->did);
-	args[1] = PointerGetDatum(key);
-	if (rs_exec(PLAN_NODE_GET, args, NULL) == 0)
+	s->last = rs_fetch_node(s->did, cid);
+	if (s->last == NULL)
 		return MST_ERR_MISSING_NODE;
-	s->last = rs_getbytea(0, 1);
-	SPI_freetuptable(SPI_tuptable);
 	*data = (const uint8 *) VARDATA_ANY(s->last);
 	*len = VARSIZE_ANY_EXHDR(s->last);
 	return MST_OK;

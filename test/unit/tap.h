@@ -5,7 +5,9 @@
 #define RS_TAP_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int	tap_count = 0;
@@ -42,6 +44,28 @@ done_testing(void)
 {
 	printf("1..%d\n", tap_count);
 	return tap_failed ? 1 : 0;
+}
+
+/* Hex helpers for byte-exact expectations; tohex's result is malloc'd. */
+static inline size_t
+unhex(const char *hex, uint8_t *out)
+{
+	size_t		n = strlen(hex) / 2;
+
+	for (size_t i = 0; i < n; i++)
+		sscanf(hex + 2 * i, "%2hhx", &out[i]);
+	return n;
+}
+
+static inline char *
+tohex(const uint8_t *b, size_t n)
+{
+	char	   *s = malloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		sprintf(s + 2 * i, "%02x", b[i]);
+	s[2 * n] = '\0';
+	return s;
 }
 
 #endif

@@ -9,27 +9,6 @@
 #include "tap.h"
 
 static size_t
-unhex(const char *hex, uint8_t *out)
-{
-	size_t		n = strlen(hex) / 2;
-
-	for (size_t i = 0; i < n; i++)
-		sscanf(hex + 2 * i, "%2hhx", &out[i]);
-	return n;
-}
-
-static char *
-tohex(const uint8_t *b, size_t n)
-{
-	char	   *s = malloc(2 * n + 1);
-
-	for (size_t i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02x", b[i]);
-	s[2 * n] = '\0';
-	return s;
-}
-
-static size_t
 b64dec(const char *in, uint8_t *out)
 {
 	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

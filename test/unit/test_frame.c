@@ -16,27 +16,6 @@
 #include "verify.h"
 #include "tap.h"
 
-static size_t
-unhex(const char *hex, uint8_t *out)
-{
-	size_t		n = strlen(hex) / 2;
-
-	for (size_t i = 0; i < n; i++)
-		sscanf(hex + 2 * i, "%2hhx", &out[i]);
-	return n;
-}
-
-static char *
-tohex(const uint8_t *b, size_t n)
-{
-	char	   *s = malloc(2 * n + 1);
-
-	for (size_t i = 0; i < n; i++)
-		sprintf(s + 2 * i, "%02x", b[i]);
-	s[2 * n] = '\0';
-	return s;
-}
-
 /* hex of a DAG-CBOR text string (short ones only: < 256 bytes) */
 static void
 hex_text(char *out, const char *s)
