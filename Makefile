@@ -16,7 +16,8 @@ DATA_built = repo_stream--$(EXTVERSION).sql
 SHLIB_LINK = -lcbor -lsodium
 PG_CFLAGS = -Wall -Wmissing-prototypes
 
-REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+# setup first: it makes the cluster's master key file if there is none
+REGRESS = setup $(filter-out setup,$(sort $(basename $(notdir $(wildcard sql/*.sql)))))
 REGRESS_OPTS = --load-extension=repo_stream
 EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench
 

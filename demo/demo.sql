@@ -2,6 +2,8 @@
 \echo
 \echo '== repo_stream demo: a throwaway server, the extension, the main job end to end'
 CREATE EXTENSION repo_stream;
+\echo '   once per cluster, a superuser makes the master key file that seals repo keys:'
+SELECT repo_stream.create_master_key() AS master_key_file;
 
 \echo
 \echo '== 1. JSON record in, canonical DAG-CBOR and CID out'

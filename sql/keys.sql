@@ -106,8 +106,9 @@ GRANT USAGE ON SCHEMA repo_stream TO regress_keys_app;
 GRANT SELECT ON rfc8032 TO regress_keys_app;
 SELECT f, has_function_privilege('regress_keys_app', f, 'EXECUTE') AS app_may_execute
 FROM (VALUES ('repo_stream.verify_signature(text, bytea, bytea)'),
-             ('repo_stream._keys_generate(boolean)'),
-             ('repo_stream._keys_sign(bytea, bytea)')) AS t(f);
+             ('repo_stream._keys_generate()'),
+             ('repo_stream._keys_sign(bytea, bytea)'),
+             ('repo_stream.create_master_key()')) AS t(f);
 
 SET ROLE regress_keys_app;
 SELECT test, repo_stream.verify_signature(did_key, msg, sig) AS valid FROM rfc8032 ORDER BY test;
@@ -117,9 +118,25 @@ SELECT current_setting('repo_stream.master_key_file', true);
 SELECT count(*) AS visible_in_pg_settings FROM pg_settings WHERE name = 'repo_stream.master_key_file';
 SET repo_stream.master_key_file = '/tmp/attacker.key';
 SELECT set_config('repo_stream.master_key_file', '/tmp/attacker.key', false);
-SELECT * FROM repo_stream._keys_generate(true);
+SELECT * FROM repo_stream._keys_generate();
 SELECT repo_stream._keys_sign('\x', 'msg');
+SELECT repo_stream.create_master_key();
 RESET ROLE;
+
+-- Even when granted, only a superuser makes the master key; a second one
+-- is refused whoever asks (the cluster already has one: setup.sql).
+GRANT EXECUTE ON FUNCTION repo_stream.create_master_key() TO regress_keys_app;
+SET ROLE regress_keys_app;
+SELECT repo_stream.create_master_key();
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION repo_stream.create_master_key() FROM regress_keys_app;
+DO $$
+BEGIN
+	PERFORM repo_stream.create_master_key();
+EXCEPTION WHEN duplicate_object THEN
+	-- the path depends on the server
+	RAISE NOTICE '%: %', SQLSTATE, regexp_replace(SQLERRM, '"[^"]*"', '"..."');
+END $$;
 
 -- pg_read_all_settings members may read it (PostgreSQL's rule for
 -- GUC_SUPERUSER_ONLY settings), still not set it.

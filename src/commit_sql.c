@@ -266,6 +266,33 @@ timeline_append(EntryKind kind, const char *did)
 	return t;
 }
 
+/*
+ * Reads the repo's state into r and caches its root node.  Runs inside
+ * rs_enter_owner; the values live in the memory context that was current
+ * when it was entered.  False if there is no such repo.
+ */
+static bool
+read_repo_state(PendingRepo *r, char **status)
+{
+	Datum		arg = CStringGetTextDatum(r->did);
+	bytea	   *root;
+
+	if (rs_exec(PLAN_REPO_STATE, &arg, NULL) == 0)
+		return false;
+	*status = rs_gettext(0, 1);
+	r->data_cid = rs_getbytea(0, 2);
+	r->head_rev = rs_gettext(0, 3);
+	r->sealed = rs_getbytea(0, 4);
+	r->did_key = rs_gettext(0, 5);
+	/* the root changes with every commit: save the next one a lookup */
+	root = rs_getbytea(0, 6);
+	if (root != NULL && r->data_cid != NULL)
+		node_cache_put((uint8 *) VARDATA_ANY(r->data_cid),
+					   (uint8 *) VARDATA_ANY(root), VARSIZE_ANY_EXHDR(root));
+	r->have_state = true;
+	return true;
+}
+
 void
 rs_touch_repo(const char *did)
 {
@@ -273,13 +300,14 @@ rs_touch_repo(const char *did)
 	PendingRepo *r = &pending.repos[i];
 	RsOwnerContext oc;
 	Datum		arg;
-	char	   *status;
+	char	   *status = NULL;
 	MemoryContext old;
 
 	if (r->locked)
 		return;
 
 	arg = CStringGetTextDatum(did);
+	/* the state must last until pre-commit */
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	rs_enter_owner(&oc);
 	if (rs_exec(PLAN_REPO_LOCK, &arg, NULL) == 0)
@@ -287,19 +315,11 @@ rs_touch_repo(const char *did)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("repo \"%s\" does not exist", did),
 				 errhint("Create it with repo_stream.create_repo().")));
-	status = rs_gettext(0, 1);
-	r->data_cid = rs_getbytea(0, 2);
-	r->head_rev = rs_gettext(0, 3);
-	r->sealed = rs_getbytea(0, 4);
-	r->did_key = rs_gettext(0, 5);
-	{
-		/* the root changes with every commit: save the next one a lookup */
-		bytea	   *root = rs_getbytea(0, 6);
-
-		if (root != NULL && r->data_cid != NULL)
-			node_cache_put((uint8 *) VARDATA_ANY(r->data_cid),
-						   (uint8 *) VARDATA_ANY(root), VARSIZE_ANY_EXHDR(root));
-	}
+	/*
+	 * Read the state only now that the lock is ours: a key rotation we
+	 * waited for is committed, and this statement's snapshot sees it.
+	 */
+	(void) read_repo_state(r, &status);
 	rs_leave_owner(&oc);
 	MemoryContextSwitchTo(old);
 
@@ -309,7 +329,6 @@ rs_touch_repo(const char *did)
 				 errmsg("repo \"%s\" is %s", did, status),
 				 strcmp(status, "deactivated") == 0 ?
 				 errhint("Reactivate it with repo_stream.activate_repo().") : 0));
-	r->have_state = true;
 	r->locked = true;
 	r->lock_subid = GetCurrentSubTransactionId();
 }
@@ -380,6 +399,7 @@ rs_note_deleted(const char *did)
 /* A frame waiting for its seq (in the pre-commit work context). */
 typedef struct QueuedFrame
 {
+	struct RepoRun *run;		/* gets the seq of its last event */
 	RsPendingEvent ev;
 	FrameCommit commit;
 	FrameAccount account;
@@ -405,6 +425,7 @@ typedef struct RepoRun
 	HTAB	   *chunk_seen;
 	RsBuf		car;
 	bool		deleted;
+	int64		last_seq;		/* of the run's last event; 0 if none */
 } RepoRun;
 
 static QueuedFrame **queue;
@@ -568,8 +589,9 @@ make_commit(RepoRun *run, const uint8 root[CID_LEN], uint8 commit_cid[CID_LEN], 
 	memcpy(c.data, root, CID_LEN);
 	rs_buf_init(&unsigned_bytes, 256);
 	commit_encode_unsigned(&c, &unsigned_bytes);
+	/* a commit is signed by the key the repo row names, or not at all */
 	rs_keys_sign((const uint8 *) VARDATA_ANY(run->sealed), VARSIZE_ANY_EXHDR(run->sealed),
-				 unsigned_bytes.data, unsigned_bytes.len, c.sig);
+				 unsigned_bytes.data, unsigned_bytes.len, run->did_key, c.sig);
 	c.has_sig = true;
 	rs_buf_free(&unsigned_bytes);
 	rs_buf_init(signed_out, 256);
@@ -606,6 +628,7 @@ new_frame(RepoRun *run, const char *kind, void (*encode) (const void *, int64, R
 {
 	QueuedFrame *f = palloc0(sizeof(QueuedFrame));
 
+	f->run = run;
 	f->ev.did = pstrdup(run->repo->did);
 	f->ev.kind = kind;
 	f->ev.encode = encode;
@@ -910,13 +933,21 @@ bytea_array(HTAB *set, bool values)
 	return PointerGetDatum(construct_array(elems, i, BYTEAOID, -1, false, TYPALIGN_INT));
 }
 
+/* Store the run's new head, nodes and last seq (after its seqs are drawn). */
 static void
 persist_run(RepoRun *run)
 {
-	Datum		args[8];
+	Datum		args[9];
 
-	if (run->deleted)
+	if (run->last_seq == 0)
+		return;					/* no event: created and dropped again */
+	if (run->head_cid == NULL || run->deleted)
+	{
+		args[0] = CStringGetTextDatum(run->repo->did);
+		args[1] = Int64GetDatum(run->last_seq);
+		rs_exec(PLAN_REPO_LAST_SEQ, args, NULL);
 		return;
+	}
 	args[0] = CStringGetTextDatum(run->repo->did);
 	args[1] = CStringGetTextDatum(run->head_cid);
 	args[2] = CStringGetTextDatum(run->rev);
@@ -926,6 +957,7 @@ persist_run(RepoRun *run)
 	args[5] = bytea_array(run->node_inserts, false);
 	args[6] = bytea_array(run->node_inserts, true);
 	args[7] = bytea_array(run->node_deletes, false);
+	args[8] = Int64GetDatum(run->last_seq);
 	rs_exec(PLAN_REPO_PERSIST, args, NULL);
 
 	/*
@@ -954,50 +986,48 @@ record_key(RepoRun *run)
 	rs_exec(PLAN_KEY_HISTORY, args, NULL);
 }
 
-static void
+/*
+ * Replay one repo's timeline into frames (queued) and return its run, whose
+ * head and nodes persist_run stores once the seqs are drawn; NULL if the
+ * repo is gone (created and dropped in this transaction).
+ */
+static RepoRun *
 run_repo(int repo_index)
 {
-	RepoRun		run = {0};
-	Datum		arg;
+	RepoRun    *run = palloc0(sizeof(RepoRun));
 	bytea	   *data_cid;
 	TimelineEntry **batch;
 	int			n_batch = 0;
 	char		errbuf[256];
+	char	   *status;
 
-	run.repo = &pending.repos[repo_index];
-	if (run.repo->have_state)
-	{
-		/* read under the row lock we still hold, so still current */
-		data_cid = run.repo->data_cid;
-		run.rev = run.repo->head_rev;
-		run.sealed = run.repo->sealed;
-		run.did_key = run.repo->did_key;
-	}
-	else
-	{
-		arg = CStringGetTextDatum(run.repo->did);
-		if (rs_exec(PLAN_REPO_STATE, &arg, NULL) == 0)
-			return;				/* created and dropped in this transaction */
-		data_cid = rs_getbytea(0, 1);
-		run.rev = rs_gettext(0, 2);
-		run.sealed = rs_getbytea(0, 3);
-		run.did_key = rs_gettext(0, 4);
-	}
-	run.store.get = store_get;
-	run.store.ctx = &run;
-	run.node_inserts = cid_set("repo_stream node inserts", sizeof(BlockEntry));
-	run.node_deletes = cid_set("repo_stream node deletes", CID_LEN);
+	run->repo = &pending.repos[repo_index];
+	/*
+	 * Read under the row lock we hold since the repo's first write, so
+	 * still current; or now, for a repo that only had lifecycle calls
+	 * (they locked the row too, and this statement's snapshot is newer).
+	 */
+	if (!run->repo->have_state && !read_repo_state(run->repo, &status))
+		return NULL;
+	data_cid = run->repo->data_cid;
+	run->rev = run->repo->head_rev;
+	run->sealed = run->repo->sealed;
+	run->did_key = run->repo->did_key;
+	run->store.get = store_get;
+	run->store.ctx = run;
+	run->node_inserts = cid_set("repo_stream node inserts", sizeof(BlockEntry));
+	run->node_deletes = cid_set("repo_stream node deletes", CID_LEN);
 	if (data_cid)
 	{
-		memcpy(run.root, VARDATA_ANY(data_cid), CID_LEN);
-		run.has_root = true;
-		if (mst_open(&run.store, run.root, &run.tree, errbuf, sizeof(errbuf)) != MST_OK)
+		memcpy(run->root, VARDATA_ANY(data_cid), CID_LEN);
+		run->has_root = true;
+		if (mst_open(&run->store, run->root, &run->tree, errbuf, sizeof(errbuf)) != MST_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("repo \"%s\": cannot load its MST: %s", run.repo->did, errbuf)));
+					 errmsg("repo \"%s\": cannot load its MST: %s", run->repo->did, errbuf)));
 	}
 	else
-		run.tree = mst_new(&run.store);
+		run->tree = mst_new(&run->store);
 
 	batch = palloc(sizeof(TimelineEntry *) * pending.n_entries);
 	for (int i = 0; i < pending.n_entries; i++)
@@ -1012,44 +1042,44 @@ run_repo(int repo_index)
 				batch[n_batch++] = t;
 				break;
 			case ENTRY_CREATED:
-				flush_ops(&run, batch, n_batch);
+				flush_ops(run, batch, n_batch);
 				n_batch = 0;
-				emit_empty_commit(&run, false);
-				record_key(&run);
+				emit_empty_commit(run, false);
+				record_key(run);
 				break;
 			case ENTRY_ACCOUNT:
-				flush_ops(&run, batch, n_batch);
+				flush_ops(run, batch, n_batch);
 				n_batch = 0;
-				emit_account(&run, t->active, t->status);
+				emit_account(run, t->active, t->status);
 				break;
 			case ENTRY_ROTATION:
 				{
 					Datum		args[3];
 
-					flush_ops(&run, batch, n_batch);
+					flush_ops(run, batch, n_batch);
 					n_batch = 0;
-					run.sealed = t->sealed;
-					run.did_key = t->did_key;
-					emit_empty_commit(&run, true);
-					args[0] = CStringGetTextDatum(run.repo->did);
+					run->sealed = t->sealed;
+					run->did_key = t->did_key;
+					emit_empty_commit(run, true);
+					args[0] = CStringGetTextDatum(run->repo->did);
 					args[1] = PointerGetDatum(t->sealed);
 					args[2] = CStringGetTextDatum(t->did_key);
 					rs_exec(PLAN_KEY_ROTATE, args, NULL);
-					record_key(&run);
+					record_key(run);
 				}
 				break;
 			case ENTRY_DELETED:
 				/* nothing of the repo survives, so its pending ops do not matter */
 				n_batch = 0;
-				emit_account(&run, false, "deleted");
-				run.deleted = true;
+				emit_account(run, false, "deleted");
+				run->deleted = true;
 				break;
 		}
 	}
-	flush_ops(&run, batch, n_batch);
-	if (run.head_cid != NULL)
-		persist_run(&run);
-	mst_free(run.tree);
+	flush_ops(run, batch, n_batch);
+	mst_free(run->tree);
+	run->tree = NULL;
+	return run;
 }
 
 static void
@@ -1069,6 +1099,7 @@ pre_commit(void)
 	MemoryContext work,
 				old;
 	RsPendingEvent *events;
+	RepoRun   **runs;
 
 	if (!pending.active || pending.n_entries == 0)
 		return;
@@ -1083,15 +1114,24 @@ pre_commit(void)
 	/* COMMIT runs outside any portal: give SPI a snapshot to work with */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rs_enter_owner(&oc);
+	runs = palloc(sizeof(RepoRun *) * pending.n_repos);
 	for (int i = 0; i < pending.n_repos; i++)
-		run_repo(i);
+		runs[i] = run_repo(i);
 	if (n_queue > 0)
 	{
+		int64	   *seqs = palloc(sizeof(int64) * n_queue);
+
 		events = palloc(sizeof(RsPendingEvent) * n_queue);
 		for (int i = 0; i < n_queue; i++)
 			events[i] = queue[i]->ev;
-		rs_eventlog_append(events, n_queue);
+		rs_eventlog_append(events, n_queue, seqs);
+		for (int i = 0; i < n_queue; i++)
+			queue[i]->run->last_seq = seqs[i];
 	}
+	/* heads record the seq of their repo's last event (exports report it) */
+	for (int i = 0; i < pending.n_repos; i++)
+		if (runs[i] != NULL)
+			persist_run(runs[i]);
 	rs_leave_owner(&oc);
 	PopActiveSnapshot();
 

@@ -3,7 +3,9 @@
  *
  * No gaps: a writer takes the sequencing lock in SHARE mode before it draws
  * its seqs (nextval) and keeps it until its transaction has ended, i.e.
- * after its commit is visible.  A reader takes the same lock in EXCLUSIVE
+ * after its commit is visible.  The lock is a lock tag of our own, which no
+ * SQL function can name (so no role can take it to stall commits), and it
+ * is transaction-scoped (so an error or a cancel always releases it).  A reader takes the same lock in EXCLUSIVE
  * mode for an instant: once it has it, no writer is between nextval and the
  * end of its transaction, so every seq up to the sequence's last value
  * belongs to a transaction that is over.  The reader reads that last value
@@ -29,6 +31,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -41,6 +44,8 @@
 
 #define EVENT_SEGMENTS 8
 #define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
+/* pg_advisory_* locks use field4 1 and 2: SQL cannot make this tag */
+#define SEQ_LOCK_FIELD4 0x5253	/* "RS" */
 #define ERRCODE_FUTURE_CURSOR MAKE_SQLSTATE('R','S','0','0','1')
 
 static bool notify_on_commit = true;
@@ -70,6 +75,13 @@ rs_eventlog_define_gucs(void)
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+static void
+seq_lock_tag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (SEQ_LOCK_KEY >> 32),
+						 (uint32) SEQ_LOCK_KEY, SEQ_LOCK_FIELD4);
+}
+
 static int64
 segment_capacity(void)
 {
@@ -96,12 +108,30 @@ segment_oid(int segment)
 }
 
 /*
+ * Take the right to change log_state without waiting: false when another
+ * transaction is rotating or pruning, or left such a change uncommitted
+ * (an admin's open transaction).  Pre-commit must never wait on another
+ * transaction, so the caller skips and the ring rotates later.  Makes the
+ * log_state row on first use (see the install script for why it is lazy).
+ * Runs inside rs_enter_owner.
+ */
+static bool
+log_state_lock(void)
+{
+	if (!ConditionalLockRelationOid(rs_relation_oid("log_state"), ShareRowExclusiveLock))
+		return false;
+	/* with that lock held, no one else has an uncommitted log_state row */
+	SPI_execute("INSERT INTO repo_stream.log_state DEFAULT VALUES ON CONFLICT DO NOTHING", false, 0);
+	return true;
+}
+
+/*
  * If the current segment is due (full, or old), truncate the oldest segment
  * and make it current.  The check is made again on the locked log_state row,
  * because a writer that saw the old state may arrive right after another
- * rotated.  Skips (returns false) when someone else is rotating, or still
- * uses the oldest segment (a straggling writer or a reader).  Runs inside
- * rs_enter_owner.
+ * rotated.  Skips (returns false), never waiting, when someone else is
+ * rotating, or still uses the oldest segment (a straggling writer or a
+ * reader).  Runs inside rs_enter_owner.
  */
 static bool
 rotate_segments(void)
@@ -116,14 +146,14 @@ rotate_segments(void)
 	char		sql[512];
 	bool		isnull;
 
-	/* the row is made lazily (see the install script) */
-	SPI_execute("INSERT INTO repo_stream.log_state DEFAULT VALUES ON CONFLICT DO NOTHING", false, 0);
+	if (!log_state_lock())
+		return false;
 	if (SPI_execute("SELECT current_segment, segment_start[current_segment + 1],"
 					"       extract(epoch FROM now() - segment_started_at[current_segment + 1])::int8,"
 					"       (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq)"
 					"  FROM repo_stream.log_state FOR UPDATE SKIP LOCKED",
 					false, 0) != SPI_OK_SELECT || SPI_processed == 0)
-		return false;			/* another backend is rotating */
+		return false;
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
 	start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
 	age = DatumGetInt64(rs_getdatum(0, 3, &isnull));
@@ -177,16 +207,37 @@ log_state_read(void)
 	log_state.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
 }
 
+/*
+ * The highest seq the log has ever held, as far as this transaction's
+ * snapshot sees.  Read before drawing a seq: everything it sees committed
+ * before then, so a seq drawn afterwards is higher unless the sequence was
+ * moved backwards.
+ */
+static int64
+log_highest_seq(void)
+{
+	bool		isnull;
+	int64		highest;
+
+	rs_exec(PLAN_LOG_HIGHEST, NULL, NULL);
+	highest = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	return isnull ? 0 : highest;
+}
+
 void
-rs_eventlog_append(const RsPendingEvent *events, int n)
+rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 {
 	Oid			seq_oid = rs_relation_oid("event_seq");
 	int64		seq = 0;
+	int64		highest;
 	RsBuf		frame;
 	char		payload[32];
+	LOCKTAG		tag;
 
 	/* from here to the end of the transaction our seqs are "in flight" */
-	DirectFunctionCall1(pg_advisory_xact_lock_shared_int8, Int64GetDatum(SEQ_LOCK_KEY));
+	seq_lock_tag(&tag);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	highest = log_highest_seq();
 
 	rs_buf_init(&frame, 1024);
 	for (int i = 0; i < n; i++)
@@ -195,6 +246,17 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 		bytea	   *b;
 
 		seq = nextval_internal(seq_oid, false);
+		if (i == 0 && seq <= highest)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("event seq " INT64_FORMAT " is not above the highest seq in the log, " INT64_FORMAT,
+							seq, highest),
+					 errdetail("The sequence repo_stream.event_seq was moved backwards (setval is not "
+							   "rolled back with a transaction); appending would reuse or skip seqs "
+							   "that consumers have seen."),
+					 errhint("A superuser moves it forward with SELECT setval('repo_stream.event_seq', " INT64_FORMAT ").",
+							 highest)));
+		seqs[i] = seq;
 		/*
 		 * Read the state after drawing the first seq, so any rotation that
 		 * finished before then is seen and our events go to the current
@@ -227,17 +289,21 @@ rs_eventlog_append(const RsPendingEvent *events, int n)
 	}
 }
 
-/* Highest seq that no in-flight transaction can still be holding below. */
-static int64
-seq_horizon(void)
+int64
+rs_seq_horizon(Snapshot *snapshot)
 {
 	int64		horizon;
 	bool		isnull;
+	LOCKTAG		tag;
 
-	DirectFunctionCall1(pg_advisory_lock_int8, Int64GetDatum(SEQ_LOCK_KEY));
+	seq_lock_tag(&tag);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	rs_exec(PLAN_SEQ_HORIZON, NULL, NULL);
 	horizon = DatumGetInt64(rs_getdatum(0, 1, &isnull));
-	DirectFunctionCall1(pg_advisory_unlock_int8, Int64GetDatum(SEQ_LOCK_KEY));
+	/* no writer is in flight: this snapshot sees exactly the seqs <= horizon */
+	if (snapshot != NULL)
+		*snapshot = RegisterSnapshot(GetLatestSnapshot());
+	LockRelease(&tag, ExclusiveLock, false);
 	return horizon;
 }
 
@@ -286,7 +352,7 @@ rs_events_since(PG_FUNCTION_ARGS)
 	per_query = rsinfo->econtext->ecxt_per_query_memory;
 
 	rs_enter_owner(&oc);
-	horizon = seq_horizon();
+	horizon = rs_seq_horizon(NULL);
 
 	/* a snapshot taken after the horizon sees every seq up to it */
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -346,6 +412,11 @@ rs_events_since(PG_FUNCTION_ARGS)
  * Apply the retention settings now: rotate if the current segment is due,
  * and truncate, oldest first, segments whose newest event is past the age
  * limit.  Returns the seq through which events are gone.
+ *
+ * Refused inside a transaction block: a TRUNCATEd segment stays locked
+ * until the end of the transaction, and an admin's session left open
+ * would stall every reader.  Never waits: when another transaction is
+ * rotating, it does nothing (the NOTICE says so).
  */
 Datum
 rs_prune_events(PG_FUNCTION_ARGS)
@@ -355,12 +426,17 @@ rs_prune_events(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int			current;
 
+	PreventInTransactionBlock(true, "repo_stream.prune_events()");
 	rs_enter_owner(&oc);
 	(void) rotate_segments();
 	rs_exec(PLAN_LOG_STATE, NULL, NULL);
 	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
 
-	if (retention_age_s > 0)
+	if (retention_age_s > 0 && !log_state_lock())
+		ereport(NOTICE,
+				(errmsg("another transaction is rotating the event log; nothing was pruned by age"),
+				 errhint("Run repo_stream.prune_events() again later.")));
+	else if (retention_age_s > 0)
 	{
 		/* whole segments past the age limit, oldest first */
 		for (int k = 1; k < EVENT_SEGMENTS; k++)

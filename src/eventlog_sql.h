@@ -7,6 +7,8 @@
 
 #include "postgres.h"
 
+#include "utils/snapshot.h"
+
 #include "buf.h"
 
 /* One frame waiting for its seq; encode() writes the whole frame. */
@@ -19,10 +21,26 @@ typedef struct RsPendingEvent
 } RsPendingEvent;
 
 /*
- * Stamp seqs and append the frames, in order; called at pre-commit.  Holds
- * the sequencing lock in shared mode until the transaction ends.
+ * Stamp seqs and append the frames, in order; called at pre-commit, inside
+ * rs_enter_owner.  seqs[i] gets event i's seq.  Holds the sequencing lock in
+ * shared mode until the transaction ends.  ERROR 55000 if the first seq is
+ * not above every seq the log has held (event_seq was moved backwards).
+ * Never waits on another transaction, except for the sequencing lock while
+ * a reader computes its horizon (an instant).
  */
-void		rs_eventlog_append(const RsPendingEvent *events, int n);
+void		rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs);
+
+/*
+ * The seq horizon: every seq at or below it belongs to a transaction that
+ * has ended, and every seq drawn later is higher.  Takes the sequencing
+ * lock in exclusive mode for an instant (waiting for commits in flight).
+ * With snapshot non-NULL, also returns a registered snapshot taken while
+ * no writer is in flight: it sees exactly the record changes whose events
+ * have seqs <= horizon, which is how an initial copy (a view's fill, an
+ * export) hands off exactly to the log.  Unregister it when done.  Runs
+ * inside rs_enter_owner.
+ */
+int64		rs_seq_horizon(Snapshot *snapshot);
 
 void		rs_eventlog_define_gucs(void);
 

@@ -246,7 +246,8 @@ rs_ed25519_pk_from_seed(const uint8_t seed[ED25519_SEED_LEN],
 void
 rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
 				const uint8_t *msg, size_t len,
-				uint8_t sig[ED25519_SIGNATURE_LEN])
+				uint8_t sig[ED25519_SIGNATURE_LEN],
+				uint8_t pk_out[ED25519_PUBLIC_KEY_LEN])
 {
 	uint8_t		pk[crypto_sign_PUBLICKEYBYTES];
 	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
@@ -254,6 +255,8 @@ rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
 	crypto_sign_seed_keypair(pk, sk, seed);
 	crypto_sign_detached(sig, NULL, msg, len, sk);
 	sodium_memzero(sk, sizeof(sk));
+	if (pk_out != NULL)
+		memcpy(pk_out, pk, ED25519_PUBLIC_KEY_LEN);
 }
 
 bool

@@ -67,10 +67,15 @@ void		rs_ed25519_keypair(uint8_t seed[ED25519_SEED_LEN],
 void		rs_ed25519_pk_from_seed(const uint8_t seed[ED25519_SEED_LEN],
 									uint8_t pk[ED25519_PUBLIC_KEY_LEN]);
 
-/* Detached signature of msg; the derived secret key is wiped before return. */
+/*
+ * Detached signature of msg; the derived secret key is wiped before return.
+ * pk_out (may be NULL) gets the public key of the seed, which signing
+ * derives anyway, so a caller can check it is the key it expects.
+ */
 void		rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
 							const uint8_t *msg, size_t len,
-							uint8_t sig[ED25519_SIGNATURE_LEN]);
+							uint8_t sig[ED25519_SIGNATURE_LEN],
+							uint8_t pk_out[ED25519_PUBLIC_KEY_LEN]);
 
 /* True only if sig is pk's valid signature of msg. */
 bool		rs_ed25519_verify(const uint8_t pk[ED25519_PUBLIC_KEY_LEN],

@@ -5,14 +5,17 @@
  * master key that lives in a file outside the database, so neither SQL nor
  * a pg_dump ever sees a usable private key.  The file is
  * repo_stream.master_key_file (superuser-only, hidden from other roles), by
- * default repo_stream_master.key in the data directory.  It must be a
+ * default repo_stream_master.key next to postgresql.conf.  It must be a
  * regular file of exactly 32 bytes, owned by the server's OS user, mode
- * 0600 or stricter.
+ * 0600 or stricter, and outside the data directory: a base backup, which a
+ * role with nothing but REPLICATION can take, copies the data directory.
  *
- * The file is created only when the caller says so, which the write path
- * does only while no sealed key exists yet.  Otherwise a missing file, or
- * one that did not seal the key at hand, is an ERROR: signing never falls
- * back to a new key, which would make every existing repo unverifiable.
+ * The file is created only by repo_stream.create_master_key(), a
+ * superuser's explicit step, never as a side effect: a database of this
+ * cluster may hold keys sealed under a file that was not brought along
+ * (a restore), and a silently made new key would strand them.  A missing
+ * file, or one that did not seal the key at hand, is an ERROR: signing
+ * never falls back to a new key.
  */
 #include "postgres.h"
 
@@ -39,6 +42,7 @@
 PG_FUNCTION_INFO_V1(rs_verify_signature);
 PG_FUNCTION_INFO_V1(rs_keys_generate_sql);
 PG_FUNCTION_INFO_V1(rs_keys_sign_sql);
+PG_FUNCTION_INFO_V1(rs_create_master_key);
 
 static char *master_key_file_setting = NULL;
 
@@ -52,8 +56,8 @@ rs_keys_define_gucs(void)
 	/* GUC_SUPERUSER_ONLY: other roles can neither SHOW nor see it in pg_settings. */
 	DefineCustomStringVariable("repo_stream.master_key_file",
 							   "File holding the master key that seals repo signing keys.",
-							   "Empty means " MASTER_KEY_DEFAULT_NAME " in the data directory; "
-							   "a relative path is relative to the data directory.",
+							   "Empty means " MASTER_KEY_DEFAULT_NAME " in the directory of postgresql.conf; "
+							   "a relative path is relative to that directory.  Never inside the data directory.",
 							   &master_key_file_setting,
 							   "",
 							   PGC_SUSET,
@@ -61,20 +65,70 @@ rs_keys_define_gucs(void)
 							   NULL, NULL, NULL);
 }
 
-/* Absolute path of the master key file the setting names; palloc'd. */
+/* Whether path is dir or lies under it, also through symlinks. */
+static bool
+path_is_under(const char *dir, const char *path)
+{
+	char	   *parent = pstrdup(path);
+	char	   *real_dir;
+	char	   *real_parent;
+	bool		under;
+
+	if (path_is_prefix_of_path(dir, path))
+		return true;
+	get_parent_directory(parent);
+	real_dir = realpath(dir, NULL);
+	real_parent = realpath(parent, NULL);
+	under = real_dir != NULL && real_parent != NULL &&
+		path_is_prefix_of_path(real_dir, real_parent);
+	free(real_dir);
+	free(real_parent);
+	pfree(parent);
+	return under;
+}
+
+/*
+ * Absolute path of the master key file the setting names; palloc'd.  ERROR
+ * (F0000) when it would lie inside the data directory, or when the setting
+ * is empty and postgresql.conf itself is in the data directory (initdb's
+ * layout; Debian's clusters keep it in /etc/postgresql).
+ */
 static char *
 master_key_file_path(void)
 {
 	const char *setting = master_key_file_setting;
+	char	   *confdir = pstrdup(ConfigFileName);
 	char	   *path;
 
+	get_parent_directory(confdir);
+	canonicalize_path(confdir);
 	if (setting == NULL || setting[0] == '\0')
+	{
+		if (path_is_under(DataDir, confdir))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("repo_stream.master_key_file is not set, and the default place is inside the data directory"),
+					 errdetail("By default the master key file is " MASTER_KEY_DEFAULT_NAME " next to postgresql.conf, "
+							   "which this server keeps in its data directory \"%s\"; a base backup would copy "
+							   "the key along with the keys it seals.", DataDir),
+					 errhint("Set repo_stream.master_key_file to a path outside the data directory, "
+							 "such as /etc/repo_stream/master.key.")));
 		setting = MASTER_KEY_DEFAULT_NAME;
+	}
 	if (is_absolute_path(setting))
 		path = pstrdup(setting);
 	else
-		path = psprintf("%s/%s", DataDir, setting);
+		path = psprintf("%s/%s", confdir, setting);
 	canonicalize_path(path);
+	pfree(confdir);
+	if (path_is_under(DataDir, path))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" is inside the data directory \"%s\"", path, DataDir),
+				 errdetail("A base backup (pg_basebackup), which a role with only the REPLICATION attribute "
+						   "can take, copies every file of the data directory: the key would travel with "
+						   "the sealed keys it protects."),
+				 errhint("Move the file outside the data directory and point repo_stream.master_key_file at it.")));
 	return path;
 }
 
@@ -164,9 +218,9 @@ read_master_key(const char *path, uint8 key[RS_MASTER_KEY_LEN])
 /*
  * Creates the key file with fresh random bytes.  The bytes go to a private
  * temporary file, which is fsynced and then hard-linked into place: link()
- * never replaces an existing file, so a concurrent creator's key survives
- * (we then use theirs), and the final name never holds a partial key even
- * after a crash.
+ * never replaces an existing file, so an existing key (a concurrent
+ * creator's) survives and we fail with 42710, and the final name never
+ * holds a partial key even after a crash.
  */
 static void
 create_master_key(const char *path)
@@ -232,7 +286,12 @@ create_master_key(const char *path)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not remove temporary file \"%s\": %m", tmp)));
-	if (!created && save_errno != EEXIST)
+	if (!created && save_errno == EEXIST)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("repo_stream master key file \"%s\" already exists", path),
+				 errhint("A master key is made once per cluster; back up the existing file instead.")));
+	if (!created)
 	{
 		errno = save_errno;
 		ereport(ERROR,
@@ -245,8 +304,7 @@ create_master_key(const char *path)
 	get_parent_directory(dir);
 	fsync_fname_ext(dir, true, false, ERROR);
 
-	if (created)
-		ereport(LOG,
+	ereport(LOG,
 				(errmsg("repo_stream created master key file \"%s\"", path),
 				 errdetail("Repo signing keys are sealed under this key; without the file they cannot be used."),
 				 errhint("Back up this file, separately from database backups.")));
@@ -255,7 +313,7 @@ create_master_key(const char *path)
 }
 
 const uint8 *
-rs_master_key(bool may_create)
+rs_master_key(void)
 {
 	char	   *path = master_key_file_path();
 
@@ -268,19 +326,15 @@ rs_master_key(bool may_create)
 	forget_master_key();
 	if (!read_master_key(path, master_key))
 	{
-		if (!may_create)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIG_FILE_ERROR),
-					 errmsg("repo_stream master key file \"%s\" does not exist", path),
-					 errdetail("Signing keys sealed under the master key cannot be used without it, "
-							   "and a new master key is created only while no sealed signing key exists."),
-					 errhint("Restore the master key file from a backup, or set repo_stream.master_key_file to its location.")));
-		create_master_key(path);
-		/* Read back what is now there: ours, or a concurrent creator's. */
-		if (!read_master_key(path, master_key))
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIG_FILE_ERROR),
-					 errmsg("repo_stream master key file \"%s\" disappeared right after it was created", path)));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("repo_stream master key file \"%s\" does not exist", path),
+				 errdetail("Repo signing keys are sealed under the master key. It is made once per cluster, "
+						   "by a superuser, never implicitly: a database of this cluster may hold keys "
+						   "sealed under a file that was not brought along."),
+				 errhint("If no database of this cluster holds repo keys yet, create it with "
+						 "SELECT repo_stream.create_master_key(); otherwise restore the file from a backup, "
+						 "or point repo_stream.master_key_file at it.")));
 	}
 	master_key_path = MemoryContextStrdup(TopMemoryContext, path);
 	pfree(path);
@@ -288,8 +342,7 @@ rs_master_key(bool may_create)
 }
 
 void
-rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
-				 char did_key_out[DID_KEY_ED25519_LEN + 1])
+rs_keys_generate(RsBuf *sealed_out, char did_key_out[DID_KEY_ED25519_LEN + 1])
 {
 	const uint8 *master;
 	uint8		seed[ED25519_SEED_LEN];
@@ -300,7 +353,7 @@ rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
 	 * the file was replaced: a new key must open in every later session.
 	 */
 	forget_master_key();
-	master = rs_master_key(may_create_master);
+	master = rs_master_key();
 
 	/* Room first, so nothing can ERROR while the seed is on the stack. */
 	rs_buf_reserve(sealed_out, RS_SEALED_LEN(ED25519_SEED_LEN));
@@ -313,11 +366,16 @@ rs_keys_generate(bool may_create_master, RsBuf *sealed_out,
 
 void
 rs_keys_sign(const uint8 *sealed, size_t sealed_len,
-			 const uint8 *msg, size_t len,
+			 const uint8 *msg, size_t len, const char *expected_did_key,
 			 uint8 sig[ED25519_SIGNATURE_LEN])
 {
 	const uint8 *master;
 	uint8		seed[ED25519_SEED_LEN];
+	uint8		expected[ED25519_PUBLIC_KEY_LEN];
+	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+
+	if (expected_did_key != NULL)
+		rs_did_key_parse_or_error(expected_did_key, strlen(expected_did_key), expected);
 
 	/* Shape problems are the blob's fault whatever the master key. */
 	if (sealed_len != RS_SEALED_LEN(ED25519_SEED_LEN))
@@ -333,7 +391,7 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 				 errdetail("Its format version is %d; the only known version is %d.",
 						   sealed[0], RS_SEAL_VERSION)));
 
-	master = rs_master_key(false);
+	master = rs_master_key();
 	if (!rs_unseal(master, sealed, sealed_len, seed, sizeof(seed)))
 	{
 		/*
@@ -341,7 +399,7 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 		 * file again before giving up, so long-lived sessions recover too.
 		 */
 		forget_master_key();
-		master = rs_master_key(false);
+		master = rs_master_key();
 	}
 
 	/*
@@ -360,8 +418,16 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 				 errhint("Restore the master key file that was in use when the repo's key was created, "
 						 "or point repo_stream.master_key_file at it.")));
 
-	rs_ed25519_sign(seed, msg, len, sig);
+	rs_ed25519_sign(seed, msg, len, sig, pk);
 	sodium_memzero(seed, sizeof(seed));
+	if (expected_did_key != NULL && memcmp(pk, expected, sizeof(pk)) != 0)
+	{
+		sodium_memzero(sig, ED25519_SIGNATURE_LEN);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the sealed signing key is not the key of %s", expected_did_key),
+				 errdetail("The signature would not verify with the repo's did:key. Nothing was signed.")));
+	}
 }
 
 void
@@ -399,11 +465,10 @@ rs_verify_signature(PG_FUNCTION_ARGS)
 									 (const uint8 *) VARDATA_ANY(sig)));
 }
 
-/* _keys_generate(may_create boolean, OUT sealed bytea, OUT did_key text) */
+/* _keys_generate(OUT sealed bytea, OUT did_key text) */
 Datum
 rs_keys_generate_sql(PG_FUNCTION_ARGS)
 {
-	bool		may_create = PG_GETARG_BOOL(0);
 	TupleDesc	tupdesc;
 	RsBuf		sealed;
 	char		did[DID_KEY_ED25519_LEN + 1];
@@ -415,7 +480,7 @@ rs_keys_generate_sql(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	rs_buf_init(&sealed, RS_SEALED_LEN(ED25519_SEED_LEN));
-	rs_keys_generate(may_create, &sealed, did);
+	rs_keys_generate(&sealed, did);
 	sealed_bytea = palloc(VARHDRSZ + sealed.len);
 	SET_VARSIZE(sealed_bytea, VARHDRSZ + sealed.len);
 	memcpy(VARDATA(sealed_bytea), sealed.data, sealed.len);
@@ -435,8 +500,29 @@ rs_keys_sign_sql(PG_FUNCTION_ARGS)
 	bytea	   *sig = palloc(VARHDRSZ + ED25519_SIGNATURE_LEN);
 
 	rs_keys_sign((const uint8 *) VARDATA_ANY(sealed), VARSIZE_ANY_EXHDR(sealed),
-				 (const uint8 *) VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg),
+				 (const uint8 *) VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg), NULL,
 				 (uint8 *) VARDATA(sig));
 	SET_VARSIZE(sig, VARHDRSZ + ED25519_SIGNATURE_LEN);
 	PG_RETURN_BYTEA_P(sig);
+}
+
+/*
+ * create_master_key() -> text: creates the master key file (32 random
+ * bytes, mode 0600, fsynced) where repo_stream.master_key_file says and
+ * returns its path.  Superusers only (42501); 42710 if the file exists,
+ * F0000 if the place is refused (see master_key_file_path).
+ */
+Datum
+rs_create_master_key(PG_FUNCTION_ARGS)
+{
+	char	   *path;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers may create the repo_stream master key file")));
+	path = master_key_file_path();
+	forget_master_key();
+	create_master_key(path);
+	PG_RETURN_TEXT_P(cstring_to_text(path));
 }

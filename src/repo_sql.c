@@ -215,14 +215,23 @@ lock_repo(const char *did)
 	return rs_gettext(0, 1);
 }
 
-static bool
-any_sealed_key(void)
+/* ERROR 42710 if the repo row exists (deleted ones too: DIDs are not reused). */
+static void
+check_no_repo(Datum did)
 {
-	bool		isnull;
+	Oid			type = TEXTOID;
+	char	   *status;
 
-	SPI_execute("SELECT EXISTS (SELECT 1 FROM repo_stream.repo_keys)"
-				"    OR EXISTS (SELECT 1 FROM repo_stream.repo_key_history)", true, 0);
-	return DatumGetBool(rs_getdatum(0, 1, &isnull));
+	if (SPI_execute_with_args("SELECT status FROM repo_stream.repos WHERE did = $1",
+							  1, &type, &did, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed == 0)
+		return;
+	status = rs_gettext(0, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("repo \"%s\" already exists", TextDatumGetCString(did)),
+			 strcmp(status, "deleted") == 0 ?
+			 errdetail("It was deleted; a deleted repo's DID is not reused in this database.") : 0));
 }
 
 Datum
@@ -235,29 +244,25 @@ rs_create_repo(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	Oid			types[3] = {TEXTOID, TEXTOID, BYTEAOID};
 	bytea	   *sealed_b;
-	int			rc;
 
 	/* before rs_enter_owner: SPI's memory goes away at rs_leave_owner */
 	rs_buf_init(&sealed, 128);
 	args[0] = CStringGetTextDatum(did);
 	rs_enter_owner(&oc);
-	rc = SPI_execute_with_args("SELECT status FROM repo_stream.repos WHERE did = $1",
-							   1, types, args, NULL, true, 0);
-	if (rc == SPI_OK_SELECT && SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("repo \"%s\" already exists", did)));
-
-	/* a master key file is created only while no sealed key exists */
-	rs_keys_generate(!any_sealed_key(), &sealed, did_key);
+	check_no_repo(args[0]);
+	rs_keys_generate(&sealed, did_key);
 	sealed_b = rs_bytea(sealed.data, sealed.len);
 	rs_buf_free(&sealed);
 
+	/* ON CONFLICT: a concurrent create of the same DID waits, then gets 42710 */
 	args[1] = CStringGetTextDatum(did_key);
 	args[2] = PointerGetDatum(sealed_b);
-	SPI_execute_with_args("WITH r AS (INSERT INTO repo_stream.repos (did, did_key) VALUES ($1, $2))"
-						  " INSERT INTO repo_stream.repo_keys (did, sealed) VALUES ($1, $3)",
+	SPI_execute_with_args("WITH r AS (INSERT INTO repo_stream.repos (did, did_key) VALUES ($1, $2)"
+						  "           ON CONFLICT (did) DO NOTHING RETURNING did)"
+						  " INSERT INTO repo_stream.repo_keys (did, sealed) SELECT did, $3 FROM r",
 						  3, types, args, NULL, false, 0);
+	if (SPI_processed == 0)
+		check_no_repo(args[0]);
 	rs_leave_owner(&oc);
 
 	rs_note_created(did);
@@ -374,7 +379,7 @@ rs_rotate_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("repo \"%s\" is %s", did, status)));
-	rs_keys_generate(false, &sealed, did_key);
+	rs_keys_generate(&sealed, did_key);
 	rs_leave_owner(&oc);
 
 	sealed_b = rs_bytea(sealed.data, sealed.len);

@@ -24,21 +24,24 @@ typedef struct PlanDef
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[8];
+	Oid			argtypes[9];
 } PlanDef;
 
 static const PlanDef plan_defs[PLAN_COUNT] = {
-	/* the lock also fetches what the commit at the end will need */
+	/*
+	 * Only the lock: what is read while waiting for it would be stale when
+	 * the wait ends (a key rotated meanwhile), so PLAN_REPO_STATE reads the
+	 * state afterwards, with a snapshot taken after the wait.
+	 */
 	[PLAN_REPO_LOCK] = {
+		"SELECT status FROM repo_stream.repos WHERE did = $1 FOR NO KEY UPDATE",
+		1, {TEXTOID}
+	},
+	/* also the root node, which the commit at the end will need */
+	[PLAN_REPO_STATE] = {
 		"SELECT r.status, r.data_cid, r.head_rev, k.sealed, r.did_key, n.node"
 		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
 		"  LEFT JOIN repo_stream.mst_nodes n ON n.did = r.did AND n.cid = r.data_cid"
-		" WHERE r.did = $1 FOR UPDATE OF r",
-		1, {TEXTOID}
-	},
-	[PLAN_REPO_STATE] = {
-		"SELECT r.data_cid, r.head_rev, k.sealed, r.did_key, r.status"
-		"  FROM repo_stream.repos r LEFT JOIN repo_stream.repo_keys k USING (did)"
 		" WHERE r.did = $1",
 		1, {TEXTOID}
 	},
@@ -48,12 +51,17 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 	},
 	/* one statement per commit batch: new nodes, dropped nodes, new head */
 	[PLAN_REPO_PERSIST] = {
-		"WITH ins AS (INSERT INTO repo_stream.mst_nodes (did, cid, node)"
-		"             SELECT $1, c, n FROM unnest($6::bytea[], $7::bytea[]) AS u(c, n)),"
+		"WITH ins AS (INSERT INTO repo_stream.mst_nodes (did, cid, rev, node)"
+		"             SELECT $1, c, $3, n FROM unnest($6::bytea[], $7::bytea[]) AS u(c, n)),"
 		"     del AS (DELETE FROM repo_stream.mst_nodes WHERE did = $1 AND cid = ANY ($8::bytea[]))"
 		" UPDATE repo_stream.repos SET head_cid = $2, head_rev = $3, data_cid = $4,"
-		" head_commit = $5 WHERE did = $1",
-		8, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID}
+		" head_commit = $5, last_seq = $9 WHERE did = $1",
+		9, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, BYTEAARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, INT8OID}
+	},
+	/* a repo whose events changed no head (#account only) */
+	[PLAN_REPO_LAST_SEQ] = {
+		"UPDATE repo_stream.repos SET last_seq = $2 WHERE did = $1",
+		2, {TEXTOID, INT8OID}
 	},
 	[PLAN_EVENT_INSERT] = {
 		"INSERT INTO repo_stream.event_log (seq, segment, did, kind, frame)"
@@ -71,6 +79,11 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 	},
 	[PLAN_SEQ_HORIZON] = {
 		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq",
+		0, {0}
+	},
+	[PLAN_LOG_HIGHEST] = {
+		"SELECT greatest((SELECT max(seq) FROM repo_stream.event_log),"
+		"                (SELECT max(pruned_through) FROM repo_stream.log_state))",
 		0, {0}
 	},
 	[PLAN_LOG_STATE] = {

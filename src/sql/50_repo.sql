@@ -10,6 +10,7 @@ CREATE TABLE repos (
 	head_rev	text,				-- its rev (a TID)
 	data_cid	bytea,				-- MST root the commit signs
 	head_commit bytea,			-- the signed commit's DAG-CBOR bytes
+	last_seq	bigint,				-- seq of the repo's latest event
 	created_at	timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE repos IS 'One row per repo (DID); heads are maintained by repo_stream';
@@ -42,13 +43,14 @@ COMMENT ON TABLE records IS
 CREATE TABLE mst_nodes (
 	did			text NOT NULL,
 	cid			bytea NOT NULL,
+	rev			text NOT NULL,		-- rev of the commit that stored it (diff exports)
 	node		bytea NOT NULL,
 	PRIMARY KEY (did, cid)
 );
 ALTER TABLE mst_nodes ALTER COLUMN node SET STORAGE EXTERNAL;
 ALTER TABLE mst_nodes SET (toast_tuple_target = 8160);
 
--- Sequence numbers are taken at commit time under a shared advisory lock;
+-- Sequence numbers are taken at commit time under the sequencing lock;
 -- see the README section "No gaps" for why readers never skip one.
 CREATE SEQUENCE event_seq MAXVALUE 9007199254740991;
 

@@ -32,7 +32,7 @@ REVOKE EXECUTE ON FUNCTION
 	FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON records TO repo_stream_writer;
-GRANT SELECT (did, did_key, status, head_cid, head_rev, created_at) ON repos
+GRANT SELECT (did, did_key, status, head_cid, head_rev, last_seq, created_at) ON repos
 	TO repo_stream_writer, repo_stream_reader;
 GRANT SELECT ON records TO repo_stream_reader;
 GRANT EXECUTE ON FUNCTION

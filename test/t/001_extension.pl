@@ -5,11 +5,11 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init(allows_streaming => 'logical');
+my $node = rs_node('main', allows_streaming => 'logical');
 $node->start;
 
 $node->safe_psql('postgres',

@@ -5,6 +5,7 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -12,13 +13,13 @@ use JSON::PP;
 
 my $duration = $ENV{RS_WRITE_SECONDS} // 20;
 
-my $node = PostgreSQL::Test::Cluster->new('writers');
-$node->init;
+my $node = rs_node('writers');
 $node->append_conf('postgresql.conf', "max_connections = 40\n");
 $node->start;
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	-- what each committed transaction changed, written in the same transaction
 	CREATE TABLE ledger (path text PRIMARY KEY, did text NOT NULL, cid text NOT NULL);
 	SELECT repo_stream.create_repo('did:plc:shared' || i) FROM generate_series(0, 3) i;

@@ -3,15 +3,16 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
+my $node = rs_node('crash');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	CREATE TABLE ledger (path text PRIMARY KEY, did text NOT NULL, cid text NOT NULL);
 	SELECT repo_stream.create_repo('did:plc:crash' || i) FROM generate_series(0, 5) i;
 });

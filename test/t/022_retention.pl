@@ -4,15 +4,16 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('retention');
-$node->init;
+my $node = rs_node('retention');
 $node->append_conf('postgresql.conf', "repo_stream.retention_events = 700\n");
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	SELECT repo_stream.create_repo('did:plc:ret' || i) FROM generate_series(0, 3) i;
 });
 

@@ -4,14 +4,15 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('notify');
-$node->init;
+my $node = rs_node('notify');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	SELECT repo_stream.create_repo('did:plc:notify');
 });
 

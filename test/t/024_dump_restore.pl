@@ -5,15 +5,16 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump');
-$node->init;
+my $node = rs_node('dump');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE DATABASE restored;
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	SELECT repo_stream.create_repo('did:plc:dump' || i) FROM generate_series(1, 3) i;
 	SELECT repo_stream.put_record('did:plc:dump' || (i % 3 + 1), 'app.bsky.feed.post', 'p' || i,
 		jsonb_build_object('text', 'post ' || i)) FROM generate_series(1, 300) i;

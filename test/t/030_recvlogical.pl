@@ -21,6 +21,7 @@
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
+use RepoStreamNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -28,8 +29,7 @@ use Time::HiRes qw(usleep);
 
 my $seconds = $ENV{RS_STREAM_SECONDS} // 8;
 
-my $node = PostgreSQL::Test::Cluster->new('recvlogical');
-$node->init(allows_streaming => 'logical');
+my $node = rs_node('recvlogical', allows_streaming => 'logical');
 $node->append_conf('postgresql.conf', qq{
 max_connections = 40
 output_plugin_libraries = 'pgoutput, test_decoding, repo_stream'
@@ -38,6 +38,7 @@ $node->start;
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION repo_stream;
+	SELECT repo_stream.create_master_key();
 	SELECT repo_stream.create_repo('did:plc:stream' || i) FROM generate_series(1, 6) i;
 	SELECT pg_create_logical_replication_slot('tap', 'repo_stream');
 });

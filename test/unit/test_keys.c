@@ -93,7 +93,7 @@ test_rfc8032(void)
 		ok(memcmp(pk, want_pk, sizeof(pk)) == 0, "RFC 8032 %s: public key from seed", t->name);
 
 		memset(sig, 0, sizeof(sig));
-		rs_ed25519_sign(seed, msg, len, sig);
+		rs_ed25519_sign(seed, msg, len, sig, NULL);
 		ok(memcmp(sig, want_sig, sizeof(sig)) == 0, "RFC 8032 %s: signature", t->name);
 		ok(rs_ed25519_verify(want_pk, msg, len, want_sig), "RFC 8032 %s: signature verifies", t->name);
 
@@ -144,6 +144,7 @@ test_round_trips(void)
 	int			bad_pk = 0,
 				bad_verify = 0,
 				nondeterministic = 0,
+				bad_sign_pk = 0,
 				cross = 0;
 
 	for (int i = 0; i < 200; i++)
@@ -155,10 +156,13 @@ test_round_trips(void)
 		if (memcmp(pk, pk2, sizeof(pk)) != 0)
 			bad_pk++;
 		randombytes_buf(msg, len);
-		rs_ed25519_sign(seed, msg, len, sig);
-		rs_ed25519_sign(seed, msg, len, sig2);
+		rs_ed25519_sign(seed, msg, len, sig, NULL);
+		memset(pk2, 0, sizeof(pk2));
+		rs_ed25519_sign(seed, msg, len, sig2, pk2);
 		if (memcmp(sig, sig2, sizeof(sig)) != 0)
 			nondeterministic++;
+		if (memcmp(pk, pk2, sizeof(pk)) != 0)
+			bad_sign_pk++;
 		if (!rs_ed25519_verify(pk, msg, len, sig))
 			bad_verify++;
 		/* The previous iteration's key must not verify this signature. */
@@ -171,6 +175,7 @@ test_round_trips(void)
 	ok(nondeterministic == 0, "signing the same message twice gives the same signature (%d differ)",
 	   nondeterministic);
 	ok(cross == 0, "another key never verifies the signature (%d accepted)", cross);
+	ok(bad_sign_pk == 0, "signing reports the seed's public key (%d differ)", bad_sign_pk);
 
 	{
 		uint8_t		s1[ED25519_SEED_LEN],
