@@ -334,7 +334,8 @@ rs_events_since(PG_FUNCTION_ARGS)
 	RsOwnerContext oc;
 	int64		horizon,
 				pruned,
-				newest;
+				newest,
+				highest;
 	bool		isnull;
 	char		sql[512];
 	MemoryContext per_query;
@@ -358,10 +359,22 @@ rs_events_since(PG_FUNCTION_ARGS)
 	PushActiveSnapshot(GetLatestSnapshot());
 	snprintf(sql, sizeof(sql),
 			 "SELECT coalesce(s.pruned_through, 0),"
-			 "       (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT ")"
+			 "       (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT "),"
+			 "       (SELECT max(seq) FROM repo_stream.event_log)"
 			 "  FROM (SELECT) AS one LEFT JOIN repo_stream.log_state s ON true", horizon);
 	SPI_execute(sql, true, 0);
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	highest = DatumGetInt64(rs_getdatum(0, 3, &isnull));
+	/* an event above the horizon was committed with a seq drawn before it */
+	if (!isnull && highest > horizon)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the event sequence is behind the log: it stands at " INT64_FORMAT ", the log holds seq " INT64_FORMAT,
+						horizon, highest),
+				 errdetail("repo_stream.event_seq was moved backwards (setval is not rolled back with a "
+						   "transaction); no read can tell which events are complete."),
+				 errhint("A superuser moves it forward with SELECT setval('repo_stream.event_seq', " INT64_FORMAT ").",
+						 highest)));
 	newest = DatumGetInt64(rs_getdatum(0, 2, &isnull));
 	if (isnull || newest < pruned)
 		newest = pruned;
