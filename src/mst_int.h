@@ -115,6 +115,45 @@ const char *show_cid(char *dst, const uint8_t cid[CID_LEN]);
 MstError	set_msg(char *errmsg, size_t errlen, MstError code, const char *fmt,...)
 			__attribute__((format(printf, 4, 5)));
 
+/* mst_node.c */
+/* A fresh, loaded, empty node at a layer. */
+MstNode    *node_new(int layer);
+/* A node known only by its CID (layer -1: the root), loaded on first use. */
+MstNode    *stub_new(const uint8_t cid[CID_LEN], int layer);
+/* size bytes from the tree's chunks, freed with the tree. */
+void	   *bump_alloc(MstTree *t, size_t size);
+/* Free one node whose children and keys went elsewhere or are freed. */
+void		node_free_shallow(MstNode *n);
+/* Free a node and its whole subtree. */
+void		node_free_deep(MstNode *n);
+/* Room for extra more entries (a chunk's array moves to one of its own). */
+void		ent_reserve(MstNode *n, uint32_t extra);
+/* A node leaves the tree; its entries were moved out or are freed here. */
+void		drop(MstTree *t, MstNode *n);
+/* Index of the first key >= key in a loaded node; *found when equal. */
+uint32_t	node_find(const MstNode *n, const char *key, size_t klen, bool *found);
+/* A NUL-terminated copy of a key (rs_alloc). */
+char	   *key_dup(const char *key, size_t klen);
+/* Insert an entry at index i, the key copied. */
+void		ent_insert(MstNode *n, uint32_t i, const char *key, size_t klen,
+					   const uint8_t val[CID_LEN], MstNode *right);
+/* Fetch, check and decode a stub in place (nothing to do when loaded). */
+MstError	node_load(MstTree *t, MstNode *node);
+/* Encode a loaded node whose children all have current CIDs into b. */
+void		node_encode(const MstNode *n, RsBuf *b);
+/* Re-hash the changed nodes under n, children first. */
+MstError	node_hash(MstTree *t, MstNode *n);
+
+/* mst_tree.c */
+/* The tree's sticky error, or MST_OK with errmsg cleared. */
+MstError	check_usable(MstTree *t);
+/* Mark the tree broken when an edit failed for a reason outside the input. */
+MstError	maybe_break(MstTree *t, MstError err);
+/* MST_ERR_KEY_SYNTAX, with a message, when key is not a valid MST key. */
+MstError	check_key(MstTree *t, const char *key, size_t len);
+/* Load the root node. */
+MstError	ensure_root(MstTree *t);
+
 /* Byte order of two keys, a prefix first. */
 static inline int
 key_cmp(const char *a, size_t alen, const char *b, size_t blen)
