@@ -10,6 +10,12 @@
  * depth L but lower keys is just {e: [], l: child}.  Every edit (mst_edit.c)
  * keeps exactly this shape, which is why an edited tree hashes like a
  * rebuilt one.
+ *
+ * Files: mst_key.c (keys, messages), mst_codec.c (a node's bytes),
+ * mst_node.c (in-memory nodes, lazy loading, hashing), mst_tree.c
+ * (handles), mst_build.c (bulk builds), mst_edit.c (get, put, delete),
+ * mst_write.c (root, persist, walks, verify), mst_proof.c, mst_diff.c,
+ * mst_cids.c (CID lists and sets).
  */
 #ifndef RS_MST_INT_H
 #define RS_MST_INT_H
