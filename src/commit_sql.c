@@ -46,6 +46,7 @@ typedef enum EntryKind
 	ENTRY_CREATED,
 	ENTRY_ACCOUNT,
 	ENTRY_ROTATION,
+	ENTRY_IMPORTED,
 	ENTRY_DELETED
 } EntryKind;
 
@@ -392,6 +393,12 @@ void
 rs_note_deleted(const char *did)
 {
 	timeline_append(ENTRY_DELETED, did);
+}
+
+void
+rs_note_imported(const char *did)
+{
+	timeline_append(ENTRY_IMPORTED, did);
 }
 
 /* ------------------------------------------------------------ pipeline */
@@ -1067,6 +1074,13 @@ run_repo(int repo_index)
 					rs_exec(PLAN_KEY_ROTATE, args, NULL);
 					record_key(run);
 				}
+				break;
+			case ENTRY_IMPORTED:
+				/* the imported tree, re-signed by the repo's own key, as #sync */
+				flush_ops(run, batch, n_batch);
+				n_batch = 0;
+				emit_empty_commit(run, true);
+				record_key(run);
 				break;
 			case ENTRY_DELETED:
 				/* nothing of the repo survives, so its pending ops do not matter */

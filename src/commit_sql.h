@@ -37,6 +37,14 @@ void		rs_note_account(const char *did, bool active, const char *status);
 void		rs_note_rotation(const char *did, const bytea *sealed, const char *did_key);
 void		rs_note_deleted(const char *did);
 
+/*
+ * A repo row written by an import (status active, its new key in
+ * repo_keys, data_cid the imported MST root whose nodes are in mst_nodes,
+ * head_rev the imported commit's rev): at commit the tree is re-signed by
+ * the repo's key with a rev past head_rev, and announced as #sync.
+ */
+void		rs_note_imported(const char *did);
+
 /* While true, the records trigger records no ops (delete_repo clears rows). */
 extern bool rs_suppress_ops;
 
