@@ -1,0 +1,104 @@
+--
+-- The privilege matrix: every function, table, sequence and column of the
+-- extension against every role the README describes, plus a role with no
+-- grants.  A change to the grants changes this output, so it cannot widen
+-- them silently.  Then the denials, tried for real.
+--
+CREATE ROLE regress_nogrant;
+CREATE ROLE regress_writer IN ROLE repo_stream_writer;
+CREATE ROLE regress_reader IN ROLE repo_stream_reader;
+CREATE ROLE regress_admin IN ROLE repo_stream_admin;
+
+-- t: may execute.  PUBLIC is what every role, regress_nogrant too, gets.
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('regress_writer', p.oid, 'EXECUTE') AS writer,
+       has_function_privilege('regress_reader', p.oid, 'EXECUTE') AS reader,
+       has_function_privilege('regress_admin', p.oid, 'EXECUTE') AS admin,
+       has_function_privilege('regress_nogrant', p.oid, 'EXECUTE') AS nogrant
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'repo_stream'
+ORDER BY p.oid::regprocedure::text;
+
+-- Table privileges as aclitem letters: r SELECT, a INSERT, w UPDATE,
+-- d DELETE, D TRUNCATE, x REFERENCES, t TRIGGER; for sequences U USAGE.
+CREATE FUNCTION pg_temp.privs(role text, rel regclass) RETURNS text LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(l, '' ORDER BY n), '-')
+	FROM (VALUES (1, 'r', 'SELECT'), (2, 'a', 'INSERT'), (3, 'w', 'UPDATE'), (4, 'd', 'DELETE'),
+	             (5, 'D', 'TRUNCATE'), (6, 'x', 'REFERENCES'), (7, 't', 'TRIGGER'),
+	             (8, 'U', 'USAGE')) AS p(n, l, priv)
+	WHERE CASE WHEN (SELECT relkind FROM pg_class WHERE oid = rel) = 'S'
+	           THEN priv IN ('SELECT', 'UPDATE', 'USAGE') AND has_sequence_privilege(role, rel, priv)
+	           ELSE priv <> 'USAGE' AND has_table_privilege(role, rel, priv) END
+$$;
+SELECT c.oid::regclass AS relation, c.relkind AS kind,
+       pg_temp.privs('regress_writer', c.oid) AS writer,
+       pg_temp.privs('regress_reader', c.oid) AS reader,
+       pg_temp.privs('regress_admin', c.oid) AS admin,
+       pg_temp.privs('regress_nogrant', c.oid) AS nogrant
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'repo_stream' AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+ORDER BY c.oid::regclass::text;
+
+-- Column-level grants (SELECT on some columns only).
+SELECT a.attrelid::regclass AS relation, a.attname AS column,
+       has_column_privilege('regress_writer', a.attrelid, a.attnum, 'SELECT') AS writer,
+       has_column_privilege('regress_reader', a.attrelid, a.attnum, 'SELECT') AS reader,
+       has_column_privilege('regress_admin', a.attrelid, a.attnum, 'SELECT') AS admin,
+       has_column_privilege('regress_nogrant', a.attrelid, a.attnum, 'SELECT') AS nogrant
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'repo_stream' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+  AND EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = a.attrelid AND b.attnum > 0
+              AND has_column_privilege('regress_reader', b.attrelid, b.attnum, 'SELECT')
+                  <> has_table_privilege('regress_reader', b.attrelid, 'SELECT'))
+ORDER BY a.attrelid::regclass::text, a.attnum;
+
+-- Schema and the roles' own attributes: the group roles cannot log in.
+SELECT r AS role, has_schema_privilege(r, 'repo_stream', 'USAGE') AS usage,
+       has_schema_privilege(r, 'repo_stream', 'CREATE') AS create,
+       (SELECT rolcanlogin OR rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls
+        FROM pg_roles WHERE rolname = r) AS any_attribute
+FROM unnest(ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin', 'regress_nogrant']) r;
+
+-- No SECURITY DEFINER function, and every PL function pins search_path.
+SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'repo_stream'
+WHERE p.prosecdef OR (p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+                      AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false))
+ORDER BY p.oid::regprocedure::text;
+
+-- The denials, for real.
+SELECT repo_stream.create_repo('did:plc:privs');
+\set VERBOSITY terse
+SET ROLE regress_writer;
+SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "writer"}') IS NOT NULL AS writer_writes;
+INSERT INTO repo_stream.event_log (seq, segment, did, kind, frame) VALUES (1, 0, 'did:plc:privs', 'commit', '\x');
+UPDATE repo_stream.repos SET head_cid = 'x';
+SELECT sealed FROM repo_stream.repo_keys;
+SELECT nextval('repo_stream.event_seq');
+SELECT * FROM repo_stream.events_since(0);
+SELECT repo_stream.create_repo('did:plc:bywriter');
+SELECT repo_stream.rotate_key('did:plc:privs');
+SET ROLE regress_reader;
+SELECT count(*) > 0 AS reader_reads FROM repo_stream.events_since(0);
+SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'no', '{}');
+DELETE FROM repo_stream.records;
+SELECT head_commit FROM repo_stream.repos;
+SELECT repo_stream.prune_events();
+SET ROLE regress_nogrant;
+SELECT repo_stream.cbor_cid('\xa0') AS pure_functions_work;
+SELECT count(*) FROM repo_stream.records;
+SELECT * FROM repo_stream.events_since(0);
+SELECT repo_stream.get_record('did:plc:privs', 'app.bsky.feed.post', 'ok');
+SELECT repo_stream._keys_generate();
+SET ROLE regress_admin;
+SELECT bool_and(ok) AS admin_verifies FROM repo_stream.verify_repo('did:plc:privs');
+SELECT repo_stream.create_master_key();
+TRUNCATE repo_stream.event_log_0;
+RESET ROLE;
+\set VERBOSITY default
+SELECT repo_stream.delete_repo('did:plc:privs');
+
+DROP ROLE regress_nogrant, regress_writer, regress_reader, regress_admin;
