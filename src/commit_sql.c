@@ -1146,6 +1146,7 @@ pre_commit(void)
 	for (int i = 0; i < pending.n_repos; i++)
 		if (runs[i] != NULL)
 			persist_run(runs[i]);
+	rs_eventlog_rotate_if_due();
 	rs_leave_owner(&oc);
 	PopActiveSnapshot();
 

@@ -188,7 +188,11 @@ static struct
 	int			segment;
 	int64		start;
 	TimestampTz started_at;
+	int64		pruned_through;
 }			log_state;
+
+/* The last seq this transaction appended, until its rotation check. */
+static int64 last_appended = 0;
 
 static int64
 segment_age_s(TimestampTz started_at)
@@ -205,23 +209,45 @@ log_state_read(void)
 	log_state.segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
 	log_state.start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
 	log_state.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
+	log_state.pruned_through = DatumGetInt64(rs_getdatum(0, 4, &isnull));
 }
 
 /*
- * The highest seq the log has ever held, as far as this transaction's
- * snapshot sees.  Read before drawing a seq: everything it sees committed
- * before then, so a seq drawn afterwards is higher unless the sequence was
- * moved backwards.
+ * The highest seq the log holds, as far as this statement's snapshot sees:
+ * the current segment's and the one before's (a rotation truncates the
+ * oldest, never these two, and only they can hold seqs above the current
+ * segment's start), the start and pruned_through.  Per-segment queries:
+ * one over the partitioned table would lock every segment until commit,
+ * and a rotation could never truncate one.
  */
 static int64
 log_highest_seq(void)
 {
+	static SPIPlanPtr plans[EVENT_SEGMENTS];
+	int			c = log_state.segment;
+	int64		highest = Max(log_state.start, log_state.pruned_through);
 	bool		isnull;
-	int64		highest;
+	Datum		d;
 
-	rs_exec(PLAN_LOG_HIGHEST, NULL, NULL);
-	highest = DatumGetInt64(rs_getdatum(0, 1, &isnull));
-	return isnull ? 0 : highest;
+	if (plans[c] == NULL)
+	{
+		char		sql[256];
+		SPIPlanPtr	plan;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT greatest((SELECT max(seq) FROM repo_stream.event_log_%d),"
+				 "                (SELECT max(seq) FROM repo_stream.event_log_%d))",
+				 c, (c + EVENT_SEGMENTS - 1) % EVENT_SEGMENTS);
+		plan = SPI_prepare_cursor(sql, 0, NULL, CURSOR_OPT_GENERIC_PLAN);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[c] = plan;
+	}
+	if (SPI_execute_plan(plans[c], NULL, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the newest seq of the event log failed");
+	d = rs_getdatum(0, 1, &isnull);
+	return isnull ? highest : Max(highest, DatumGetInt64(d));
 }
 
 void
@@ -237,6 +263,14 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 	/* from here to the end of the transaction our seqs are "in flight" */
 	seq_lock_tag(&tag);
 	(void) LockAcquire(&tag, ShareLock, false, false);
+
+	/*
+	 * Before drawing a seq: what these statements see was committed before,
+	 * so its seqs are lower than ours unless the sequence went backwards.
+	 * (Read as late as this, a rotation that finished is seen and our
+	 * events go to the current segment.)
+	 */
+	log_state_read();
 	highest = log_highest_seq();
 
 	rs_buf_init(&frame, 1024);
@@ -257,14 +291,6 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 					 errhint("A superuser moves it forward with SELECT setval('repo_stream.event_seq', " INT64_FORMAT ").",
 							 highest)));
 		seqs[i] = seq;
-		/*
-		 * Read the state after drawing the first seq, so any rotation that
-		 * finished before then is seen and our events go to the current
-		 * segment.  (Caching it across commits made stale segments common,
-		 * which let the retention TAP test see fewer events than the cap.)
-		 */
-		if (i == 0)
-			log_state_read();
 		frame.len = 0;
 		events[i].encode(events[i].payload, seq, &frame);
 		b = rs_bytea(frame.data, frame.len);
@@ -277,16 +303,27 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 		pfree(b);
 	}
 	rs_buf_free(&frame);
-
-	/* retention, amortized on the write path: rotate when the segment is due */
-	if (segment_due(seq - log_state.start, segment_age_s(log_state.started_at)))
-		(void) rotate_segments();
+	last_appended = seq;
 
 	if (notify_on_commit)
 	{
 		snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
 		Async_Notify("repo_stream_events", payload);
 	}
+}
+
+void
+rs_eventlog_rotate_if_due(void)
+{
+	/*
+	 * Retention, amortized on the write path.  Last thing before COMMIT:
+	 * writers that append meanwhile still see the old current segment, so
+	 * the shorter the time to our commit, the fewer land in it late.
+	 */
+	if (last_appended > 0 &&
+		segment_due(last_appended - log_state.start, segment_age_s(log_state.started_at)))
+		(void) rotate_segments();
+	last_appended = 0;
 }
 
 int64
@@ -336,6 +373,7 @@ rs_events_since(PG_FUNCTION_ARGS)
 				pruned,
 				newest,
 				highest;
+	Snapshot	snapshot;
 	bool		isnull;
 	char		sql[512];
 	MemoryContext per_query;
@@ -353,10 +391,12 @@ rs_events_since(PG_FUNCTION_ARGS)
 	per_query = rsinfo->econtext->ecxt_per_query_memory;
 
 	rs_enter_owner(&oc);
-	horizon = rs_seq_horizon(NULL);
-
-	/* a snapshot taken after the horizon sees every seq up to it */
-	PushActiveSnapshot(GetLatestSnapshot());
+	/*
+	 * A snapshot taken with the horizon sees every seq up to it and none
+	 * above, unless the sequence went backwards.
+	 */
+	horizon = rs_seq_horizon(&snapshot);
+	PushActiveSnapshot(snapshot);
 	snprintf(sql, sizeof(sql),
 			 "SELECT coalesce(s.pruned_through, 0),"
 			 "       (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT "),"
@@ -365,7 +405,7 @@ rs_events_since(PG_FUNCTION_ARGS)
 	SPI_execute(sql, true, 0);
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	highest = DatumGetInt64(rs_getdatum(0, 3, &isnull));
-	/* an event above the horizon was committed with a seq drawn before it */
+	/* our snapshot sees no seq above the horizon, unless seqs were reused */
 	if (!isnull && highest > horizon)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -417,6 +457,7 @@ rs_events_since(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	PopActiveSnapshot();
+	UnregisterSnapshot(snapshot);
 	rs_leave_owner(&oc);
 	return (Datum) 0;
 }

@@ -31,6 +31,12 @@ typedef struct RsPendingEvent
 void		rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs);
 
 /*
+ * After rs_eventlog_append, as the last step of pre-commit: rotate the ring
+ * if the current segment is due (skipping, never waiting, if it cannot).
+ */
+void		rs_eventlog_rotate_if_due(void);
+
+/*
  * The seq horizon: every seq at or below it belongs to a transaction that
  * has ended, and every seq drawn later is higher.  Takes the sequencing
  * lock in exclusive mode for an instant (waiting for commits in flight).

@@ -81,14 +81,9 @@ static const PlanDef plan_defs[PLAN_COUNT] = {
 		"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq",
 		0, {0}
 	},
-	[PLAN_LOG_HIGHEST] = {
-		"SELECT greatest((SELECT max(seq) FROM repo_stream.event_log),"
-		"                (SELECT max(pruned_through) FROM repo_stream.log_state))",
-		0, {0}
-	},
 	[PLAN_LOG_STATE] = {
 		"SELECT coalesce(s.current_segment, 0), coalesce(s.segment_start[s.current_segment + 1], 0),"
-		"       coalesce(s.segment_started_at[s.current_segment + 1], now())"
+		"       coalesce(s.segment_started_at[s.current_segment + 1], now()), coalesce(s.pruned_through, 0)"
 		"  FROM (SELECT) AS one LEFT JOIN repo_stream.log_state s ON true",
 		0, {0}
 	},

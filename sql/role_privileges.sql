@@ -70,7 +70,7 @@ WHERE p.prosecdef OR (p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 
 ORDER BY p.oid::regprocedure::text;
 
 -- The denials, for real.
-SELECT repo_stream.create_repo('did:plc:privs');
+SELECT repo_stream.create_repo('did:plc:privs') LIKE 'did:key:z6Mk%' AS created;
 \set VERBOSITY terse
 SET ROLE regress_writer;
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "writer"}') IS NOT NULL AS writer_writes;
