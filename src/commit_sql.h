@@ -11,16 +11,33 @@
 
 /* Largest record value, in DAG-CBOR bytes (SPEC: at most 1,000,000). */
 #define RS_MAX_RECORD_BYTES 1000000
-/* A commit carries at most this many ops and about this many block bytes. */
+/*
+ * A commit carries at most this many ops and block bytes: the limits of the
+ * subscribeRepos lexicon (#commit.ops, #commit.blocks), decimal and exact.
+ */
 #define RS_MAX_COMMIT_OPS 200
-#define RS_MAX_COMMIT_BYTES (2 * 1024 * 1024)
+#define RS_MAX_COMMIT_BYTES 2000000
 
 void		rs_commit_init(void);
 
 /*
- * Lock the repo row for the rest of the transaction (writes to one repo
- * serialize) and check it may be written; ERROR for an unknown, deactivated
- * or deleted repo.  Cheap after the first call per repo and transaction.
+ * Take the repo's lock for the rest of the transaction (writes and lifecycle
+ * changes of one repo serialize; other repos do not wait).  A lock tag of
+ * our own, keyed by the DID's hash, held by the top transaction.
+ */
+void		rs_repo_lock(const char *did);
+
+/* The repo's status read with a fresh snapshot (after rs_repo_lock), or NULL. */
+char	   *rs_repo_status(const char *did);
+
+/* Set the repo's status (its lock held); "deleted" also drops its tree root. */
+void		rs_repo_set_status(const char *did, const char *status);
+
+/*
+ * Lock the repo for the rest of the transaction (rs_repo_lock), read its
+ * state, and check it may be written; ERROR 42704 for an unknown repo, 55000
+ * for a deactivated or deleted one.  Cheap after the first call per repo and
+ * transaction.
  */
 void		rs_touch_repo(const char *did);
 

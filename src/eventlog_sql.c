@@ -24,7 +24,16 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "executor/tuptable.h"
+#include "utils/array.h"
+#include "utils/rel.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/sequence.h"
@@ -41,8 +50,9 @@
 #include "eventlog_sql.h"
 #include "frame.h"
 #include "spi_sql.h"
+#include "store_sql.h"
 
-#define EVENT_SEGMENTS 8
+#define EVENT_SEGMENTS RS_EVENT_SEGMENTS
 #define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
 /* pg_advisory_* locks use field4 1 and 2: SQL cannot make this tag */
 #define SEQ_LOCK_FIELD4 0x5253	/* "RS" */
@@ -200,83 +210,136 @@ segment_age_s(TimestampTz started_at)
 	return (GetCurrentTimestamp() - started_at) / USECS_PER_SEC;
 }
 
-static void
-log_state_read(void)
+/* log_state columns, in the order of src/sql/50_repo.sql */
+#define LOG_STATE_CURRENT 2
+#define LOG_STATE_START 3
+#define LOG_STATE_STARTED_AT 4
+#define LOG_STATE_PRUNED 5
+
+/* Element i (0-based) of an 8-byte pass-by-value array column. */
+static Datum
+array_elem8(HeapTuple tup, TupleDesc desc, int att, int i)
 {
 	bool		isnull;
+	ArrayType  *arr = DatumGetArrayTypeP(heap_getattr(tup, att, desc, &isnull));
 
-	rs_exec(PLAN_LOG_STATE, NULL, NULL);
-	log_state.segment = DatumGetInt32(rs_getdatum(0, 1, &isnull));
-	log_state.start = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	log_state.started_at = DatumGetTimestampTz(rs_getdatum(0, 3, &isnull));
-	log_state.pruned_through = DatumGetInt64(rs_getdatum(0, 4, &isnull));
+	if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) || i >= ARR_DIMS(arr)[0])
+		elog(ERROR, "repo_stream.log_state is malformed");
+	return ((Datum *) ARR_DATA_PTR(arr))[i];
 }
 
 /*
- * The highest seq the log holds, as far as this statement's snapshot sees:
- * the current segment's and the one before's (a rotation truncates the
- * oldest, never these two, and only they can hold seqs above the current
- * segment's start), the start and pruned_through.  Per-segment queries:
- * one over the partitioned table would lock every segment until commit,
- * and a rotation could never truncate one.
+ * The log state, with snapshot.  No row yet (it is made lazily: see the
+ * install script) reads as a fresh log.
+ */
+static void
+log_state_read(Snapshot snapshot)
+{
+	Relation	rel = rs_rel_open(RS_REL_LOG_STATE, AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, snapshot, 0, NULL);
+	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
+
+	log_state.segment = 0;
+	log_state.start = 0;
+	log_state.started_at = GetCurrentTransactionStartTimestamp();
+	log_state.pruned_through = 0;
+	if (tup != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+
+		log_state.segment = DatumGetInt32(heap_getattr(tup, LOG_STATE_CURRENT, desc, &isnull));
+		if (log_state.segment < 0 || log_state.segment >= EVENT_SEGMENTS)
+			elog(ERROR, "repo_stream.log_state names segment %d", log_state.segment);
+		log_state.start = DatumGetInt64(array_elem8(tup, desc, LOG_STATE_START, log_state.segment));
+		log_state.started_at = DatumGetTimestampTz(array_elem8(tup, desc, LOG_STATE_STARTED_AT,
+															   log_state.segment));
+		log_state.pruned_through = DatumGetInt64(heap_getattr(tup, LOG_STATE_PRUNED, desc, &isnull));
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* Highest seq of one segment as snapshot sees it, or 0 (its seq index, backwards). */
+static int64
+segment_max_seq(int segment, Snapshot snapshot)
+{
+	Relation	rel = rs_rel_open(RS_REL_EVENT_LOG_0 + segment, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		seq = 0;
+	bool		isnull;
+
+	if (list_length(indexes) != 1)
+		elog(ERROR, "event log segment %d has %d indexes, not its seq index", segment, list_length(indexes));
+	index = index_open(linitial_oid(indexes), AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		seq = DatumGetInt64(slot_getattr(slot, 1, &isnull));
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	/* a read: nothing needs the lock afterwards, and a rotation might */
+	table_close(rel, AccessShareLock);
+	list_free(indexes);
+	return seq;
+}
+
+/*
+ * The highest seq the log holds, as far as snapshot sees: the current
+ * segment's and the one before's (a rotation truncates the oldest, never
+ * these two, and only they can hold seqs above the current segment's
+ * start), the start and pruned_through.
  */
 static int64
-log_highest_seq(void)
+log_highest_seq(Snapshot snapshot)
 {
-	static SPIPlanPtr plans[EVENT_SEGMENTS];
 	int			c = log_state.segment;
 	int64		highest = Max(log_state.start, log_state.pruned_through);
-	bool		isnull;
-	Datum		d;
 
-	if (plans[c] == NULL)
-	{
-		char		sql[256];
-		SPIPlanPtr	plan;
-
-		snprintf(sql, sizeof(sql),
-				 "SELECT greatest((SELECT max(seq) FROM repo_stream.event_log_%d),"
-				 "                (SELECT max(seq) FROM repo_stream.event_log_%d))",
-				 c, (c + EVENT_SEGMENTS - 1) % EVENT_SEGMENTS);
-		plan = SPI_prepare_cursor(sql, 0, NULL, CURSOR_OPT_GENERIC_PLAN);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		plans[c] = plan;
-	}
-	if (SPI_execute_plan(plans[c], NULL, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading the newest seq of the event log failed");
-	d = rs_getdatum(0, 1, &isnull);
-	return isnull ? highest : Max(highest, DatumGetInt64(d));
+	highest = Max(highest, segment_max_seq(c, snapshot));
+	return Max(highest, segment_max_seq((c + EVENT_SEGMENTS - 1) % EVENT_SEGMENTS, snapshot));
 }
 
 void
 rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 {
-	Oid			seq_oid = rs_relation_oid("event_seq");
+	Oid			seq_oid = rs_rel_oid(RS_REL_EVENT_SEQ);
 	int64		seq = 0;
 	int64		highest;
 	RsBuf		frame;
 	char		payload[32];
 	LOCKTAG		tag;
+	Snapshot	before;
+	Relation	segment;
+	Datum		values[6];
+	bool		nulls[6] = {0};
 
 	/* from here to the end of the transaction our seqs are "in flight" */
 	seq_lock_tag(&tag);
 	(void) LockAcquire(&tag, ShareLock, false, false);
 
 	/*
-	 * Before drawing a seq: what these statements see was committed before,
-	 * so its seqs are lower than ours unless the sequence went backwards.
-	 * (Read as late as this, a rotation that finished is seen and our
-	 * events go to the current segment.)
+	 * Before drawing a seq: what this snapshot sees was committed before, so
+	 * its seqs are lower than ours unless the sequence went backwards.  (Read
+	 * as late as this, a rotation that finished is seen and our events go to
+	 * the current segment.)
 	 */
-	log_state_read();
-	highest = log_highest_seq();
+	before = rs_fresh_snapshot();
+	log_state_read(before);
+	highest = log_highest_seq(before);
+	UnregisterSnapshot(before);
 
+	segment = rs_rel_open(RS_REL_EVENT_LOG_0 + log_state.segment, RowExclusiveLock);
+	values[1] = Int32GetDatum(log_state.segment);
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
 	rs_buf_init(&frame, 1024);
 	for (int i = 0; i < n; i++)
 	{
-		Datum		args[5];
 		bytea	   *b;
 
 		seq = nextval_internal(seq_oid, false);
@@ -294,14 +357,18 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 		frame.len = 0;
 		events[i].encode(events[i].payload, seq, &frame);
 		b = rs_bytea(frame.data, frame.len);
-		args[0] = Int64GetDatum(seq);
-		args[1] = Int32GetDatum(log_state.segment);
-		args[2] = CStringGetTextDatum(events[i].did);
-		args[3] = CStringGetTextDatum(events[i].kind);
-		args[4] = PointerGetDatum(b);
-		rs_exec(PLAN_EVENT_INSERT, args, NULL);
+		/* event_log (seq, segment, did, kind, logged_at, frame) */
+		values[0] = Int64GetDatum(seq);
+		values[2] = CStringGetTextDatum(events[i].did);
+		values[3] = CStringGetTextDatum(events[i].kind);
+		values[5] = PointerGetDatum(b);
+		rs_rel_insert(segment, values, nulls);
+		pfree(DatumGetPointer(values[2]));
+		pfree(DatumGetPointer(values[3]));
 		pfree(b);
 	}
+	table_close(segment, RowExclusiveLock);
+	CommandCounterIncrement();
 	rs_buf_free(&frame);
 	last_appended = seq;
 
@@ -322,7 +389,13 @@ rs_eventlog_rotate_if_due(void)
 	 */
 	if (last_appended > 0 &&
 		segment_due(last_appended - log_state.start, segment_age_s(log_state.started_at)))
+	{
+		RsOwnerContext oc;
+
+		rs_enter_owner(&oc);
 		(void) rotate_segments();
+		rs_leave_owner(&oc);
+	}
 	last_appended = 0;
 }
 

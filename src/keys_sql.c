@@ -49,6 +49,7 @@ static char *master_key_file_setting = NULL;
 /* Per-backend cache: the key, and the absolute path it was read from. */
 static uint8 master_key[RS_MASTER_KEY_LEN];
 static char *master_key_path = NULL;	/* NULL when nothing is cached */
+static char master_key_setting[MAXPGPATH];	/* the setting it was read for */
 
 void
 rs_keys_define_gucs(void)
@@ -315,14 +316,14 @@ create_master_key(const char *path)
 const uint8 *
 rs_master_key(void)
 {
-	char	   *path = master_key_file_path();
+	const char *setting = master_key_file_setting ? master_key_file_setting : "";
+	char	   *path;
 
-	if (master_key_path != NULL && strcmp(path, master_key_path) == 0)
-	{
-		pfree(path);
+	/* signing calls this per commit: no path checks while the setting stands */
+	if (master_key_path != NULL && strcmp(setting, master_key_setting) == 0)
 		return master_key;
-	}
 
+	path = master_key_file_path();
 	forget_master_key();
 	if (!read_master_key(path, master_key))
 	{
@@ -337,6 +338,7 @@ rs_master_key(void)
 						 "or point repo_stream.master_key_file at it.")));
 	}
 	master_key_path = MemoryContextStrdup(TopMemoryContext, path);
+	strlcpy(master_key_setting, setting, sizeof(master_key_setting));
 	pfree(path);
 	return master_key;
 }

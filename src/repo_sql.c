@@ -202,17 +202,19 @@ arg_did(FunctionCallInfo fcinfo)
 	return did;
 }
 
-/* Lock the repo row and return its status; ERROR if there is none. */
+/* Lock the repo and return its status; ERROR if there is none. */
 static char *
 lock_repo(const char *did)
 {
-	Datum		arg = CStringGetTextDatum(did);
+	char	   *status;
 
-	if (rs_exec(PLAN_REPO_LOCK, &arg, NULL) == 0)
+	rs_repo_lock(did);
+	status = rs_repo_status(did);
+	if (status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("repo \"%s\" does not exist", did)));
-	return rs_gettext(0, 1);
+	return status;
 }
 
 /* ERROR 42710 if the repo row exists (deleted ones too: DIDs are not reused). */
@@ -248,6 +250,7 @@ rs_create_repo(PG_FUNCTION_ARGS)
 	/* before rs_enter_owner: SPI's memory goes away at rs_leave_owner */
 	rs_buf_init(&sealed, 128);
 	args[0] = CStringGetTextDatum(did);
+	rs_repo_lock(did);
 	rs_enter_owner(&oc);
 	check_no_repo(args[0]);
 	rs_keys_generate(&sealed, did_key);
@@ -293,13 +296,8 @@ rs_repo_key(PG_FUNCTION_ARGS)
 static void
 set_status(const char *did, const char *from_required, const char *to, bool active)
 {
-	RsOwnerContext oc;
-	char	   *status;
-	Datum		args[2];
-	Oid			types[2] = {TEXTOID, TEXTOID};
+	char	   *status = lock_repo(did);
 
-	rs_enter_owner(&oc);
-	status = lock_repo(did);
 	if (strcmp(status, "deleted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -307,16 +305,11 @@ set_status(const char *did, const char *from_required, const char *to, bool acti
 	if (strcmp(status, from_required) != 0)
 	{
 		/* already there: nothing changes and no event is emitted */
-		rs_leave_owner(&oc);
 		ereport(NOTICE,
 				(errmsg("repo \"%s\" is already %s", did, status)));
 		return;
 	}
-	args[0] = CStringGetTextDatum(did);
-	args[1] = CStringGetTextDatum(to);
-	SPI_execute_with_args("UPDATE repo_stream.repos SET status = $2 WHERE did = $1",
-						  2, types, args, NULL, false, 0);
-	rs_leave_owner(&oc);
+	rs_repo_set_status(did, to);
 	rs_note_account(did, active, active ? NULL : to);
 }
 
@@ -343,21 +336,20 @@ rs_delete_repo(PG_FUNCTION_ARGS)
 	Datum		arg = CStringGetTextDatum(did);
 	Oid			type = TEXTOID;
 
-	rs_enter_owner(&oc);
 	status = lock_repo(did);
 	if (strcmp(status, "deleted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("repo \"%s\" is already deleted", did)));
+	rs_enter_owner(&oc);
 	/* the records go without commits: the #account event says why */
 	rs_suppress_ops = true;
 	SPI_execute_with_args("DELETE FROM repo_stream.records WHERE did = $1", 1, &type, &arg, NULL, false, 0);
 	rs_suppress_ops = false;
 	SPI_execute_with_args("DELETE FROM repo_stream.mst_nodes WHERE did = $1", 1, &type, &arg, NULL, false, 0);
 	SPI_execute_with_args("DELETE FROM repo_stream.repo_keys WHERE did = $1", 1, &type, &arg, NULL, false, 0);
-	SPI_execute_with_args("UPDATE repo_stream.repos SET status = 'deleted', data_cid = NULL WHERE did = $1",
-						  1, &type, &arg, NULL, false, 0);
 	rs_leave_owner(&oc);
+	rs_repo_set_status(did, "deleted");
 	rs_note_deleted(did);
 	PG_RETURN_VOID();
 }
@@ -366,21 +358,18 @@ Datum
 rs_rotate_key(PG_FUNCTION_ARGS)
 {
 	char	   *did = arg_did(fcinfo);
-	RsOwnerContext oc;
 	char	   *status;
 	RsBuf		sealed;
 	char		did_key[128];
 	bytea	   *sealed_b;
 
 	rs_buf_init(&sealed, 128);
-	rs_enter_owner(&oc);
 	status = lock_repo(did);
 	if (strcmp(status, "active") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("repo \"%s\" is %s", did, status)));
 	rs_keys_generate(&sealed, did_key);
-	rs_leave_owner(&oc);
 
 	sealed_b = rs_bytea(sealed.data, sealed.len);
 	rs_buf_free(&sealed);

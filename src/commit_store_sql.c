@@ -1,0 +1,348 @@
+/*
+ * commit_store_sql.c - repo locks, repo state, and storing what commits
+ * made (heads, MST nodes, keys), through direct table access.
+ *
+ * Writes to one repo serialize on the repo's lock, a lock tag of our own
+ * keyed by a 64-bit hash of the DID (two DIDs share a lock with odds of
+ * 2^-64, which only makes them wait for each other).  It is held by the top
+ * transaction until it ends.  Unlike a row lock it writes no WAL and
+ * dirties no page, and no SQL can take it.  Everything read under it is read
+ * with a fresh snapshot, so a transaction we waited for is seen whatever
+ * our isolation level: a commit always chains from the repo's latest head
+ * and is signed with its current key.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "commit_int.h"
+#include "commit_sql.h"
+#include "spi_sql.h"
+#include "store_sql.h"
+
+/* advisory tags from SQL have field4 1 or 2: SQL cannot make this one */
+#define REPO_LOCK_FIELD4 0x5252	/* "RR" */
+
+/* columns, in the order of src/sql/50_repo.sql */
+#define REPOS_DID 1
+#define REPOS_DID_KEY 2
+#define REPOS_STATUS 3
+#define REPOS_HEAD_CID 4
+#define REPOS_HEAD_REV 5
+#define REPOS_DATA_CID 6
+#define REPOS_HEAD_COMMIT 7
+#define REPOS_LAST_SEQ 8
+#define REPOS_NATTS 9
+#define REPO_KEYS_SEALED 2
+#define NODES_NODE 4
+
+void
+rs_repo_lock(const char *did)
+{
+	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) did, strlen(did), 0);
+	ResourceOwner save = CurrentResourceOwner;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, REPO_LOCK_FIELD4);
+	/* owned by the top transaction: rolling back a savepoint keeps it */
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+}
+
+static char *
+text_att(HeapTuple tup, TupleDesc desc, int att)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, att, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static bytea *
+bytea_att(HeapTuple tup, TupleDesc desc, int att)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, att, desc, &isnull);
+
+	return isnull ? NULL : DatumGetByteaPCopy(d);
+}
+
+/* A stored node of the repo (looked up with snapshot), or NULL. */
+static bytea *
+fetch_node(const char *did, const uint8 cid[CID_LEN], Snapshot snapshot)
+{
+	Relation	rel = rs_rel_open(RS_REL_MST_NODES, AccessShareLock);
+	Datum		keys[2];
+	HeapTuple	tup;
+	bytea	   *node = NULL;
+
+	keys[0] = CStringGetTextDatum(did);
+	keys[1] = PointerGetDatum(rs_bytea(cid, CID_LEN));
+	tup = rs_rel_lookup(rel, snapshot, 2, keys);
+	if (tup != NULL)
+	{
+		node = bytea_att(tup, RelationGetDescr(rel), NODES_NODE);
+		heap_freetuple(tup);
+	}
+	table_close(rel, AccessShareLock);
+	return node;
+}
+
+bool
+rs_repo_state_read(PendingRepo *r)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	Snapshot	snapshot = rs_fresh_snapshot();
+	Relation	rel = rs_rel_open(RS_REL_REPOS, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum		key = CStringGetTextDatum(r->did);
+	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
+	size_t		len;
+
+	r->have_state = false;
+	if (tup != NULL)
+	{
+		r->status = text_att(tup, desc, REPOS_STATUS);
+		r->data_cid = bytea_att(tup, desc, REPOS_DATA_CID);
+		r->head_rev = text_att(tup, desc, REPOS_HEAD_REV);
+		r->did_key = text_att(tup, desc, REPOS_DID_KEY);
+		heap_freetuple(tup);
+	}
+	table_close(rel, AccessShareLock);
+	if (tup != NULL)
+	{
+		rel = rs_rel_open(RS_REL_REPO_KEYS, AccessShareLock);
+		tup = rs_rel_lookup(rel, snapshot, 1, &key);
+		r->sealed = tup ? bytea_att(tup, RelationGetDescr(rel), REPO_KEYS_SEALED) : NULL;
+		table_close(rel, AccessShareLock);
+		/* the root changes with every commit: fetch it with the state */
+		if (r->data_cid != NULL &&
+			rs_node_cache_get((uint8 *) VARDATA_ANY(r->data_cid), &len) == NULL)
+		{
+			bytea	   *root = fetch_node(r->did, (uint8 *) VARDATA_ANY(r->data_cid), snapshot);
+
+			if (root != NULL)
+				rs_node_cache_put((uint8 *) VARDATA_ANY(r->data_cid),
+								  (uint8 *) VARDATA_ANY(root), VARSIZE_ANY_EXHDR(root));
+		}
+		r->have_state = true;
+	}
+	UnregisterSnapshot(snapshot);
+	MemoryContextSwitchTo(old);
+	return r->have_state;
+}
+
+MstError
+rs_store_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len)
+{
+	RepoRun    *run = ctx;
+	const uint8 *cached = rs_node_cache_get(cid, len);
+	BlockEntry *b;
+	Snapshot	snapshot;
+	bytea	   *node;
+
+	if (cached != NULL)
+	{
+		*data = cached;
+		return MST_OK;
+	}
+	if (run->node_inserts != NULL &&
+		(b = hash_search(run->node_inserts, cid, HASH_FIND, NULL)) != NULL)
+	{
+		*data = b->data;
+		*len = b->len;
+		return MST_OK;
+	}
+	snapshot = rs_fresh_snapshot();
+	node = fetch_node(run->repo->did, cid, snapshot);
+	UnregisterSnapshot(snapshot);
+	if (node == NULL)
+		return MST_ERR_MISSING_NODE;
+	rs_node_cache_put(cid, (uint8 *) VARDATA_ANY(node), VARSIZE_ANY_EXHDR(node));
+	pfree(node);
+	*data = rs_node_cache_get(cid, len);
+	return MST_OK;
+}
+
+/* Update the repo's row: the columns set in values/replace. */
+static void
+update_repo(const char *did, Datum *values, bool *nulls, bool *replace)
+{
+	Snapshot	snapshot = rs_fresh_snapshot();
+	Relation	rel = rs_rel_open(RS_REL_REPOS, RowExclusiveLock);
+	Datum		key = CStringGetTextDatum(did);
+	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
+
+	if (tup == NULL)
+		elog(ERROR, "repo \"%s\" vanished while its lock was held", did);
+	rs_rel_update(rel, tup, values, nulls, replace);
+	heap_freetuple(tup);
+	table_close(rel, RowExclusiveLock);
+	UnregisterSnapshot(snapshot);
+	/* later lookups in this transaction see the new version */
+	CommandCounterIncrement();
+}
+
+void
+rs_persist_run(RepoRun *run)
+{
+	Datum		values[REPOS_NATTS];
+	bool		nulls[REPOS_NATTS] = {0};
+	bool		replace[REPOS_NATTS] = {0};
+	HASH_SEQ_STATUS st;
+	BlockEntry *b;
+	Relation	rel;
+
+	if (run->last_seq == 0)
+		return;					/* no event: created and dropped again */
+	values[REPOS_LAST_SEQ - 1] = Int64GetDatum(run->last_seq);
+	replace[REPOS_LAST_SEQ - 1] = true;
+	if (run->head_cid == NULL || run->deleted)
+	{
+		update_repo(run->repo->did, values, nulls, replace);
+		return;
+	}
+	values[REPOS_HEAD_CID - 1] = CStringGetTextDatum(run->head_cid);
+	values[REPOS_HEAD_REV - 1] = CStringGetTextDatum(run->rev);
+	values[REPOS_DATA_CID - 1] = PointerGetDatum(rs_bytea(run->root, CID_LEN));
+	values[REPOS_HEAD_COMMIT - 1] = PointerGetDatum(run->head_commit);
+	replace[REPOS_HEAD_CID - 1] = replace[REPOS_HEAD_REV - 1] = true;
+	replace[REPOS_DATA_CID - 1] = replace[REPOS_HEAD_COMMIT - 1] = true;
+	update_repo(run->repo->did, values, nulls, replace);
+
+	rel = rs_rel_open(RS_REL_MST_NODES, RowExclusiveLock);
+	hash_seq_init(&st, run->node_inserts);
+	while ((b = hash_seq_search(&st)) != NULL)
+	{
+		Datum		row[4];
+		bool		rnulls[4] = {0};
+
+		row[0] = CStringGetTextDatum(run->repo->did);
+		row[1] = PointerGetDatum(rs_bytea(b->cid, CID_LEN));
+		row[2] = CStringGetTextDatum(run->rev);
+		row[3] = PointerGetDatum(rs_bytea(b->data, b->len));
+		rs_rel_insert(rel, row, rnulls);
+		/*
+		 * Cache the nodes of the final tree only: a big transaction rewrites
+		 * the same paths chunk after chunk, and the intermediate versions
+		 * are dead.
+		 */
+		rs_node_cache_put(b->cid, b->data, b->len);
+	}
+	if (hash_get_num_entries(run->node_deletes) > 0)
+	{
+		Snapshot	snapshot = rs_fresh_snapshot();
+
+		hash_seq_init(&st, run->node_deletes);
+		while ((b = hash_seq_search(&st)) != NULL)
+		{
+			Datum		keys[2];
+			HeapTuple	tup;
+
+			keys[0] = CStringGetTextDatum(run->repo->did);
+			keys[1] = PointerGetDatum(rs_bytea(b->cid, CID_LEN));
+			tup = rs_rel_lookup(rel, snapshot, 2, keys);
+			if (tup != NULL)
+			{
+				rs_rel_delete(rel, &tup->t_self);
+				heap_freetuple(tup);
+			}
+		}
+		UnregisterSnapshot(snapshot);
+	}
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+void
+rs_record_key(RepoRun *run)
+{
+	Relation	rel = rs_rel_open(RS_REL_KEY_HISTORY, RowExclusiveLock);
+	Datum		row[3];
+	bool		nulls[3] = {0};
+
+	row[0] = CStringGetTextDatum(run->repo->did);
+	row[1] = CStringGetTextDatum(run->did_key);
+	row[2] = CStringGetTextDatum(run->rev);
+	rs_rel_insert(rel, row, nulls);
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
+void
+rs_store_rotated_key(RepoRun *run)
+{
+	Snapshot	snapshot = rs_fresh_snapshot();
+	Relation	rel = rs_rel_open(RS_REL_REPO_KEYS, RowExclusiveLock);
+	Datum		key = CStringGetTextDatum(run->repo->did);
+	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
+	Datum		values[REPOS_NATTS];
+	bool		nulls[REPOS_NATTS] = {0};
+	bool		replace[REPOS_NATTS] = {0};
+
+	if (tup == NULL)
+		elog(ERROR, "repo \"%s\" has no key to rotate", run->repo->did);
+	values[REPO_KEYS_SEALED - 1] = PointerGetDatum(run->sealed);
+	replace[REPO_KEYS_SEALED - 1] = true;
+	rs_rel_update(rel, tup, values, nulls, replace);
+	heap_freetuple(tup);
+	table_close(rel, RowExclusiveLock);
+	UnregisterSnapshot(snapshot);
+
+	memset(replace, 0, sizeof(replace));
+	values[REPOS_DID_KEY - 1] = CStringGetTextDatum(run->did_key);
+	replace[REPOS_DID_KEY - 1] = true;
+	update_repo(run->repo->did, values, nulls, replace);
+}
+
+char *
+rs_repo_status(const char *did)
+{
+	Snapshot	snapshot = rs_fresh_snapshot();
+	Relation	rel = rs_rel_open(RS_REL_REPOS, AccessShareLock);
+	Datum		key = CStringGetTextDatum(did);
+	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
+	char	   *status = NULL;
+
+	if (tup != NULL)
+		status = text_att(tup, RelationGetDescr(rel), REPOS_STATUS);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
+	return status;
+}
+
+void
+rs_repo_set_status(const char *did, const char *status)
+{
+	Datum		values[REPOS_NATTS];
+	bool		nulls[REPOS_NATTS] = {0};
+	bool		replace[REPOS_NATTS] = {0};
+
+	values[REPOS_STATUS - 1] = CStringGetTextDatum(status);
+	replace[REPOS_STATUS - 1] = true;
+	if (strcmp(status, "deleted") == 0)
+	{
+		/* a deleted repo has no tree */
+		nulls[REPOS_DATA_CID - 1] = true;
+		replace[REPOS_DATA_CID - 1] = true;
+	}
+	update_repo(did, values, nulls, replace);
+}
