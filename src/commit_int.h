@@ -17,6 +17,7 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "access/xact.h"
 #include "utils/hsearch.h"
 
@@ -60,6 +61,7 @@ typedef struct PendingRepo
 	bool		locked;			/* its repo lock is ours until the end */
 	/* the repo row as read after the lock, in TopTransactionContext */
 	bool		have_state;
+	HeapTuple	row;			/* its latest version, read or written by us */
 	char	   *status;
 	bytea	   *data_cid;
 	char	   *head_rev;

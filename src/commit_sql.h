@@ -30,6 +30,9 @@ void		rs_repo_lock(const char *did);
 /* The repo's status read with a fresh snapshot (after rs_repo_lock), or NULL. */
 char	   *rs_repo_status(const char *did);
 
+/* The repo's status as the statement's snapshot sees it (for reads), or NULL. */
+char	   *rs_repo_status_seen(const char *did);
+
 /* Set the repo's status (its lock held); "deleted" also drops its tree root. */
 void		rs_repo_set_status(const char *did, const char *status);
 

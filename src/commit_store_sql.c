@@ -106,6 +106,56 @@ fetch_node(const char *did, const uint8 cid[CID_LEN], Snapshot snapshot)
 	return node;
 }
 
+/*
+ * Repo keys by DID, per backend, as (did_key, sealed): a repo's row names
+ * its did:key, so an entry with the same did:key is the repo's current
+ * sealed key and the repo_keys lookup can be skipped.  Sealed keys are no
+ * secret without the master key.  Direct-mapped; a collision just misses.
+ */
+#define KEY_CACHE_SIZE 1024
+
+typedef struct KeyCacheEntry
+{
+	char	   *did;
+	char	   *did_key;
+	bytea	   *sealed;
+} KeyCacheEntry;
+
+static KeyCacheEntry key_cache[KEY_CACHE_SIZE];
+
+static KeyCacheEntry *
+key_cache_slot(const char *did)
+{
+	return &key_cache[hash_bytes((const unsigned char *) did, strlen(did)) % KEY_CACHE_SIZE];
+}
+
+static bytea *
+key_cache_get(const char *did, const char *did_key)
+{
+	KeyCacheEntry *e = key_cache_slot(did);
+
+	if (e->did != NULL && strcmp(e->did, did) == 0 && strcmp(e->did_key, did_key) == 0)
+		return e->sealed;
+	return NULL;
+}
+
+static void
+key_cache_put(const char *did, const char *did_key, const bytea *sealed)
+{
+	KeyCacheEntry *e = key_cache_slot(did);
+
+	if (e->did != NULL)
+	{
+		pfree(e->did);
+		pfree(e->did_key);
+		pfree(e->sealed);
+	}
+	e->did = MemoryContextStrdup(TopMemoryContext, did);
+	e->did_key = MemoryContextStrdup(TopMemoryContext, did_key);
+	e->sealed = MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(sealed));
+	memcpy(e->sealed, sealed, VARSIZE_ANY(sealed));
+}
+
 bool
 rs_repo_state_read(PendingRepo *r)
 {
@@ -118,21 +168,27 @@ rs_repo_state_read(PendingRepo *r)
 	size_t		len;
 
 	r->have_state = false;
+	r->row = tup;
 	if (tup != NULL)
 	{
 		r->status = text_att(tup, desc, REPOS_STATUS);
 		r->data_cid = bytea_att(tup, desc, REPOS_DATA_CID);
 		r->head_rev = text_att(tup, desc, REPOS_HEAD_REV);
 		r->did_key = text_att(tup, desc, REPOS_DID_KEY);
-		heap_freetuple(tup);
 	}
 	table_close(rel, AccessShareLock);
 	if (tup != NULL)
 	{
-		rel = rs_rel_open(RS_REL_REPO_KEYS, AccessShareLock);
-		tup = rs_rel_lookup(rel, snapshot, 1, &key);
-		r->sealed = tup ? bytea_att(tup, RelationGetDescr(rel), REPO_KEYS_SEALED) : NULL;
-		table_close(rel, AccessShareLock);
+		r->sealed = r->did_key ? key_cache_get(r->did, r->did_key) : NULL;
+		if (r->sealed == NULL)
+		{
+			rel = rs_rel_open(RS_REL_REPO_KEYS, AccessShareLock);
+			tup = rs_rel_lookup(rel, snapshot, 1, &key);
+			r->sealed = tup ? bytea_att(tup, RelationGetDescr(rel), REPO_KEYS_SEALED) : NULL;
+			table_close(rel, AccessShareLock);
+			if (r->sealed != NULL && r->did_key != NULL)
+				key_cache_put(r->did, r->did_key, r->sealed);
+		}
 		/* the root changes with every commit: fetch it with the state */
 		if (r->data_cid != NULL &&
 			rs_node_cache_get((uint8 *) VARDATA_ANY(r->data_cid), &len) == NULL)
@@ -182,21 +238,38 @@ rs_store_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *le
 	return MST_OK;
 }
 
-/* Update the repo's row: the columns set in values/replace. */
+/*
+ * Update the repo's row: the columns set in values/replace.  Its latest
+ * version is the one the state read or our last update left in the
+ * pending repo (nobody else updates it while we hold its lock), else it is
+ * looked up.
+ */
 static void
 update_repo(const char *did, Datum *values, bool *nulls, bool *replace)
 {
-	Snapshot	snapshot = rs_fresh_snapshot();
+	int			i = rs_pending_repo(did);
+	PendingRepo *r = &rs_pending.repos[i];
 	Relation	rel = rs_rel_open(RS_REL_REPOS, RowExclusiveLock);
-	Datum		key = CStringGetTextDatum(did);
-	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
+	HeapTuple	tup = r->row;
+	HeapTuple	newtup;
+	MemoryContext old;
 
 	if (tup == NULL)
-		elog(ERROR, "repo \"%s\" vanished while its lock was held", did);
-	rs_rel_update(rel, tup, values, nulls, replace);
-	heap_freetuple(tup);
+	{
+		Snapshot	snapshot = rs_fresh_snapshot();
+		Datum		key = CStringGetTextDatum(did);
+
+		tup = rs_rel_lookup(rel, snapshot, 1, &key);
+		UnregisterSnapshot(snapshot);
+		if (tup == NULL)
+			elog(ERROR, "repo \"%s\" vanished while its lock was held", did);
+	}
+	newtup = rs_rel_update(rel, tup, values, nulls, replace);
 	table_close(rel, RowExclusiveLock);
-	UnregisterSnapshot(snapshot);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	r->row = heap_copytuple(newtup);
+	MemoryContextSwitchTo(old);
+	heap_freetuple(newtup);
 	/* later lookups in this transaction see the new version */
 	CommandCounterIncrement();
 }
@@ -302,7 +375,7 @@ rs_store_rotated_key(RepoRun *run)
 		elog(ERROR, "repo \"%s\" has no key to rotate", run->repo->did);
 	values[REPO_KEYS_SEALED - 1] = PointerGetDatum(run->sealed);
 	replace[REPO_KEYS_SEALED - 1] = true;
-	rs_rel_update(rel, tup, values, nulls, replace);
+	heap_freetuple(rs_rel_update(rel, tup, values, nulls, replace));
 	heap_freetuple(tup);
 	table_close(rel, RowExclusiveLock);
 	UnregisterSnapshot(snapshot);
@@ -313,10 +386,9 @@ rs_store_rotated_key(RepoRun *run)
 	update_repo(run->repo->did, values, nulls, replace);
 }
 
-char *
-rs_repo_status(const char *did)
+static char *
+repo_status(const char *did, Snapshot snapshot)
 {
-	Snapshot	snapshot = rs_fresh_snapshot();
 	Relation	rel = rs_rel_open(RS_REL_REPOS, AccessShareLock);
 	Datum		key = CStringGetTextDatum(did);
 	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
@@ -325,8 +397,23 @@ rs_repo_status(const char *did)
 	if (tup != NULL)
 		status = text_att(tup, RelationGetDescr(rel), REPOS_STATUS);
 	table_close(rel, AccessShareLock);
+	return status;
+}
+
+char *
+rs_repo_status(const char *did)
+{
+	Snapshot	snapshot = rs_fresh_snapshot();
+	char	   *status = repo_status(did, snapshot);
+
 	UnregisterSnapshot(snapshot);
 	return status;
+}
+
+char *
+rs_repo_status_seen(const char *did)
+{
+	return repo_status(did, GetActiveSnapshot());
 }
 
 void

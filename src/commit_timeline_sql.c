@@ -249,8 +249,11 @@ rs_pending_subxact(SubXactEvent event, SubTransactionId subid)
 			}
 			/*
 			 * Repo locks are held by the top transaction and outlive the
-			 * subtransaction; states read in it are still current.
+			 * subtransaction; states read in it are still current, but a
+			 * repo row it updated is back to its version before.
 			 */
+			for (int i = 0; i < rs_pending.n_repos; i++)
+				rs_pending.repos[i].row = NULL;
 			rs_suppress_ops = false;
 			break;
 		default:

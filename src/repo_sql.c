@@ -1,11 +1,8 @@
 /*
- * repo_sql.c - repos and records as the application sees them: the records
- * trigger and the repo lifecycle functions.
- *
- * The BEFORE ROW trigger validates a row, locks its repo, encodes the record
- * to DAG-CBOR and fills in its CID.  The AFTER STATEMENT triggers read the
- * transition tables, so only rows that really changed become ops (an
- * INSERT ... ON CONFLICT DO NOTHING that skipped a row leaves none).
+ * repo_sql.c - the repo lifecycle: create, deactivate, activate, delete,
+ * rotate the key.  Each takes the repo's lock (commit_sql.h), changes the
+ * repo row, and logs a marker that pre-commit turns into its event.  The
+ * records side is records_sql.c.
  */
 #include "postgres.h"
 
@@ -28,164 +25,12 @@
 #include "spi_sql.h"
 #include "syntax.h"
 
-PG_FUNCTION_INFO_V1(rs_records_trigger);
 PG_FUNCTION_INFO_V1(rs_create_repo);
 PG_FUNCTION_INFO_V1(rs_repo_key);
 PG_FUNCTION_INFO_V1(rs_deactivate_repo);
 PG_FUNCTION_INFO_V1(rs_activate_repo);
 PG_FUNCTION_INFO_V1(rs_delete_repo);
 PG_FUNCTION_INFO_V1(rs_rotate_key);
-
-/* records columns */
-#define ATT_DID 1
-#define ATT_COLLECTION 2
-#define ATT_RKEY 3
-#define ATT_RECORD 4
-#define ATT_CID 5
-
-static char *
-get_text_att(HeapTuple tup, TupleDesc desc, int att)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tup, att, desc, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-static void
-check_key_columns(const char *did, const char *collection, const char *rkey)
-{
-	if (!did_valid(did, strlen(did)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid DID: \"%s\"", did),
-				 errhint("DIDs look like did:plc:ewvi7nxzyoun6zhxrhs64oiz or did:web:example.com.")));
-	if (!nsid_valid(collection, strlen(collection)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid collection NSID: \"%s\"", collection),
-				 errhint("Collections are NSIDs such as app.bsky.feed.post.")));
-	if (!rkey_valid(rkey, strlen(rkey)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid record key: \"%s\"", rkey),
-				 errhint("Record keys are 1 to 512 characters of A-Za-z0-9._:~- and not \".\" or \"..\".")));
-}
-
-/* Validate and encode the new row; returns it with cid filled in. */
-static HeapTuple
-prepare_new_row(TriggerData *td, HeapTuple tup)
-{
-	TupleDesc	desc = td->tg_relation->rd_att;
-	char	   *did = get_text_att(tup, desc, ATT_DID);
-	char	   *collection = get_text_att(tup, desc, ATT_COLLECTION);
-	char	   *rkey = get_text_att(tup, desc, ATT_RKEY);
-	bool		isnull;
-	Datum		record = heap_getattr(tup, ATT_RECORD, desc, &isnull);
-	bytea	   *cbor;
-	size_t		len;
-	uint8		cid[CID_LEN];
-	char		cid_text[CID_TEXT_LEN + 1];
-	int			cols[1] = {ATT_CID};
-	Datum		vals[1];
-	bool		nulls[1] = {false};
-
-	if (did == NULL || collection == NULL || rkey == NULL || isnull)
-		return tup;				/* the NOT NULL constraints report it */
-	check_key_columns(did, collection, rkey);
-	rs_touch_repo(did);
-
-	cbor = rs_jsonb_to_cbor(DatumGetJsonbP(record));
-	len = VARSIZE(cbor) - VARHDRSZ;
-	if (len > RS_MAX_RECORD_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("record %s/%s in repo \"%s\" is %zu bytes of DAG-CBOR; the limit is %d",
-						collection, rkey, did, len, RS_MAX_RECORD_BYTES)));
-	cid_for_dagcbor((uint8 *) VARDATA(cbor), len, cid);
-	rs_note_block(cid, (uint8 *) VARDATA(cbor), len);
-	pfree(cbor);
-	cid_format(cid, cid_text);
-	vals[0] = CStringGetTextDatum(cid_text);
-	return heap_modify_tuple_by_cols(tup, desc, 1, cols, vals, nulls);
-}
-
-/* Log one op per row of a transition table. */
-static void
-note_rows(TriggerData *td, Tuplestorestate *rows, bool exists)
-{
-	TupleDesc	desc = td->tg_relation->rd_att;
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-
-	tuplestore_rescan(rows);
-	while (tuplestore_gettupleslot(rows, true, false, slot))
-	{
-		bool		isnull;
-		char	   *did = TextDatumGetCString(slot_getattr(slot, ATT_DID, &isnull));
-		char	   *collection = TextDatumGetCString(slot_getattr(slot, ATT_COLLECTION, &isnull));
-		char	   *rkey = TextDatumGetCString(slot_getattr(slot, ATT_RKEY, &isnull));
-		uint8		cid[CID_LEN];
-
-		if (exists)
-		{
-			text	   *t = DatumGetTextPP(slot_getattr(slot, ATT_CID, &isnull));
-
-			if (!cid_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), cid))
-				elog(ERROR, "records row has an invalid cid");
-		}
-		rs_note_op(did, collection, rkey, exists, cid);
-		pfree(did);
-		pfree(collection);
-		pfree(rkey);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-}
-
-Datum
-rs_records_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("records_trigger() may only be called as a trigger")));
-
-	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("TRUNCATE on repo_stream.records is not allowed"),
-				 errhint("Delete records with DELETE, or a whole repo with repo_stream.delete_repo().")));
-
-	if (TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-	{
-		/* AFTER ... REFERENCING: one trigger per event */
-		if (!rs_suppress_ops)
-		{
-			if (td->tg_oldtable)
-				note_rows(td, td->tg_oldtable, false);
-			if (td->tg_newtable)
-				note_rows(td, td->tg_newtable, true);
-		}
-		return PointerGetDatum(NULL);
-	}
-
-	if (rs_suppress_ops)
-		return PointerGetDatum(TRIGGER_FIRED_BY_DELETE(td->tg_event) ? td->tg_trigtuple : td->tg_newtuple ? td->tg_newtuple : td->tg_trigtuple);
-
-	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		return PointerGetDatum(prepare_new_row(td, td->tg_trigtuple));
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-	{
-		char	   *old_did = get_text_att(td->tg_trigtuple, td->tg_relation->rd_att, ATT_DID);
-
-		rs_touch_repo(old_did);
-		return PointerGetDatum(prepare_new_row(td, td->tg_newtuple));
-	}
-	/* DELETE */
-	rs_touch_repo(get_text_att(td->tg_trigtuple, td->tg_relation->rd_att, ATT_DID));
-	return PointerGetDatum(td->tg_trigtuple);
-}
 
 /* ------------------------------------------------------------ lifecycle */
 

@@ -236,3 +236,20 @@ rs_gettext(int row, int col)
 	s[len] = '\0';
 	return s;
 }
+
+SPIPlanPtr
+rs_prepare_pinned(const char *sql, int nargs, Oid *argtypes)
+{
+	int			nest = NewGUCNestLevel();
+	SPIPlanPtr	plan;
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	AtEOXact_GUC(true, nest);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}

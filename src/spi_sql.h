@@ -43,6 +43,13 @@ typedef enum RsPlanId
 	PLAN_COUNT
 } RsPlanId;
 
+/*
+ * A saved plan of sql, parsed with search_path pinned to pg_catalog,
+ * pg_temp (PostgreSQL re-parses a cached plan with the search_path it was
+ * made with), to run as whoever calls it.  Inside SPI_connect.
+ */
+SPIPlanPtr	rs_prepare_pinned(const char *sql, int nargs, Oid *argtypes);
+
 /* Execute a saved plan (read_only false); returns SPI_processed. */
 uint64		rs_exec(RsPlanId id, Datum *values, const char *nulls);
 

@@ -149,7 +149,7 @@ rs_rel_insert(Relation rel, Datum *values, bool *nulls)
 	heap_freetuple(tup);
 }
 
-void
+HeapTuple
 rs_rel_update(Relation rel, HeapTuple oldtup, Datum *values, bool *nulls, bool *replace)
 {
 	HeapTuple	newtup = heap_modify_tuple(oldtup, RelationGetDescr(rel), values, nulls, replace);
@@ -158,7 +158,7 @@ rs_rel_update(Relation rel, HeapTuple oldtup, Datum *values, bool *nulls, bool *
 	/* a HOT update keeps the old index entries, which lead to the new version */
 	if (!HeapTupleIsHeapOnly(newtup))
 		insert_index_entries(rel, newtup);
-	heap_freetuple(newtup);
+	return newtup;
 }
 
 void

@@ -59,10 +59,11 @@ void		rs_rel_insert(Relation rel, Datum *values, bool *nulls);
 
 /*
  * Replace the columns marked in replace of the tuple oldtup (from
- * rs_rel_lookup), maintaining indexes when the update is not HOT.  The
- * caller holds the lock that keeps others from updating it.
+ * rs_rel_lookup), maintaining indexes when the update is not HOT; returns
+ * the new version (palloc'd; its t_self is its TID).  The caller holds the
+ * lock that keeps others from updating it.
  */
-void		rs_rel_update(Relation rel, HeapTuple oldtup,
+HeapTuple	rs_rel_update(Relation rel, HeapTuple oldtup,
 						  Datum *values, bool *nulls, bool *replace);
 
 /* Delete the tuple at tid (index entries go with VACUUM). */

@@ -141,49 +141,31 @@ CREATE FUNCTION rotate_key(did text) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION rotate_key(text) IS 'New signing key; emits #sync with a commit signed by it; returns the new did:key';
 
--- PL/pgSQL, not SQL: its plans are cached for the session.  These run as
--- the caller, who needs the privileges of repo_stream_writer.
+-- The record helpers are C: they write the row and log the op directly, or,
+-- when row-level security, other triggers or constraints are in force, run
+-- the same SQL as DML as the caller.  They run as the caller, who needs the
+-- privileges of repo_stream_writer (get_record: repo_stream_reader).  A NULL
+-- argument is an ERROR (22004).
 CREATE FUNCTION put_record(did text, collection text, rkey text, record jsonb) RETURNS text
-	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	new_cid text;
-BEGIN
-	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
-	VALUES (put_record.did, put_record.collection, put_record.rkey, put_record.record, '')
-	ON CONFLICT ON CONSTRAINT records_pkey DO UPDATE SET record = excluded.record
-	RETURNING r.cid INTO new_cid;
-	RETURN new_cid;
-END $$;
-COMMENT ON FUNCTION put_record(text, text, text, jsonb) IS 'Create or update a record; returns its CID';
+	AS 'MODULE_PATHNAME', 'rs_put_record' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION put_record(text, text, text, jsonb) IS
+	'Create or update the record at collection/rkey (its $type is the collection; a missing one is filled in); returns its CID. 42704 unknown repo, 55000 deactivated or deleted repo, 22023 bad key or $type, 54000 over 1,000,000 bytes';
 
 CREATE FUNCTION create_record(did text, collection text, record jsonb,
 							  OUT rkey text, OUT cid text)
-	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)
-	VALUES (create_record.did, create_record.collection, repo_stream.tid_now(), create_record.record, '')
-	RETURNING r.rkey, r.cid INTO create_record.rkey, create_record.cid;
-END $$;
-COMMENT ON FUNCTION create_record(text, text, jsonb) IS 'Create a record under a fresh TID rkey';
+	AS 'MODULE_PATHNAME', 'rs_create_record' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION create_record(text, text, jsonb) IS
+	'Create a record under a fresh TID rkey; returns (rkey, cid). Errors as put_record';
 
 CREATE FUNCTION delete_record(did text, collection text, rkey text) RETURNS boolean
-	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	DELETE FROM repo_stream.records r
-	WHERE r.did = delete_record.did AND r.collection = delete_record.collection
-	  AND r.rkey = delete_record.rkey;
-	RETURN FOUND;
-END $$;
-COMMENT ON FUNCTION delete_record(text, text, text) IS 'Delete a record; false if there was none';
+	AS 'MODULE_PATHNAME', 'rs_delete_record' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION delete_record(text, text, text) IS
+	'Delete a record; false if there was none. 42704 unknown repo, 55000 deactivated or deleted repo';
 
 CREATE FUNCTION get_record(did text, collection text, rkey text) RETURNS jsonb
-	LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	RETURN (SELECT r.record FROM repo_stream.records r
-			WHERE r.did = get_record.did AND r.collection = get_record.collection
-			  AND r.rkey = get_record.rkey);
-END $$;
-COMMENT ON FUNCTION get_record(text, text, text) IS 'The record as JSON, or NULL';
+	AS 'MODULE_PATHNAME', 'rs_get_record' LANGUAGE C STABLE;
+COMMENT ON FUNCTION get_record(text, text, text) IS
+	'The record as JSON, or NULL if the repo has no such record. 42704 unknown repo, 55000 deleted repo';
 
 -- Reading the log ------------------------------------------------------------
 
