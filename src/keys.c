@@ -259,6 +259,21 @@ rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
 		memcpy(pk_out, pk, ED25519_PUBLIC_KEY_LEN);
 }
 
+void
+rs_ed25519_sign_with_public(const uint8_t seed[ED25519_SEED_LEN],
+							const uint8_t pk[ED25519_PUBLIC_KEY_LEN],
+							const uint8_t *msg, size_t len,
+							uint8_t sig[ED25519_SIGNATURE_LEN])
+{
+	uint8_t		sk[crypto_sign_SECRETKEYBYTES];
+
+	/* libsodium's secret key is seed || public key */
+	memcpy(sk, seed, ED25519_SEED_LEN);
+	memcpy(sk + ED25519_SEED_LEN, pk, ED25519_PUBLIC_KEY_LEN);
+	crypto_sign_detached(sig, NULL, msg, len, sk);
+	sodium_memzero(sk, sizeof(sk));
+}
+
 bool
 rs_ed25519_verify(const uint8_t pk[ED25519_PUBLIC_KEY_LEN],
 				  const uint8_t *msg, size_t len,

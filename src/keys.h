@@ -77,6 +77,15 @@ void		rs_ed25519_sign(const uint8_t seed[ED25519_SEED_LEN],
 							uint8_t sig[ED25519_SIGNATURE_LEN],
 							uint8_t pk_out[ED25519_PUBLIC_KEY_LEN]);
 
+/*
+ * The same signature for a seed whose public key the caller already knows
+ * (a wrong pk gives a signature that does not verify): no derivation.
+ */
+void		rs_ed25519_sign_with_public(const uint8_t seed[ED25519_SEED_LEN],
+										const uint8_t pk[ED25519_PUBLIC_KEY_LEN],
+										const uint8_t *msg, size_t len,
+										uint8_t sig[ED25519_SIGNATURE_LEN]);
+
 /* True only if sig is pk's valid signature of msg. */
 bool		rs_ed25519_verify(const uint8_t pk[ED25519_PUBLIC_KEY_LEN],
 							  const uint8_t *msg, size_t len,

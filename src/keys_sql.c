@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "access/htup_details.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -366,6 +367,80 @@ rs_keys_generate(RsBuf *sealed_out, char did_key_out[DID_KEY_ED25519_LEN + 1])
 	did_key_format_ed25519(pk, did_key_out);
 }
 
+/*
+ * The public key of a did:key, parsed once per backend: signing checks it
+ * per commit.  Direct-mapped by the string's hash; a collision re-parses.
+ */
+#define PK_CACHE_SIZE 1024
+
+static struct
+{
+	char		did_key[DID_KEY_ED25519_LEN + 1];
+	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+}			pk_cache[PK_CACHE_SIZE];
+
+static void
+did_key_public(const char *did_key, uint8 pk[ED25519_PUBLIC_KEY_LEN])
+{
+	size_t		len = strlen(did_key);
+	int			slot = hash_bytes((const unsigned char *) did_key, len) % PK_CACHE_SIZE;
+
+	if (strcmp(pk_cache[slot].did_key, did_key) == 0)
+	{
+		memcpy(pk, pk_cache[slot].pk, ED25519_PUBLIC_KEY_LEN);
+		return;
+	}
+	rs_did_key_parse_or_error(did_key, len, pk);
+	if (len == DID_KEY_ED25519_LEN)
+	{
+		memcpy(pk_cache[slot].did_key, did_key, len + 1);
+		memcpy(pk_cache[slot].pk, pk, ED25519_PUBLIC_KEY_LEN);
+	}
+}
+
+/*
+ * Sealed keys seen to hold the seed of a public key, per backend: their
+ * sealed bytes and that public key.  Sealed bytes carry a random nonce, so
+ * equal bytes are the same key; and only what the master key unseals is
+ * ever signed with.  Direct-mapped; a collision just derives again.
+ */
+#define VERIFIED_CACHE_SIZE 1024
+
+static struct
+{
+	uint8		sealed[RS_SEALED_LEN(ED25519_SEED_LEN)];
+	uint8		pk[ED25519_PUBLIC_KEY_LEN];
+	bool		used;
+}			verified_cache[VERIFIED_CACHE_SIZE];
+
+static int
+verified_slot(const uint8 *sealed, size_t len)
+{
+	return hash_bytes(sealed, len) % VERIFIED_CACHE_SIZE;
+}
+
+static bool
+verified_get(const uint8 *sealed, size_t len, const uint8 pk[ED25519_PUBLIC_KEY_LEN])
+{
+	int			slot = verified_slot(sealed, len);
+
+	return verified_cache[slot].used && len == sizeof(verified_cache[slot].sealed) &&
+		memcmp(verified_cache[slot].sealed, sealed, len) == 0 &&
+		memcmp(verified_cache[slot].pk, pk, ED25519_PUBLIC_KEY_LEN) == 0;
+}
+
+static void
+verified_put(const uint8 *sealed, size_t len, const uint8 pk[ED25519_PUBLIC_KEY_LEN])
+{
+	int			slot = verified_slot(sealed, len);
+
+	if (len != sizeof(verified_cache[slot].sealed))
+		return;
+	memcpy(verified_cache[slot].sealed, sealed, len);
+	memcpy(verified_cache[slot].pk, pk, ED25519_PUBLIC_KEY_LEN);
+	verified_cache[slot].used = true;
+}
+
 void
 rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 			 const uint8 *msg, size_t len, const char *expected_did_key,
@@ -377,7 +452,7 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 	uint8		pk[ED25519_PUBLIC_KEY_LEN];
 
 	if (expected_did_key != NULL)
-		rs_did_key_parse_or_error(expected_did_key, strlen(expected_did_key), expected);
+		did_key_public(expected_did_key, expected);
 
 	/* Shape problems are the blob's fault whatever the master key. */
 	if (sealed_len != RS_SEALED_LEN(ED25519_SEED_LEN))
@@ -402,24 +477,35 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 		 */
 		forget_master_key();
 		master = rs_master_key();
+
+		/*
+		 * Authentication failure means another master key sealed this key
+		 * (or the sealed bytes were altered: the MAC cannot tell which).
+		 * F0000: the fix is in the server's configuration, and 28P01 would
+		 * read as a failed client login.
+		 */
+		if (!rs_unseal(master, sealed, sealed_len, seed, sizeof(seed)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("repo_stream master key file \"%s\" does not match the key that sealed this repo's signing key",
+							master_key_path),
+					 errdetail("The sealed signing key failed authentication: the master key file was replaced "
+							   "after the key was sealed, or the sealed key was modified. Nothing was signed."),
+					 errhint("Restore the master key file that was in use when the repo's key was created, "
+							 "or point repo_stream.master_key_file at it.")));
 	}
 
 	/*
-	 * Authentication failure means another master key sealed this key (or
-	 * the sealed bytes were altered: the MAC cannot tell which).  F0000:
-	 * the fix is in the server's configuration, and 28P01 would read as a
-	 * failed client login.
+	 * Deriving the public key from the seed costs as much as the signature
+	 * itself.  Once a sealed key has been seen to be the expected key's, it
+	 * signs with that public key directly.
 	 */
-	if (!rs_unseal(master, sealed, sealed_len, seed, sizeof(seed)))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("repo_stream master key file \"%s\" does not match the key that sealed this repo's signing key",
-						master_key_path),
-				 errdetail("The sealed signing key failed authentication: the master key file was replaced "
-						   "after the key was sealed, or the sealed key was modified. Nothing was signed."),
-				 errhint("Restore the master key file that was in use when the repo's key was created, "
-						 "or point repo_stream.master_key_file at it.")));
-
+	if (expected_did_key != NULL && verified_get(sealed, sealed_len, expected))
+	{
+		rs_ed25519_sign_with_public(seed, expected, msg, len, sig);
+		sodium_memzero(seed, sizeof(seed));
+		return;
+	}
 	rs_ed25519_sign(seed, msg, len, sig, pk);
 	sodium_memzero(seed, sizeof(seed));
 	if (expected_did_key != NULL && memcmp(pk, expected, sizeof(pk)) != 0)
@@ -430,6 +516,8 @@ rs_keys_sign(const uint8 *sealed, size_t sealed_len,
 				 errmsg("the sealed signing key is not the key of %s", expected_did_key),
 				 errdetail("The signature would not verify with the repo's did:key. Nothing was signed.")));
 	}
+	if (expected_did_key != NULL)
+		verified_put(sealed, sealed_len, pk);
 }
 
 void

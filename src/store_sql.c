@@ -19,6 +19,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -37,10 +38,28 @@ static const char *const rel_names[RS_REL_EVENT_LOG_0] = {
 static Oid	rel_oids[RS_REL_COUNT];
 static bool callback_registered = false;
 
+/*
+ * The indexes of a table with their IndexInfo, built once per backend.  At
+ * any relcache invalidation the OIDs are forgotten at once and the index
+ * infos when next asked for (a caller may be using them right then).
+ */
+typedef struct IndexSet
+{
+	Oid			relid;
+	int			n;
+	Oid			oids[8];
+	IndexInfo  *infos[8];
+} IndexSet;
+
+static MemoryContext index_cxt = NULL;
+static IndexSet index_sets[RS_REL_COUNT];
+static bool index_sets_stale = false;
+
 static void
 forget_oids(Datum arg, Oid relid)
 {
 	memset(rel_oids, 0, sizeof(rel_oids));
+	index_sets_stale = true;
 }
 
 Oid
@@ -108,22 +127,67 @@ rs_rel_lookup(Relation rel, Snapshot snapshot, int nkeys, const Datum *keys)
 	return tup;
 }
 
+static IndexSet *
+index_set(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	IndexSet   *set = NULL;
+	List	   *indexes;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (index_sets_stale)
+	{
+		memset(index_sets, 0, sizeof(index_sets));
+		if (index_cxt != NULL)
+			MemoryContextReset(index_cxt);
+		index_sets_stale = false;
+	}
+	for (int i = 0; i < RS_REL_COUNT; i++)
+	{
+		if (index_sets[i].relid == relid)
+			return &index_sets[i];
+		if (set == NULL && !OidIsValid(index_sets[i].relid))
+			set = &index_sets[i];
+	}
+	if (index_cxt == NULL)
+		index_cxt = AllocSetContextCreate(TopMemoryContext, "repo_stream index infos",
+										  ALLOCSET_SMALL_SIZES);
+	indexes = RelationGetIndexList(rel);
+	if (set == NULL || list_length(indexes) > (int) lengthof(set->oids))
+		elog(ERROR, "relation \"%s\" has too many indexes", RelationGetRelationName(rel));
+	set->n = 0;
+	old = MemoryContextSwitchTo(index_cxt);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+
+		set->oids[set->n] = lfirst_oid(lc);
+		set->infos[set->n] = BuildIndexInfo(index);
+		set->n++;
+		index_close(index, AccessShareLock);
+	}
+	MemoryContextSwitchTo(old);
+	list_free(indexes);
+	set->relid = relid;
+	return set;
+}
+
 /* Index entries for tup, which is in rel at tup->t_self. */
 static void
 insert_index_entries(Relation rel, HeapTuple tup)
 {
-	List	   *indexes = RelationGetIndexList(rel);
+	IndexSet   *set = index_set(rel);
 	TupleTableSlot *slot;
-	ListCell   *lc;
 
-	if (indexes == NIL)
+	if (set->n == 0)
 		return;
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tup, slot, false);
-	foreach(lc, indexes)
+	for (int i = 0; i < set->n; i++)
 	{
-		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *info = BuildIndexInfo(index);
+		Relation	index = index_open(set->oids[i], RowExclusiveLock);
+		IndexInfo  *info = set->infos[i];
 		Datum		values[INDEX_MAX_KEYS];
 		bool		isnull[INDEX_MAX_KEYS];
 
@@ -136,7 +200,6 @@ insert_index_entries(Relation rel, HeapTuple tup)
 		index_close(index, RowExclusiveLock);
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	list_free(indexes);
 }
 
 void

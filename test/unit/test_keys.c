@@ -178,6 +178,30 @@ test_round_trips(void)
 	ok(bad_sign_pk == 0, "signing reports the seed's public key (%d differ)", bad_sign_pk);
 
 	{
+		/* signing with the known public key: the same signature, no derivation */
+		int			differ = 0,
+					wrong_verifies = 0;
+
+		for (int i = 0; i < 50; i++)
+		{
+			rs_ed25519_keypair(seed, pk);
+			randombytes_buf(msg, 100);
+			rs_ed25519_sign(seed, msg, 100, sig, NULL);
+			rs_ed25519_sign_with_public(seed, pk, msg, 100, sig2);
+			if (memcmp(sig, sig2, sizeof(sig)) != 0)
+				differ++;
+			/* with another key's public half the signature is no good */
+			rs_ed25519_sign_with_public(seed, other_pk, msg, 100, sig2);
+			if (rs_ed25519_verify(pk, msg, 100, sig2) || rs_ed25519_verify(other_pk, msg, 100, sig2))
+				wrong_verifies++;
+			memcpy(other_pk, pk, sizeof(pk));
+		}
+		ok(differ == 0, "signing with the known public key gives the same signature (%d differ)", differ);
+		ok(wrong_verifies == 0, "signing with a wrong public key gives a signature no key verifies (%d did)",
+		   wrong_verifies);
+	}
+
+	{
 		uint8_t		s1[ED25519_SEED_LEN],
 					s2[ED25519_SEED_LEN];
 
