@@ -7,14 +7,16 @@
  * 2^-64, which only makes them wait for each other).  It is held by the top
  * transaction until it ends.  Unlike a row lock it writes no WAL and
  * dirties no page, and no SQL can take it.  Everything read under it is read
- * with a fresh snapshot, so a transaction we waited for is seen whatever
- * our isolation level: a commit always chains from the repo's latest head
- * and is signed with its current key.
+ * with SnapshotSelf (what is committed, and what this transaction wrote), so
+ * a transaction we waited for is seen whatever our isolation level: a commit
+ * always chains from the repo's latest head and is signed with its current
+ * key.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -83,6 +85,28 @@ bytea_att(HeapTuple tup, TupleDesc desc, int att)
 	Datum		d = heap_getattr(tup, att, desc, &isnull);
 
 	return isnull ? NULL : DatumGetByteaPCopy(d);
+}
+
+/*
+ * Under REPEATABLE READ and SERIALIZABLE, a repo that another transaction
+ * changed after ours took its snapshot is a serialization failure, as an
+ * UPDATE of its row would be: our transaction read its records as they
+ * were before.  tup is the repo row's latest version.
+ */
+static void
+check_repo_serializable(Relation rel, HeapTuple tup, Datum key)
+{
+	HeapTuple	seen;
+
+	if (!IsolationUsesXactSnapshot() ||
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data)))
+		return;
+	seen = rs_rel_lookup(rel, GetTransactionSnapshot(), 1, &key);
+	if (seen == NULL || !ItemPointerEquals(&seen->t_self, &tup->t_self))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
+	heap_freetuple(seen);
 }
 
 /* A stored node of the repo (looked up with snapshot), or NULL. */
@@ -160,7 +184,7 @@ bool
 rs_repo_state_read(PendingRepo *r)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	Snapshot	snapshot = rs_fresh_snapshot();
+	Snapshot	snapshot = SnapshotSelf;
 	Relation	rel = rs_rel_open(RS_REL_REPOS, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum		key = CStringGetTextDatum(r->did);
@@ -169,6 +193,8 @@ rs_repo_state_read(PendingRepo *r)
 
 	r->have_state = false;
 	r->row = tup;
+	if (tup != NULL)
+		check_repo_serializable(rel, tup, key);
 	if (tup != NULL)
 	{
 		r->status = text_att(tup, desc, REPOS_STATUS);
@@ -201,7 +227,6 @@ rs_repo_state_read(PendingRepo *r)
 		}
 		r->have_state = true;
 	}
-	UnregisterSnapshot(snapshot);
 	MemoryContextSwitchTo(old);
 	return r->have_state;
 }
@@ -227,9 +252,8 @@ rs_store_get(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *le
 		*len = b->len;
 		return MST_OK;
 	}
-	snapshot = rs_fresh_snapshot();
+	snapshot = SnapshotSelf;
 	node = fetch_node(run->repo->did, cid, snapshot);
-	UnregisterSnapshot(snapshot);
 	if (node == NULL)
 		return MST_ERR_MISSING_NODE;
 	rs_node_cache_put(cid, (uint8 *) VARDATA_ANY(node), VARSIZE_ANY_EXHDR(node));
@@ -256,11 +280,10 @@ update_repo(const char *did, Datum *values, bool *nulls, bool *replace)
 
 	if (tup == NULL)
 	{
-		Snapshot	snapshot = rs_fresh_snapshot();
+		Snapshot	snapshot = SnapshotSelf;
 		Datum		key = CStringGetTextDatum(did);
 
 		tup = rs_rel_lookup(rel, snapshot, 1, &key);
-		UnregisterSnapshot(snapshot);
 		if (tup == NULL)
 			elog(ERROR, "repo \"%s\" vanished while its lock was held", did);
 	}
@@ -322,7 +345,7 @@ rs_persist_run(RepoRun *run)
 	}
 	if (hash_get_num_entries(run->node_deletes) > 0)
 	{
-		Snapshot	snapshot = rs_fresh_snapshot();
+		Snapshot	snapshot = SnapshotSelf;
 
 		hash_seq_init(&st, run->node_deletes);
 		while ((b = hash_seq_search(&st)) != NULL)
@@ -339,7 +362,6 @@ rs_persist_run(RepoRun *run)
 				heap_freetuple(tup);
 			}
 		}
-		UnregisterSnapshot(snapshot);
 	}
 	table_close(rel, RowExclusiveLock);
 	CommandCounterIncrement();
@@ -363,7 +385,7 @@ rs_record_key(RepoRun *run)
 void
 rs_store_rotated_key(RepoRun *run)
 {
-	Snapshot	snapshot = rs_fresh_snapshot();
+	Snapshot	snapshot = SnapshotSelf;
 	Relation	rel = rs_rel_open(RS_REL_REPO_KEYS, RowExclusiveLock);
 	Datum		key = CStringGetTextDatum(run->repo->did);
 	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
@@ -378,7 +400,6 @@ rs_store_rotated_key(RepoRun *run)
 	heap_freetuple(rs_rel_update(rel, tup, values, nulls, replace));
 	heap_freetuple(tup);
 	table_close(rel, RowExclusiveLock);
-	UnregisterSnapshot(snapshot);
 
 	memset(replace, 0, sizeof(replace));
 	values[REPOS_DID_KEY - 1] = CStringGetTextDatum(run->did_key);
@@ -394,6 +415,8 @@ repo_status(const char *did, Snapshot snapshot)
 	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 1, &key);
 	char	   *status = NULL;
 
+	if (tup != NULL && snapshot == SnapshotSelf)
+		check_repo_serializable(rel, tup, key);
 	if (tup != NULL)
 		status = text_att(tup, RelationGetDescr(rel), REPOS_STATUS);
 	table_close(rel, AccessShareLock);
@@ -403,10 +426,9 @@ repo_status(const char *did, Snapshot snapshot)
 char *
 rs_repo_status(const char *did)
 {
-	Snapshot	snapshot = rs_fresh_snapshot();
+	Snapshot	snapshot = SnapshotSelf;
 	char	   *status = repo_status(did, snapshot);
 
-	UnregisterSnapshot(snapshot);
 	return status;
 }
 

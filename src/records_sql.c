@@ -314,31 +314,15 @@ direct_ok(Relation rel, AclMode mode)
 
 /*
  * The records row of a path as of now (its repo's lock is held, so nothing
- * changes it under us), or NULL.  Under REPEATABLE READ and SERIALIZABLE,
- * a row changed since the transaction's snapshot is a serialization
- * failure, as it is for INSERT ... ON CONFLICT, UPDATE and DELETE.
+ * changes it under us; SnapshotSelf sees what is committed and what this
+ * transaction wrote, even earlier in this statement), or NULL.  Under
+ * REPEATABLE READ, a repo changed since the transaction's snapshot was
+ * already refused when its lock was taken (rs_touch_repo).
  */
 static HeapTuple
 current_row(Relation rel, Datum *keys)
 {
-	Snapshot	snapshot = rs_fresh_snapshot();
-	HeapTuple	tup = rs_rel_lookup(rel, snapshot, 3, keys);
-
-	UnregisterSnapshot(snapshot);
-	if (IsolationUsesXactSnapshot())
-	{
-		HeapTuple	seen = rs_rel_lookup(rel, GetTransactionSnapshot(), 3, keys);
-
-		if (seen != NULL && (tup == NULL || !ItemPointerEquals(&seen->t_self, &tup->t_self)))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
-		if (seen == NULL && tup != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
-	}
-	return tup;
+	return rs_rel_lookup(rel, SnapshotSelf, 3, keys);
 }
 
 /* The helpers' SQL, as the caller, for when direct writes may not be used. */
@@ -451,8 +435,6 @@ write_direct(Relation rel, const char *did, const char *collection, const char *
 		heap_freetuple(rs_rel_update(rel, tup, values, nulls, replace));
 	}
 	rs_note_op(did, collection, rkey, true, cid);
-	/* the next call in this statement sees the row */
-	CommandCounterIncrement();
 	return cstring_to_text(cid_text);
 }
 
@@ -553,7 +535,6 @@ rs_delete_record(PG_FUNCTION_ARGS)
 		{
 			rs_rel_delete(rel, &tup->t_self);
 			rs_note_op(did, collection, rkey, false, NULL);
-			CommandCounterIncrement();
 		}
 	}
 	else
