@@ -49,8 +49,10 @@
 
 #include "eventlog_sql.h"
 #include "frame.h"
+#include "args_sql.h"
 #include "spi_sql.h"
 #include "store_sql.h"
+#include "syntax.h"
 
 #define EVENT_SEGMENTS RS_EVENT_SEGMENTS
 #define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
@@ -417,6 +419,37 @@ rs_seq_horizon(Snapshot *snapshot)
 	return horizon;
 }
 
+/*
+ * ERROR 22023 naming the element unless every element of a filter is a
+ * valid DID (repos) or an event kind (kinds): the output plugin's rules.
+ */
+static void
+check_filter(ArrayType *arr, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		repos = strcmp(what, "repos") == 0;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *v;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", what)));
+		v = TextDatumGetCString(elems[i]);
+		if (repos ? !did_valid(v, strlen(v))
+			: (strcmp(v, "commit") != 0 && strcmp(v, "account") != 0 && strcmp(v, "sync") != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg(repos ? "invalid DID in repos: \"%s\"" : "invalid event kind in kinds: \"%s\"", v),
+					 repos ? 0 : errhint("Event kinds are commit, account and sync.")));
+	}
+}
+
 static Datum
 info_frame(const char *name, const char *message)
 {
@@ -438,8 +471,11 @@ info_frame(const char *name, const char *message)
 Datum
 rs_events_since(PG_FUNCTION_ARGS)
 {
-	int64		cursor = PG_GETARG_INT64(0);
-	int32		max_events = PG_GETARG_INT32(1);
+	int64		cursor;
+	int32		max_events;
+	Datum		filters[2];
+	char		nulls_filters[2];
+	Oid			filter_types[2] = {TEXTARRAYOID, TEXTARRAYOID};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RsOwnerContext oc;
 	int64		horizon,
@@ -451,10 +487,24 @@ rs_events_since(PG_FUNCTION_ARGS)
 	char		sql[512];
 	MemoryContext per_query;
 
+	rs_arg_required(fcinfo, 0, "cursor");
+	rs_arg_required(fcinfo, 1, "max_events");
+	cursor = PG_GETARG_INT64(0);
+	max_events = PG_GETARG_INT32(1);
 	if (max_events <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_events must be positive, not %d", max_events)));
+	/* repos and kinds filter like the output plugin's options; NULL: all */
+	for (int i = 0; i < 2; i++)
+	{
+		nulls_filters[i] = PG_ARGISNULL(2 + i) ? 'n' : ' ';
+		filters[i] = nulls_filters[i] == 'n' ? (Datum) 0 : PG_GETARG_DATUM(2 + i);
+	}
+	if (!PG_ARGISNULL(2))
+		check_filter(PG_GETARG_ARRAYTYPE_P(2), "repos");
+	if (!PG_ARGISNULL(3))
+		check_filter(PG_GETARG_ARRAYTYPE_P(3), "kinds");
 	if (cursor < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -501,31 +551,33 @@ rs_events_since(PG_FUNCTION_ARGS)
 
 	if (cursor < pruned)
 	{
-		Datum		values[2];
-		bool		nulls[2] = {true, false};
+		Datum		values[4];
+		bool		nulls[4] = {true, false, true, false};
 		char		msg[128];
 		MemoryContext old = MemoryContextSwitchTo(per_query);
 
 		snprintf(msg, sizeof(msg), "cursor " INT64_FORMAT " is older than the window, which starts after " INT64_FORMAT,
 				 cursor, pruned);
 		values[1] = info_frame("OutdatedCursor", msg);
+		values[3] = CStringGetTextDatum("info");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
 
 	snprintf(sql, sizeof(sql),
-			 "SELECT seq, frame FROM repo_stream.event_log"
+			 "SELECT seq, frame, did, kind FROM repo_stream.event_log"
 			 " WHERE seq > " INT64_FORMAT " AND seq <= " INT64_FORMAT
+			 "   AND ($1 IS NULL OR did = ANY ($1)) AND ($2 IS NULL OR kind = ANY ($2))"
 			 " ORDER BY seq LIMIT %d", Max(cursor, pruned), horizon, max_events);
-	SPI_execute(sql, true, 0);
+	SPI_execute_with_args(sql, 2, filter_types, filters, nulls_filters, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
 		MemoryContext old = MemoryContextSwitchTo(per_query);
 
-		values[0] = rs_getdatum(i, 1, &isnull);
-		values[1] = rs_getdatum(i, 2, &isnull);
+		for (int c = 0; c < 4; c++)
+			values[c] = rs_getdatum(i, c + 1, &isnull);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}

@@ -51,6 +51,7 @@
 #include "spi_sql.h"
 #include "store_sql.h"
 #include "syntax_sql.h"
+#include "syntax.h"
 #include "tid.h"
 
 PG_FUNCTION_INFO_V1(rs_records_trigger);
@@ -58,6 +59,7 @@ PG_FUNCTION_INFO_V1(rs_put_record);
 PG_FUNCTION_INFO_V1(rs_create_record);
 PG_FUNCTION_INFO_V1(rs_delete_record);
 PG_FUNCTION_INFO_V1(rs_get_record);
+PG_FUNCTION_INFO_V1(rs_list_records);
 
 /* records columns */
 #define ATT_DID 1
@@ -590,4 +592,85 @@ rs_get_record(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+#define LIST_RECORDS_MAX 1000
+
+/*
+ * list_records(did, collection, cursor text DEFAULT NULL, max_records int
+ * DEFAULT 100) -> (rkey, cid, record): a page of a collection, newest rkey
+ * first as atproto's listRecords; the next page starts after the last rkey
+ * (the cursor).  Run as the caller, so row-level security applies.  42704
+ * unknown repo, 55000 deleted repo, 22023 invalid collection or cursor, or
+ * max_records outside 1..LIST_RECORDS_MAX.
+ */
+Datum
+rs_list_records(PG_FUNCTION_ARGS)
+{
+	char	   *did = rs_arg_did(fcinfo, 0);
+	char	   *collection = rs_arg_text(fcinfo, 1, "collection");
+	int32		max_records;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	char	   *status;
+	MemoryContext per_query;
+
+	rs_arg_required(fcinfo, 3, "max_records");
+	max_records = PG_GETARG_INT32(3);
+	rs_check_record_key(did, collection, "x");
+	if (!PG_ARGISNULL(2))
+	{
+		char	   *cursor = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+		if (!rkey_valid(cursor, strlen(cursor)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid cursor: \"%s\"", cursor),
+					 errhint("A cursor is the last rkey of the previous page.")));
+	}
+	if (max_records < 1 || max_records > LIST_RECORDS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be between 1 and %d, not %d", LIST_RECORDS_MAX, max_records)));
+	status = rs_repo_status_seen(did);
+	if (status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("repo \"%s\" does not exist", did)));
+	if (strcmp(status, "deleted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("repo \"%s\" is deleted", did)));
+
+	InitMaterializedSRF(fcinfo, 0);
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	args[0] = CStringGetTextDatum(did);
+	args[1] = CStringGetTextDatum(collection);
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[3] = Int32GetDatum(max_records);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+		plan = rs_prepare_pinned("SELECT rkey, cid, record FROM repo_stream.records"
+								 " WHERE did = $1 AND collection = $2 AND ($3 IS NULL OR rkey < $3)"
+								 " ORDER BY rkey DESC LIMIT $4", 4, types);
+	if (SPI_execute_plan(plan, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "listing records failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[3];
+		bool		isnull[3];
+		MemoryContext old = MemoryContextSwitchTo(per_query);
+
+		for (int c = 0; c < 3; c++)
+			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &isnull[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

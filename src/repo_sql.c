@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "keys_sql.h"
 #include "spi_sql.h"
+#include "args_sql.h"
 #include "syntax.h"
 
 PG_FUNCTION_INFO_V1(rs_create_repo);
@@ -33,19 +34,6 @@ PG_FUNCTION_INFO_V1(rs_delete_repo);
 PG_FUNCTION_INFO_V1(rs_rotate_key);
 
 /* ------------------------------------------------------------ lifecycle */
-
-static char *
-arg_did(FunctionCallInfo fcinfo)
-{
-	char	   *did = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-	if (!did_valid(did, strlen(did)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid DID: \"%s\"", did),
-				 errhint("DIDs look like did:plc:ewvi7nxzyoun6zhxrhs64oiz or did:web:example.com.")));
-	return did;
-}
 
 /* Lock the repo and return its status; ERROR if there is none. */
 static char *
@@ -84,7 +72,7 @@ check_no_repo(Datum did)
 Datum
 rs_create_repo(PG_FUNCTION_ARGS)
 {
-	char	   *did = arg_did(fcinfo);
+	char	   *did = rs_arg_did(fcinfo, 0);
 	RsOwnerContext oc;
 	RsBuf		sealed;
 	char		did_key[128];
@@ -120,21 +108,27 @@ rs_create_repo(PG_FUNCTION_ARGS)
 Datum
 rs_repo_key(PG_FUNCTION_ARGS)
 {
-	char	   *did = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *did = rs_arg_did(fcinfo, 0);
 	RsOwnerContext oc;
 	Datum		arg = CStringGetTextDatum(did);
 	Oid			type = TEXTOID;
 	char	   *key;
+	char	   *status;
 
 	rs_enter_owner(&oc);
-	SPI_execute_with_args("SELECT did_key FROM repo_stream.repos WHERE did = $1 AND status <> 'deleted'",
+	SPI_execute_with_args("SELECT did_key, status FROM repo_stream.repos WHERE did = $1",
 						  1, &type, &arg, NULL, true, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("repo \"%s\" does not exist", did)));
 	key = rs_gettext(0, 1);
+	status = rs_gettext(0, 2);
 	rs_leave_owner(&oc);
+	if (strcmp(status, "deleted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("repo \"%s\" is deleted", did)));
 	PG_RETURN_TEXT_P(cstring_to_text(key));
 }
 
@@ -161,21 +155,21 @@ set_status(const char *did, const char *from_required, const char *to, bool acti
 Datum
 rs_deactivate_repo(PG_FUNCTION_ARGS)
 {
-	set_status(arg_did(fcinfo), "active", "deactivated", false);
+	set_status(rs_arg_did(fcinfo, 0), "active", "deactivated", false);
 	PG_RETURN_VOID();
 }
 
 Datum
 rs_activate_repo(PG_FUNCTION_ARGS)
 {
-	set_status(arg_did(fcinfo), "deactivated", "active", true);
+	set_status(rs_arg_did(fcinfo, 0), "deactivated", "active", true);
 	PG_RETURN_VOID();
 }
 
 Datum
 rs_delete_repo(PG_FUNCTION_ARGS)
 {
-	char	   *did = arg_did(fcinfo);
+	char	   *did = rs_arg_did(fcinfo, 0);
 	RsOwnerContext oc;
 	char	   *status;
 	Datum		arg = CStringGetTextDatum(did);
@@ -183,9 +177,12 @@ rs_delete_repo(PG_FUNCTION_ARGS)
 
 	status = lock_repo(did);
 	if (strcmp(status, "deleted") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("repo \"%s\" is already deleted", did)));
+	{
+		/* as for the other lifecycle changes: nothing changes, no event */
+		ereport(NOTICE,
+				(errmsg("repo \"%s\" is already deleted", did)));
+		PG_RETURN_VOID();
+	}
 	rs_enter_owner(&oc);
 	/* the records go without commits: the #account event says why */
 	rs_suppress_ops = true;
@@ -202,7 +199,7 @@ rs_delete_repo(PG_FUNCTION_ARGS)
 Datum
 rs_rotate_key(PG_FUNCTION_ARGS)
 {
-	char	   *did = arg_did(fcinfo);
+	char	   *did = rs_arg_did(fcinfo, 0);
 	char	   *status;
 	RsBuf		sealed;
 	char		did_key[128];

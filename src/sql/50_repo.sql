@@ -124,21 +124,21 @@ CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON records
 	FOR EACH STATEMENT EXECUTE FUNCTION records_trigger();
 
 CREATE FUNCTION create_repo(did text) RETURNS text
-	AS 'MODULE_PATHNAME', 'rs_create_repo' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_create_repo' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION create_repo(text) IS 'Create a repo with a fresh Ed25519 key; returns its did:key';
 
 CREATE FUNCTION repo_key(did text) RETURNS text
-	AS 'MODULE_PATHNAME', 'rs_repo_key' LANGUAGE C STRICT STABLE;
+	AS 'MODULE_PATHNAME', 'rs_repo_key' LANGUAGE C STABLE;
 COMMENT ON FUNCTION repo_key(text) IS 'The did:key that verifies the repo''s current commits';
 
 CREATE FUNCTION deactivate_repo(did text) RETURNS void
-	AS 'MODULE_PATHNAME', 'rs_deactivate_repo' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_deactivate_repo' LANGUAGE C VOLATILE;
 CREATE FUNCTION activate_repo(did text) RETURNS void
-	AS 'MODULE_PATHNAME', 'rs_activate_repo' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_activate_repo' LANGUAGE C VOLATILE;
 CREATE FUNCTION delete_repo(did text) RETURNS void
-	AS 'MODULE_PATHNAME', 'rs_delete_repo' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_delete_repo' LANGUAGE C VOLATILE;
 CREATE FUNCTION rotate_key(did text) RETURNS text
-	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rotate_key(text) IS 'New signing key; emits #sync with a commit signed by it; returns the new did:key';
 
 -- The record helpers are C: they write the row and log the op directly, or,
@@ -167,13 +167,21 @@ CREATE FUNCTION get_record(did text, collection text, rkey text) RETURNS jsonb
 COMMENT ON FUNCTION get_record(text, text, text) IS
 	'The record as JSON, or NULL if the repo has no such record. 42704 unknown repo, 55000 deleted repo';
 
+CREATE FUNCTION list_records(did text, collection text, cursor text DEFAULT NULL,
+							 max_records int DEFAULT 100)
+	RETURNS TABLE (rkey text, cid text, record jsonb)
+	AS 'MODULE_PATHNAME', 'rs_list_records' LANGUAGE C STABLE;
+COMMENT ON FUNCTION list_records(text, text, text, int) IS
+	'A page of a collection, newest rkey first (atproto listRecords); pass the last rkey as cursor for the next page. 42704 unknown repo, 55000 deleted repo, 22023 bad collection, cursor or max_records (1..1000)';
+
 -- Reading the log ------------------------------------------------------------
 
-CREATE FUNCTION events_since(cursor bigint, max_events int DEFAULT 1000)
-	RETURNS TABLE (seq bigint, frame bytea)
-	AS 'MODULE_PATHNAME', 'rs_events_since' LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION events_since(bigint, int) IS
-	'Frames with seq > cursor in seq order; an OutdatedCursor #info row (seq NULL) first when the cursor predates the window; FutureCursor is an ERROR';
+CREATE FUNCTION events_since(cursor bigint, max_events int DEFAULT 1000,
+							 repos text[] DEFAULT NULL, kinds text[] DEFAULT NULL)
+	RETURNS TABLE (seq bigint, frame bytea, did text, kind text)
+	AS 'MODULE_PATHNAME', 'rs_events_since' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION events_since(bigint, int, text[], text[]) IS
+	'Frames with seq > cursor in seq order (at most max_events; only the repos DIDs and event kinds commit/account/sync given, NULL for all); an OutdatedCursor #info row (seq NULL, kind info) first when the cursor predates the window; FutureCursor is an ERROR (RS001); NULL cursor or max_events 22004';
 
 CREATE FUNCTION prune_events() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'rs_prune_events' LANGUAGE C STRICT VOLATILE;

@@ -28,7 +28,8 @@ REVOKE EXECUTE ON FUNCTION
 	delete_repo(text), rotate_key(text), prune_events(), verify_repo(text),
 	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
 	delete_record(text, text, text), get_record(text, text, text),
-	events_since(bigint, int), repo_key(text)
+	list_records(text, text, text, int),
+	events_since(bigint, int, text[], text[]), repo_key(text)
 	FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON records TO repo_stream_writer;
@@ -37,9 +38,11 @@ GRANT SELECT (did, did_key, status, head_cid, head_rev, last_seq, created_at) ON
 GRANT SELECT ON records TO repo_stream_reader;
 GRANT EXECUTE ON FUNCTION
 	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
-	delete_record(text, text, text), get_record(text, text, text), repo_key(text)
+	delete_record(text, text, text), get_record(text, text, text),
+	list_records(text, text, text, int), repo_key(text)
 	TO repo_stream_writer;
-GRANT EXECUTE ON FUNCTION events_since(bigint, int), get_record(text, text, text), repo_key(text)
+GRANT EXECUTE ON FUNCTION events_since(bigint, int, text[], text[]), get_record(text, text, text),
+	list_records(text, text, text, int), repo_key(text)
 	TO repo_stream_reader;
 GRANT repo_stream_writer, repo_stream_reader TO repo_stream_admin;
 GRANT EXECUTE ON FUNCTION
