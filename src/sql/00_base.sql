@@ -1,2 +1,13 @@
 -- repo_stream install script, assembled from src/sql/*.sql by the Makefile.
 \echo Use "CREATE EXTENSION repo_stream" to load this file. \quit
+
+-- DAG-CBOR text is UTF-8: refuse here rather than at the first write.
+DO $$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() NOT IN ('UTF8', 'SQL_ASCII') THEN
+		RAISE EXCEPTION 'repo_stream needs a UTF8 (or SQL_ASCII) database, not %',
+			pg_catalog.getdatabaseencoding()
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'DAG-CBOR text is UTF-8: create the database with ENCODING ''UTF8''.';
+	END IF;
+END $$;
