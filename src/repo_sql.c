@@ -95,7 +95,7 @@ prepare_new_row(TriggerData *td, HeapTuple tup)
 	check_key_columns(did, collection, rkey);
 	rs_touch_repo(did);
 
-	cbor = rs_jsonb_to_cbor(DatumGetJsonbP(record));
+	cbor = rs_record_to_cbor(DatumGetJsonbP(record));
 	len = VARSIZE(cbor) - VARHDRSZ;
 	if (len > RS_MAX_RECORD_BYTES)
 		ereport(ERROR,

@@ -967,26 +967,157 @@ test_frame_rejections(void)
 		sprintf(f, "a463636964%s6470617468%s66616374696f6e6663726561746566657874726131f5", cid, path);
 		OP(f, FRAME_OK, "op with an unknown field (ignored)");
 	}
-	{
-		/* 201 ops */
-		RsBuf		many;
+	rs_buf_free(&good);
+	rs_buf_free(&b);
+	rs_buf_free(&v);
+	rs_buf_free(&s.car);
+}
 
-		rs_buf_init(&many, 8192);
-		dcbor_put_array(&many, 201);
-		for (int i = 0; i < 201; i++)
-		{
-			dcbor_put_map(&many, 3);
-			dcbor_put_cstr(&many, "cid");
-			dcbor_put_null(&many);
-			dcbor_put_cstr(&many, "path");
-			dcbor_put_cstr(&many, "app.bsky.feed.like/abc");
-			dcbor_put_cstr(&many, "action");
-			dcbor_put_cstr(&many, "delete");
-		}
+/* Replace body field key of frame with a byte string of n bytes (0x2a each). */
+static void
+frame_with_bytes(const uint8_t *frame, size_t len, const char *key, size_t n, RsBuf *out)
+{
+	RsBuf		v;
+	uint8_t    *fill = malloc(n ? n : 1);
+
+	memset(fill, 0x2a, n);
+	rs_buf_init(&v, n + 9);
+	dcbor_put_bytes(&v, fill, n);
+	out->len = 0;
+	edit_field(frame, len, key, v.data, v.len, out);
+	rs_buf_free(&v);
+	free(fill);
+}
+
+/* frame_decode, then frame_check_lexicon: what the second says. */
+static void
+expect_lexicon(const uint8_t *data, size_t len, FrameError want, const char *what, const char *msg_part)
+{
+	Frame		f;
+	char		msg[256] = "";
+	FrameError	got = frame_decode(data, len, &f, msg, sizeof(msg));
+
+	if (got == FRAME_OK)
+	{
+		got = frame_check_lexicon(&f, msg, sizeof(msg));
+		frame_free(&f);
+	}
+	ok(got == want && (msg_part == NULL || strstr(msg, msg_part) != NULL),
+	   "lexicon: %s -> %s (got %s: %s)", what, frame_strerror(want), frame_strerror(got), msg);
+}
+
+static void
+ops_array(int n, RsBuf *out)
+{
+	out->len = 0;
+	dcbor_put_array(out, n);
+	for (int i = 0; i < n; i++)
+	{
+		char		path[64];
+
+		snprintf(path, sizeof(path), "app.bsky.feed.like/k%d", i);
+		dcbor_put_map(out, 3);
+		dcbor_put_cstr(out, "cid");
+		dcbor_put_null(out);
+		dcbor_put_cstr(out, "path");
+		dcbor_put_cstr(out, path);
+		dcbor_put_cstr(out, "action");
+		dcbor_put_cstr(out, "delete");
+	}
+}
+
+/*
+ * The subscribeRepos lexicon's limits, at the limit and one past it: the
+ * decoder reads both, frame_check_lexicon refuses the second.
+ */
+static void
+test_frame_lexicon(void)
+{
+	SampleCommit s;
+	RsBuf		good,
+				b,
+				v;
+	static const struct
+	{
+		const char *time;
+		bool		valid;
+	}			times[] = {
+		{"2024-05-06T07:08:09.123Z", true},
+		{"2024-05-06T07:08:09Z", true},
+		{"2024-05-06T07:08:09.123456789+05:30", true},
+		{"2024-05-06t07:08:09.123Z", false},
+		{"2024-05-06T07:08:09.123", false},
+		{"2024-05-06T07:08:09.123-00:00", false},
+		{"2024-05-06 07:08:09.123Z", false},
+		{"yesterday", false},
+	};
+
+	sample_frame_commit(&s, false);
+	rs_buf_init(&good, 512);
+	frame_encode_commit(&s.c, 1000, &good);
+	rs_buf_init(&b, 4096);
+	rs_buf_init(&v, 8192);
+
+	expect_lexicon(good.data, good.len, FRAME_OK, "the sample #commit", NULL);
+	ops_array(FRAME_MAX_OPS, &v);
+	b.len = 0;
+	edit_field(good.data, good.len, "ops", v.data, v.len, &b);
+	expect_lexicon(b.data, b.len, FRAME_OK, "#commit with 200 ops", NULL);
+	ops_array(FRAME_MAX_OPS + 1, &v);
+	b.len = 0;
+	edit_field(good.data, good.len, "ops", v.data, v.len, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit with 201 ops",
+				   "field \"ops\" has 201 ops, over the lexicon limit of 200");
+
+	frame_with_bytes(good.data, good.len, "blocks", FRAME_COMMIT_BLOCKS_MAX, &b);
+	expect_lexicon(b.data, b.len, FRAME_OK, "#commit blocks of 2,000,000 bytes", NULL);
+	frame_with_bytes(good.data, good.len, "blocks", FRAME_COMMIT_BLOCKS_MAX + 1, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit blocks of 2,000,001 bytes",
+				   "field \"blocks\" is 2000001 bytes, over the lexicon limit of 2000000 bytes");
+	frame_with_bytes(good.data, good.len, "blocks", 4 * 1000 * 1000, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit blocks of 4 MB", "4000000 bytes");
+
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+	{
+		v.len = 0;
+		dcbor_put_cstr(&v, times[i].time);
 		b.len = 0;
-		edit_field(good.data, good.len, "ops", many.data, many.len, &b);
-		expect_frame(b.data, b.len, FRAME_ERR_VALUE, "#commit with 201 ops");
-		rs_buf_free(&many);
+		edit_field(good.data, good.len, "time", v.data, v.len, &b);
+		expect_lexicon(b.data, b.len, times[i].valid ? FRAME_OK : FRAME_ERR_LEXICON, times[i].time,
+					   times[i].valid ? NULL : "field \"time\" is not an atproto datetime");
+	}
+
+	{
+		uint8_t		root[CID_LEN];
+		FrameSync	sy = {TEST_DID, strlen(TEST_DID), TEST_REV, 13, NULL, 0,
+		"2024-01-01T00:00:00.000Z", 24};
+		FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-01-01T00:00:00", 19, true, NULL, 0};
+		RsBuf		car,
+					sync;
+
+		dagcbor_cid_of("commit", root);
+		rs_buf_init(&car, 64);
+		car_write_header(&car, root);
+		sy.blocks = car.data;
+		sy.blocks_len = car.len;
+		rs_buf_init(&sync, 256);
+		frame_encode_sync(&sy, 7, &sync);
+		frame_with_bytes(sync.data, sync.len, "blocks", FRAME_SYNC_BLOCKS_MAX, &b);
+		expect_lexicon(b.data, b.len, FRAME_OK, "#sync blocks of 10,000 bytes", NULL);
+		frame_with_bytes(sync.data, sync.len, "blocks", FRAME_SYNC_BLOCKS_MAX + 1, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#sync blocks of 10,001 bytes",
+					   "field \"blocks\" is 10001 bytes, over the lexicon limit of 10000 bytes");
+		v.len = 0;
+		dcbor_put_cstr(&v, "2024-01-01");
+		b.len = 0;
+		edit_field(sync.data, sync.len, "time", v.data, v.len, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#sync with time 2024-01-01", "\"time\"");
+
+		b.len = 0;
+		frame_encode_account(&a, 9, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#account without a timezone", "\"time\"");
+		rs_buf_free(&car);
+		rs_buf_free(&sync);
 	}
 	rs_buf_free(&good);
 	rs_buf_free(&b);
@@ -1831,6 +1962,7 @@ main(void)
 	test_frame_other_kinds();
 	test_frame_seq_and_time();
 	test_frame_rejections();
+	test_frame_lexicon();
 	test_frame_mutations();
 	test_verify();
 	test_verify_mutations();
