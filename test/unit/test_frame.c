@@ -1714,6 +1714,142 @@ test_verify(void)
 }
 
 /* Garbage in a frame's blocks: decode and verify fail cleanly, never crash. */
+/*
+ * A signed first commit creating one record whose block is rec (hashed as
+ * dag-cbor, or raw): checks of the record blocks themselves.
+ */
+static VerifyResult
+verify_one_record(const uint8_t *rec, size_t len, bool raw, char *msg, size_t msglen, size_t *frame_len)
+{
+	static const char path[] = "app.bsky.feed.post/3jzfcijpj2z2a";
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES],
+				sk[crypto_sign_SECRETKEYBYTES],
+				root[CID_LEN],
+				ccid[CID_LEN];
+	BlockList	nodes = {0};
+	MstKV		kv;
+	RepoCommit	c = {0};
+	RsBuf		unsig,
+				block,
+				car,
+				frame;
+	FrameOp		op = {0};
+	FrameCommit fc = {0};
+	Frame		f;
+	VerifyResult r = (VerifyResult) -1;
+
+	crypto_sign_keypair(pk, sk);
+	kv.key = path;
+	kv.key_len = strlen(path);
+	if (raw)
+		cid_for_raw(rec, len, kv.value);
+	else
+		cid_for_dagcbor(rec, len, kv.value);
+	mst_build_root(&kv, 1, bl_put, &nodes, root, NULL, 0);
+
+	c.did = TEST_DID;
+	c.did_len = strlen(TEST_DID);
+	c.rev = "3jzfcijpj2z2c";
+	c.rev_len = 13;
+	memcpy(c.data, root, CID_LEN);
+	rs_buf_init(&unsig, 128);
+	commit_encode_unsigned(&c, &unsig);
+	crypto_sign_detached(c.sig, NULL, unsig.data, unsig.len, sk);
+	c.has_sig = true;
+	rs_buf_init(&block, 256);
+	commit_encode_signed(&c, &block);
+	cid_for_dagcbor(block.data, block.len, ccid);
+
+	rs_buf_init(&car, len + 4096);
+	car_write_header(&car, ccid);
+	car_write_block(&car, ccid, block.data, block.len);
+	for (size_t i = 0; i < nodes.n; i++)
+		car_write_block(&car, nodes.b[i].cid, nodes.b[i].data, nodes.b[i].len);
+	car_write_block(&car, kv.value, rec, len);
+
+	op.action = FRAME_ACTION_CREATE;
+	op.path = path;
+	op.path_len = strlen(path);
+	op.has_cid = true;
+	memcpy(op.cid, kv.value, CID_LEN);
+	fc.repo = TEST_DID;
+	fc.repo_len = strlen(TEST_DID);
+	fc.rev = c.rev;
+	fc.rev_len = 13;
+	memcpy(fc.commit, ccid, CID_LEN);
+	fc.blocks = car.data;
+	fc.blocks_len = car.len;
+	fc.ops = &op;
+	fc.n_ops = 1;
+	fc.time = "2024-05-06T07:08:09.123Z";
+	fc.time_len = FRAME_TIME_LEN;
+	rs_buf_init(&frame, car.len + 512);
+	frame_encode_commit(&fc, 1, &frame);
+	*frame_len = frame.len;
+	if (frame_decode(frame.data, frame.len, &f, msg, msglen) == FRAME_OK)
+	{
+		if (frame_check_lexicon(&f, msg, msglen) == FRAME_OK)
+			r = frame_verify(&f, pk, msg, msglen);
+		frame_free(&f);
+	}
+	rs_buf_free(&unsig);
+	rs_buf_free(&block);
+	rs_buf_free(&car);
+	rs_buf_free(&frame);
+	bl_free(&nodes);
+	return r;
+}
+
+/* A record of exactly len bytes: {"t": <byte string>}. */
+static uint8_t *
+record_of_size(size_t len)
+{
+	uint8_t    *rec = calloc(1, len);
+	RsBuf		b;
+	size_t		payload = len - 8;	/* a1 6174 5a xxxxxxxx */
+
+	rs_buf_init(&b, len);
+	dcbor_put_map(&b, 1);
+	dcbor_put_cstr(&b, "t");
+	dcbor_put_bytes(&b, rec, payload);
+	memcpy(rec, b.data, b.len);
+	rs_buf_free(&b);
+	return rec;
+}
+
+static void
+test_verify_records(void)
+{
+	char		msg[512];
+	size_t		flen;
+	uint8_t    *rec;
+	VerifyResult r;
+	static const uint8_t small[] = {0xa1, 0x61, 0x61, 0x01};	/* {"a": 1} */
+	static const uint8_t array[] = {0x81, 0x01};
+	static const uint8_t fl[] = {0xa1, 0x61, 0x61, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0};
+
+	r = verify_one_record(small, sizeof(small), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_OK, "a small record verifies (%s)", msg);
+
+	rec = record_of_size(RECORD_MAX_BYTES);
+	r = verify_one_record(rec, RECORD_MAX_BYTES, false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_OK && flen < FRAME_COMMIT_BLOCKS_MAX,
+	   "a record of exactly 1,000,000 bytes verifies, in a %zu-byte frame (%s)", flen, msg);
+	free(rec);
+	rec = record_of_size(RECORD_MAX_BYTES + 1);
+	r = verify_one_record(rec, RECORD_MAX_BYTES + 1, false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_RECORD_TOO_BIG && strstr(msg, "is 1000001 bytes, over the limit of 1000000 bytes"),
+	   "a record of 1,000,001 bytes does not (%s)", msg);
+	free(rec);
+
+	r = verify_one_record(array, sizeof(array), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "not a map"), "a record that is an array does not (%s)", msg);
+	r = verify_one_record(fl, sizeof(fl), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "floats"), "a record with a float does not (%s)", msg);
+	r = verify_one_record(small, sizeof(small), true, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "raw codec"), "a record with a raw CID does not (%s)", msg);
+}
+
 static void
 test_verify_mutations(void)
 {
@@ -1965,6 +2101,7 @@ main(void)
 	test_frame_lexicon();
 	test_frame_mutations();
 	test_verify();
+	test_verify_records();
 	test_verify_mutations();
 	test_verify_sync();
 	return done_testing();
