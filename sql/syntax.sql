@@ -185,3 +185,18 @@ FROM (VALUES (''),
 -- As a client sees it.
 SELECT repo_stream.did_key_from_public('\x0102');
 SELECT repo_stream.did_key_to_public('did:key:zQ3shZc2QzApp2oymGvQbzP8eKheVshBHbU4ZYjeXqwSKEn6N');
+
+-- atproto datetimes (atproto.com/specs/lexicon#datetime): the format of
+-- every frame's time, checked by verify_frame
+SELECT t, repo_stream.is_valid_datetime(t) AS valid
+FROM (VALUES ('1985-04-12T23:20:50.123Z'), ('1985-04-12T23:20:50Z'), ('1985-04-12T23:20:50.123456+05:45'),
+             ('1985-04-12T23:20:50.123-07:00'), ('0000-01-01T00:00:00Z'), ('9999-12-31T23:59:59.999Z'),
+             ('2024-02-29T00:00:00Z'),
+             ('1985-04-12T23:20:50.123'), ('1985-04-12t23:20:50.123Z'), ('1985-04-12T23:20:50.123z'),
+             ('1985-04-12 23:20:50.123Z'), ('1985-04-12T23:20:50.123-00:00'), ('1985-04-12T23:20Z'),
+             ('1985-04-12'), ('2023-02-29T00:00:00Z'), ('1985-04-12T23:59:60Z'), ('1985-04-12T23:20:50.Z'),
+             ('0000-01-01T00:00:00+01:00'), ('')) AS v(t);
+-- 64 characters at most
+SELECT length(t) AS len, repo_stream.is_valid_datetime(t) AS valid
+FROM (VALUES ('1985-04-12T23:20:50.' || repeat('1', 43) || 'Z'),
+             ('1985-04-12T23:20:50.' || repeat('1', 44) || 'Z')) AS v(t);

@@ -641,6 +641,7 @@ rs_cbor_to_jsonb(const uint8 *data, size_t len, const char *what)
 	JsonbValue *res;
 	size_t		offset;
 	DcborError	err;
+	bool		is_scalar;
 
 	check_database_encoding();
 	err = dcbor_validate(data, len, &offset);
@@ -656,9 +657,19 @@ rs_cbor_to_jsonb(const uint8 *data, size_t len, const char *what)
 	d.st = NULL;
 	d.what = what;
 
-	/* a top-level scalar travels as a one-element raw-scalar array */
-	if ((data[0] >> 5) != 4 && (data[0] >> 5) != 5 &&
-		!(data[0] == 0xd8 && len > 1 && data[1] == 42))
+	/*
+	 * A top-level scalar travels as a one-element raw-scalar array; bytes
+	 * and links become objects ({"$bytes"}, {"$link"}), so they do not.
+	 */
+	{
+		DcborReader peek = d.r;
+		DcborItem	top;
+
+		dcbor_read(&peek, &top);
+		is_scalar = top.type != DCBOR_ARRAY && top.type != DCBOR_MAP &&
+			top.type != DCBOR_BYTES && top.type != DCBOR_LINK;
+	}
+	if (is_scalar)
 	{
 		JsonbValue	arr;
 

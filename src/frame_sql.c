@@ -156,7 +156,8 @@ reason(const Frame *f, const char *msg)
 void
 rs_frame_fails(const Frame *f, const char *why)
 {
-	char		kind[80];
+	char		kbuf[80];
+	const char *kind = kind_name(f, kbuf, sizeof(kbuf));
 	const char *did = NULL;
 	size_t		did_len = 0;
 
@@ -175,7 +176,6 @@ rs_frame_fails(const Frame *f, const char *why)
 		did = f->account.did;
 		did_len = f->account.did_len;
 	}
-	kind_name(f, kind, sizeof(kind));
 	if (f->has_seq && did != NULL)
 		ereport(NOTICE,
 				(errmsg("%s frame seq %lld of %.*s does not verify: %s", kind, (long long) f->seq,
