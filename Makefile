@@ -73,10 +73,16 @@ test/fuzz/build/seeds.stamp: test/fuzz/seeds.c $(PURE_SRCS) $(wildcard src/*.h) 
 
 fuzz-build: $(FUZZ_TARGETS:%=test/fuzz/build/fuzz_%) test/fuzz/build/seeds.stamp
 
-fuzz: fuzz-build
+fuzz:
+	bash test/install-deps.sh
+	$(MAKE) fuzz-build
 	bash test/fuzz/run.sh $(FUZZ_SECONDS) test/logs/fuzz $(FUZZ_TARGETS)
 
-.PHONY: test demo deps unit bench fuzz fuzz-build
+# ---- pg_regress against a server under valgrind memcheck (as root) ----
+valgrind:
+	bash test/valgrind/run.sh
+
+.PHONY: test demo deps unit bench fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 
