@@ -13,6 +13,9 @@
 #
 # Run as root from the top of the tree; the servers run as postgres.
 set -eu
+# started from `make valgrind`: PostgreSQL's own build must not see itself
+# as a sub-make (it would skip generating its headers)
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 build=$top/build/valgrind
