@@ -74,7 +74,9 @@ FROM (VALUES ('128 arrays around a number', nest(128, '1')),
              ('128 arrays, innermost empty', nest(127, '[]')),
              ('128 objects around a string', nest(128, '"x"', '{"a": ', '}')),
              ('a record holding 127 arrays', nest(1, nest(127, '1')::text, '{"a": ', '}')),
-             ('127 objects around a link', nest(127, '{"$link": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"}', '{"a": ', '}'))
+             ('127 objects around a link', nest(127, '{"$link": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"}', '{"a": ', '}')),
+             ('128 arrays around a link', nest(128, '{"$link": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"}')),
+             ('128 arrays around bytes', nest(128, '{"$bytes": "aGk"}'))
      ) AS t(what, j);
 -- one more is refused on both sides, naming the limit
 SELECT try_json_to_cbor(nest(129, '1')) AS json_129_arrays,

@@ -325,6 +325,17 @@ check_typed_object(const JsonbContainer *c, const JbChild *type)
 				 errmsg("blob \"size\" must be an integer")));
 }
 
+/* depth: this container counted; the decoder counts arrays and maps alike */
+static void
+check_depth(int depth)
+{
+	if (depth > DCBOR_MAX_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("JSON has more than %d nested arrays and objects, the DAG-CBOR depth limit",
+						DCBOR_MAX_DEPTH)));
+}
+
 static void
 encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 {
@@ -334,15 +345,11 @@ encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 				val_start = 0;
 	const char *base;
 
-	if (depth > DCBOR_MAX_DEPTH)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("JSON has more than %d nested arrays and objects, the DAG-CBOR depth limit",
-						DCBOR_MAX_DEPTH)));
 	check_stack_depth();
 
 	if (JsonContainerIsArray(c))
 	{
+		check_depth(depth);
 		base = (const char *) &c->children[n];
 		dcbor_put_array(buf, n);
 		for (int i = 0; i < n; i++)
@@ -375,6 +382,8 @@ encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 		}
 	}
 
+	/* only now: a {"$link"} or {"$bytes"} object is a scalar in DAG-CBOR */
+	check_depth(depth);
 	dcbor_put_map(buf, n);
 	key_off = 0;
 	val_off = val_start;

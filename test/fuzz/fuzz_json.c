@@ -120,7 +120,9 @@ encode(json_t *v, RsBuf *out, int depth, bool limit)
 	switch (json_typeof(v))
 	{
 		case JSON_OBJECT:
-			if (limit && depth >= DCBOR_MAX_DEPTH)
+			/* {"$link"} and {"$bytes"} are scalars in DAG-CBOR: no depth of their own */
+			if (limit && depth >= DCBOR_MAX_DEPTH && !(json_object_size(v) == 1 &&
+				(json_object_get(v, "$link") || json_object_get(v, "$bytes"))))
 				return ENC_TOO_DEEP;
 			return encode_object(v, out, depth + 1, limit);
 		case JSON_ARRAY:
