@@ -447,7 +447,7 @@ rs_record_to_cbor(Jsonb *record)
 	if (!JB_ROOT_IS_OBJECT(record))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a record must be a JSON object, not %s",
+				 errmsg("a DAG-CBOR record must be a JSON object, not %s",
 						JB_ROOT_IS_SCALAR(record) ? "a scalar" : "an array")));
 	return encode_jsonb(record);
 }

@@ -222,6 +222,12 @@ check_events(Report *r, const char *did)
 
 		decoded = frame_decode((uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f, err, sizeof(err)) == FRAME_OK;
 		ok = decoded;
+		/* frame_decode used to refuse more than 200 ops; this check keeps that */
+		if (ok && f.kind == FRAME_COMMIT && f.commit.n_ops > FRAME_MAX_OPS)
+		{
+			ok = false;
+			snprintf(err, sizeof(err), "%zu ops, more than %d", f.commit.n_ops, FRAME_MAX_OPS);
+		}
 		if (ok && (!f.has_seq || f.seq != seq))
 		{
 			ok = false;
