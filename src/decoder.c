@@ -28,7 +28,6 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
@@ -211,32 +210,11 @@ option_hint(const char *name)
 	return "Give true or false.";
 }
 
-static void option_error(const char *hint, const char *fmt,...) pg_attribute_printf(2, 3) pg_attribute_noreturn();
-
-static void
-option_error(const char *hint, const char *fmt,...)
-{
-	StringInfoData msg;
-	va_list		ap;
-
-	initStringInfo(&msg);
-	for (;;)
-	{
-		int			needed;
-
-		va_start(ap, fmt);
-		needed = appendStringInfoVA(&msg, fmt, ap);
-		va_end(ap);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&msg, needed);
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg_internal("%s", msg.data),
-			 errhint("%s", hint)));
-	pg_unreachable();
-}
+#define option_error(hint, ...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
+			 errmsg(__VA_ARGS__), \
+			 errhint("%s", (hint))))
 
 static int
 did_cmp(const void *a, const void *b)

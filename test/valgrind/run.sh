@@ -2,8 +2,9 @@
 # `make valgrind`: the pg_regress suite against a server running under
 # valgrind memcheck; fails if any error has a repo_stream.so frame.
 #
-# The server is PostgreSQL 15 built from Debian's own source package (the
-# version installed here) with USE_VALGRIND, so valgrind also sees misuse of
+# The server is PostgreSQL 15 built from the upstream tarball in Debian's
+# source package (the version installed here, else the newest the mirror
+# serves) with USE_VALGRIND, so valgrind also sees misuse of
 # palloc'd memory (reads of freed or never-written chunks).  It is built once
 # and cached in build/valgrind/ (not committed), using a private apt source
 # list, so the machine's apt configuration is left alone.  If the source
@@ -55,7 +56,8 @@ LIST
 		installed=$(dpkg-query -W -f='${Version}' postgresql-15)
 		for v in "$installed" $(apt-cache "${apto[@]}" showsrc postgresql-15 2>/dev/null |
 				sed -n 's/^Version: //p' | sort -rV); do
-			if (cd "$src" && apt-get "${apto[@]}" source -qq "postgresql-15=$v" >>"$build/apt.log" 2>&1); then
+			if (cd "$src" && apt-get "${apto[@]}" source --download-only -qq "postgresql-15=$v" \
+					>>"$build/apt.log" 2>&1); then
 				fetched=$v
 				break
 			fi
@@ -63,7 +65,10 @@ LIST
 	fi
 	if [ -n "$fetched" ]; then
 		prefix=$build/pg-$fetched
-		dir=$(find "$src" -maxdepth 1 -type d -name 'postgresql-15-*' | head -1)
+		# the upstream tarball as is: Debian's patches pin the paths to
+		# /usr/lib/postgresql/15, which would mix this server with the system's
+		tar -xf "$src"/postgresql-15_*.orig.tar.* -C "$src"
+		dir=$(find "$src" -maxdepth 1 -type d -name 'postgresql-15.*' | head -1)
 		log "building PostgreSQL $fetched (Debian source) with USE_VALGRIND into $prefix (once; several minutes)"
 		(cd "$dir" &&
 			./configure --prefix="$prefix" --enable-debug --without-readline --without-zlib --without-icu \
