@@ -97,8 +97,9 @@ fi
 # ---- the extension, built for that server in a scratch copy ----
 ext=$build/ext
 rm -rf "$ext" && mkdir -p "$ext"
+# no objects of the tree: they were compiled against the system's headers
 rsync -a --exclude .git --exclude build --exclude node_modules --exclude test/fuzz/build \
-	--exclude results ./ "$ext/"
+	--exclude results --exclude '*.o' --exclude '*.so' --exclude '*.bc' ./ "$ext/"
 if [ "$mode" = usevalgrind ]; then
 	make -s -C "$ext" PG_CONFIG="$bindir/pg_config" install >"$build/ext.log" 2>&1
 else
