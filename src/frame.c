@@ -854,6 +854,29 @@ frame_decode(const uint8_t *data, size_t len, Frame *out, char *errmsg, size_t e
 	return FRAME_OK;
 }
 
+const char *
+frame_did(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.repo_len : f->kind == FRAME_SYNC ? f->sync.did_len :
+		f->kind == FRAME_ACCOUNT ? f->account.did_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.repo : f->kind == FRAME_SYNC ? f->sync.did :
+		f->kind == FRAME_ACCOUNT ? f->account.did : NULL;
+}
+
+const char *
+frame_rev(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.rev_len : f->kind == FRAME_SYNC ? f->sync.rev_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.rev : f->kind == FRAME_SYNC ? f->sync.rev : NULL;
+}
+
+const uint8_t *
+frame_blocks(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.blocks_len : f->kind == FRAME_SYNC ? f->sync.blocks_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.blocks : f->kind == FRAME_SYNC ? f->sync.blocks : NULL;
+}
+
 bool
 frame_error_is_framing(FrameError err)
 {

@@ -214,6 +214,15 @@ FrameError	frame_decode(const uint8_t *data, size_t len, Frame *out,
 						 char *errmsg, size_t errlen);
 void		frame_free(Frame *f);
 
+/*
+ * Fields several kinds share, for a decoded frame: the DID (#commit repo,
+ * #sync and #account did), the rev (#commit, #sync) and the CAR (#commit,
+ * #sync).  NULL (and *len 0) for a kind without it.
+ */
+const char *frame_did(const Frame *f, size_t *len);
+const char *frame_rev(const Frame *f, size_t *len);
+const uint8_t *frame_blocks(const Frame *f, size_t *len);
+
 /* True for the errors that mean "not a frame at all" (see frame_decode). */
 bool		frame_error_is_framing(FrameError err);
 

@@ -71,22 +71,13 @@ rs_frame_to_jsonb(const uint8 *data, size_t len)
 	JsonbValue *res;
 	Jsonb	   *header,
 			   *body;
-	const uint8 *blocks = NULL;
-	size_t		blocks_len = 0;
+	const uint8 *blocks;
+	size_t		blocks_len;
 
 	decode_or_error(data, len, &f);
 	header = rs_cbor_to_jsonb(f.header, f.header_len, "frame header");
 	body = rs_cbor_to_jsonb(f.body, f.body_len, "frame body");
-	if (f.kind == FRAME_COMMIT)
-	{
-		blocks = f.commit.blocks;
-		blocks_len = f.commit.blocks_len;
-	}
-	else if (f.kind == FRAME_SYNC)
-	{
-		blocks = f.sync.blocks;
-		blocks_len = f.sync.blocks_len;
-	}
+	blocks = frame_blocks(&f, &blocks_len);
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	push_key(&st, "header");
@@ -158,24 +149,9 @@ rs_frame_fails(const Frame *f, const char *why)
 {
 	char		kbuf[80];
 	const char *kind = kind_name(f, kbuf, sizeof(kbuf));
-	const char *did = NULL;
-	size_t		did_len = 0;
+	size_t		did_len;
+	const char *did = frame_did(f, &did_len);
 
-	if (f->kind == FRAME_COMMIT)
-	{
-		did = f->commit.repo;
-		did_len = f->commit.repo_len;
-	}
-	else if (f->kind == FRAME_SYNC)
-	{
-		did = f->sync.did;
-		did_len = f->sync.did_len;
-	}
-	else if (f->kind == FRAME_ACCOUNT)
-	{
-		did = f->account.did;
-		did_len = f->account.did_len;
-	}
 	if (f->has_seq && did != NULL)
 		ereport(NOTICE,
 				(errmsg("%s frame seq %lld of %.*s does not verify: %s", kind, (long long) f->seq,

@@ -496,17 +496,12 @@ rs_verify_frame_by_history(PG_FUNCTION_ARGS)
 		case RS_FRAME_OK:
 			break;
 	}
-	if (f.kind == FRAME_COMMIT)
 	{
-		did = pnstrdup(f.commit.repo, f.commit.repo_len);
-		rev = f.commit.rev;
-		rev_len = f.commit.rev_len;
-	}
-	else
-	{
-		did = pnstrdup(f.sync.did, f.sync.did_len);
-		rev = f.sync.rev;
-		rev_len = f.sync.rev_len;
+		size_t		did_len;
+		const char *d = frame_did(&f, &did_len);
+
+		did = pnstrdup(d, did_len);
+		rev = frame_rev(&f, &rev_len);
 	}
 
 	/* the key in force at this rev: the newest one whose since_rev is not after it */

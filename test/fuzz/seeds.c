@@ -57,8 +57,8 @@ static void
 frame_seeds(const uint8_t *data, size_t len)
 {
 	Frame		f;
-	const uint8_t *blocks = NULL;
-	size_t		blocks_len = 0;
+	const uint8_t *blocks;
+	size_t		blocks_len;
 	CarReader	r;
 	CarBlock	b;
 
@@ -68,16 +68,7 @@ frame_seeds(const uint8_t *data, size_t len)
 		return;
 	put("cbor", f.header, f.header_len);
 	put("cbor", f.body, f.body_len);
-	if (f.kind == FRAME_COMMIT)
-	{
-		blocks = f.commit.blocks;
-		blocks_len = f.commit.blocks_len;
-	}
-	else if (f.kind == FRAME_SYNC)
-	{
-		blocks = f.sync.blocks;
-		blocks_len = f.sync.blocks_len;
-	}
+	blocks = frame_blocks(&f, &blocks_len);
 	if (blocks != NULL)
 	{
 		put("car", blocks, blocks_len);

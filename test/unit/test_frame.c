@@ -1059,6 +1059,45 @@ test_frame_lexicon(void)
 	rs_buf_init(&v, 8192);
 
 	expect_lexicon(good.data, good.len, FRAME_OK, "the sample #commit", NULL);
+	{
+		Frame		f;
+		size_t		dl,
+					rl,
+					bl;
+
+		const char *did,
+				   *rev;
+		const uint8_t *blocks;
+
+		frame_decode(good.data, good.len, &f, NULL, 0);
+		did = frame_did(&f, &dl);
+		rev = frame_rev(&f, &rl);
+		blocks = frame_blocks(&f, &bl);
+		ok(text_eq(did, dl, TEST_DID, strlen(TEST_DID)) && text_eq(rev, rl, s.c.rev, s.c.rev_len) &&
+		   blocks == f.commit.blocks && bl == s.car.len,
+		   "frame_did, frame_rev, frame_blocks of a #commit");
+		frame_free(&f);
+		b.len = 0;
+		{
+			FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-01-01T00:00:00.000Z", 24, true, NULL, 0};
+			FrameInfo	i = {"OutdatedCursor", 14, NULL, 0};
+
+			frame_encode_account(&a, 9, &b);
+			frame_decode(b.data, b.len, &f, NULL, 0);
+			did = frame_did(&f, &dl);
+			rev = frame_rev(&f, &rl);
+			blocks = frame_blocks(&f, &bl);
+			ok(text_eq(did, dl, TEST_DID, strlen(TEST_DID)) && rev == NULL && rl == 0 && blocks == NULL && bl == 0,
+			   "an #account has a DID, no rev, no blocks");
+			frame_free(&f);
+			b.len = 0;
+			frame_encode_info(&i, &b);
+			frame_decode(b.data, b.len, &f, NULL, 0);
+			ok(frame_did(&f, &dl) == NULL && frame_rev(&f, &rl) == NULL && frame_blocks(&f, &bl) == NULL,
+			   "an #info has none of them");
+			frame_free(&f);
+		}
+	}
 	ops_array(FRAME_MAX_OPS, &v);
 	b.len = 0;
 	edit_field(good.data, good.len, "ops", v.data, v.len, &b);
