@@ -1889,6 +1889,48 @@ test_verify_records(void)
 	ok(r == VERIFY_BAD_RECORD && strstr(msg, "raw codec"), "a record with a raw CID does not (%s)", msg);
 }
 
+/*
+ * The MST key limit on the reading side: a node holding a 1,024-byte key
+ * decodes, one holding a 1,025-byte key does not (mst_root refuses such a
+ * key on the writing side: sql/mst.sql).  Repo paths stop at 830 bytes.
+ */
+static void
+test_mst_key_limit(void)
+{
+	for (size_t len = MST_MAX_KEY_LEN; len <= MST_MAX_KEY_LEN + 1; len++)
+	{
+		char	   *key = malloc(len + 1);
+		MstNodeEntry e = {0};
+		MstNodeData node = {0},
+					back;
+		RsBuf		b;
+		char		msg[256] = "";
+		MstError	err;
+
+		memcpy(key, "app.bsky.feed.post/", 19);
+		memset(key + 19, 'x', len - 19);
+		key[len] = '\0';
+		e.key = key;
+		e.key_len = len;
+		dagcbor_cid_of("record", e.value);
+		node.n = 1;
+		node.entries = &e;
+		node.layer = mst_key_depth((const uint8_t *) key, len);
+		rs_buf_init(&b, len + 128);
+		mst_node_encode(&node, &b);
+		err = mst_node_decode(b.data, b.len, &back, msg, sizeof(msg));
+		if (len == MST_MAX_KEY_LEN)
+			ok(err == MST_OK && back.n == 1 && back.entries[0].key_len == len,
+			   "an MST node with a 1024-byte key decodes (%s)", msg);
+		else
+			ok(err == MST_ERR_KEY_SYNTAX, "an MST node with a 1025-byte key does not (%s)", msg);
+		if (err == MST_OK)
+			mst_node_data_free(&back);
+		rs_buf_free(&b);
+		free(key);
+	}
+}
+
 static void
 test_verify_mutations(void)
 {
@@ -2141,6 +2183,7 @@ main(void)
 	test_frame_mutations();
 	test_verify();
 	test_verify_records();
+	test_mst_key_limit();
 	test_verify_mutations();
 	test_verify_sync();
 	return done_testing();
