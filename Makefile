@@ -19,7 +19,7 @@ PG_CFLAGS = -Wall -Wmissing-prototypes
 # setup first: it makes the cluster's master key file if there is none
 REGRESS = setup $(filter-out setup,$(sort $(basename $(notdir $(wildcard sql/*.sql)))))
 REGRESS_OPTS = --load-extension=repo_stream
-EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench test/fuzz/build
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -48,7 +48,42 @@ BENCH_CFLAGS = -std=gnu11 -O2 -g -Wall
 bench/mst_bench: bench/mst_bench.c $(PURE_SRCS) $(wildcard src/*.h)
 	$(CC) $(BENCH_CFLAGS) -iquote src -o $@ $< $(PURE_SRCS) $(UNIT_LIBS)
 
-.PHONY: test demo deps unit bench
+# ---- libFuzzer harnesses of the pure decoders (clang; see test/fuzz/) ----
+# `make fuzz` runs each harness for FUZZ_SECONDS; the seeds come from the
+# fixtures (test/fuzz/seeds.c), plus the inputs in test/fuzz/regressions/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_TARGETS = $(sort $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c)))
+FUZZ_OBJS = $(patsubst src/%.c,test/fuzz/build/obj/%.o,$(PURE_SRCS))
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+
+test/fuzz/build/obj/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+test/fuzz/build/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -iquote src -o $@ $< $(FUZZ_OBJS) $(UNIT_LIBS)
+
+test/fuzz/build/seeds.stamp: test/fuzz/seeds.c $(PURE_SRCS) $(wildcard src/*.h) \
+		test/fixtures/frames/frames.json $(wildcard test/fixtures/atproto-interop/data-model/*.json)
+	@mkdir -p test/fuzz/build
+	$(CC) -std=gnu11 -O1 -iquote src -o test/fuzz/build/seeds-gen $< $(PURE_SRCS) $(UNIT_LIBS)
+	rm -rf test/fuzz/build/seeds && test/fuzz/build/seeds-gen test/fuzz/build/seeds
+	touch $@
+
+fuzz-build: $(FUZZ_TARGETS:%=test/fuzz/build/fuzz_%) test/fuzz/build/seeds.stamp
+
+fuzz:
+	bash test/install-deps.sh
+	$(MAKE) fuzz-build
+	bash test/fuzz/run.sh $(FUZZ_SECONDS) test/logs/fuzz $(FUZZ_TARGETS)
+
+# ---- pg_regress against a server under valgrind memcheck (as root) ----
+valgrind:
+	bash test/valgrind/run.sh
+
+.PHONY: test demo deps unit bench fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 

@@ -64,5 +64,56 @@ SELECT count(*) AS cases,
 FROM malformed;
 SELECT repo_stream.cbor_cid('\xf93c00');
 
--- the depth limit is exactly 128
-SELECT repo_stream.cbor_to_json(decode(repeat('81', 127) || '01', 'hex')) IS NOT NULL AS depth_128_ok;
+-- the depth limit is exactly 128 arrays and maps; the innermost scalar does
+-- not count (the JSON encoder counts the same way)
+SELECT repo_stream.cbor_to_json(decode(repeat('81', 128) || '01', 'hex')) IS NOT NULL AS arrays_128_ok,
+       repo_stream.cbor_cid(decode(repeat('81', 128) || '01', 'hex')) IS NOT NULL AS cid_128_ok,
+       repo_stream.cbor_to_json(decode(repeat('a16161', 128) || 'f6', 'hex')) IS NOT NULL AS maps_128_ok;
+SELECT try_cbor(decode(repeat('81', 128) || '80', 'hex')) AS arrays_129,
+       try_cbor(decode(repeat('a16161', 128) || 'a0', 'hex')) AS maps_129;
+CREATE FUNCTION try_cid(b bytea) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN repo_stream.cbor_cid(b);
+EXCEPTION WHEN others THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT try_cid(decode(repeat('81', 129) || '01', 'hex')) AS cid_129;
+
+-- Text PostgreSQL cannot hold: U+0000 is valid DAG-CBOR, but text and
+-- jsonb cannot store it, so cbor_to_json refuses it (22P05) wherever it is.
+-- cbor_cid hashes bytes, not text, and accepts it.
+CREATE FUNCTION try_cbor_detail(b bytea) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	detail text;
+BEGIN
+	PERFORM repo_stream.cbor_to_json(b);
+	RETURN 'accepted';
+EXCEPTION WHEN others THEN
+	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+	RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' / ' || nullif(detail, ''), '');
+END $$;
+SELECT what, try_cbor_detail(input) AS result
+FROM (VALUES
+	('"a", NUL, "b"',            '\x63610062'::bytea),
+	('only a NUL',               '\x6100'),
+	('NUL at the end',           '\x626100'),
+	('in a map key',             '\xa162610001'),
+	('in a map value',           '\xa16474657874636100 62'::bytea),
+	('in an array',              '\x8261786100'),
+	('deep inside',              '\xa1616181a161626100')
+) AS t(what, input);
+SELECT repo_stream.cbor_cid('\x63610062') AS cid_of_nul_text;
+
+-- Maps json_to_cbor could not write back are refused too (22023): their
+-- JSON would read back as different bytes, or not at all.
+SELECT what, try_cbor_detail(repo_stream.json_to_cbor(j::jsonb) ) AS control,
+       try_cbor_detail(input) AS result
+FROM (VALUES
+	('{"$link": text}',    '{"l": "x"}',          '\xa165246c696e6b6178'::bytea),
+	('{"$bytes": text}',   '{"b": "x"}',          '\xa166246279746573 6178'::bytea),
+	('$link and another', '{"a": 1}',            '\xa2616101 65246c696e6b 6178'::bytea),
+	('$type not a string', '{"$type": "a"}',     '\xa165247479706501'::bytea),
+	('$type empty',        '{"$type": "a"}',     '\xa1652474797065 60'::bytea),
+	('blob without ref',   '{"$type": "blob", "size": 1, "ref": {"$link": "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a"}, "mimeType": "a"}',
+	                       '\xa36473697a6501652474797065 64626c6f62686d696d65547970656161'::bytea)
+) AS t(what, j, input);

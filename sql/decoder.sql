@@ -197,7 +197,33 @@ SELECT count(*) AS messages, bool_and(data = (SELECT frame FROM repo_stream.even
   FROM pg_logical_slot_get_binary_changes('regress_decoder', NULL, NULL);
 DROP TABLE public.other_log;
 
--- bad options: clear errors, SQLSTATE 22023
+-- a stored frame with text PostgreSQL cannot hold (U+0000, which DAG-CBOR
+-- allows): format=json refuses it (22P05) naming the seq and where; the
+-- default mode passes the bytes through
+SELECT 'slot' FROM pg_create_logical_replication_slot('regress_nul', 'repo_stream');
+INSERT INTO repo_stream.event_log (seq, segment, did, kind, frame)
+SELECT 9000000001, 0, 'did:plc:decoder1', 'account',
+       overlay(f PLACING '\x00' FROM position('\x615862'::bytea IN f) + 1 FOR 1)
+FROM (SELECT repo_stream.json_to_cbor('{"t": "#account", "op": 1}') ||
+             repo_stream.json_to_cbor('{"did": "did:plc:decoder1", "seq": 9000000001, "active": false,
+                                        "time": "2026-01-01T00:00:00.000Z", "status": "aXb"}') AS f) t;
+DO $$
+DECLARE
+	msg text;
+	detail text;
+	ctx text;
+BEGIN
+	PERFORM count(*) FROM pg_logical_slot_peek_changes('regress_nul', NULL, NULL, 'format', 'json');
+EXCEPTION WHEN untranslatable_character THEN
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, ctx = PG_EXCEPTION_CONTEXT;
+	RAISE NOTICE '%: % / % / %', SQLSTATE, msg, detail, substring(ctx FROM 'repo_stream event seq [0-9]+');
+END $$;
+SELECT count(*) AS passed_through FROM pg_logical_slot_peek_binary_changes('regress_nul', NULL, NULL);
+SELECT pg_drop_replication_slot('regress_nul');
+DELETE FROM repo_stream.event_log WHERE seq = 9000000001;
+
+-- bad options: one shape for every error, SQLSTATE 22023, a message
+-- naming the option and value, and a hint saying what is accepted
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 SELECT count(*) FROM pg_logical_slot_peek_binary_changes('regress_decoder', NULL, NULL, 'colour', 'red');

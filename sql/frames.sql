@@ -109,16 +109,17 @@ FROM (VALUES
   ('#commit with only a seq', '{"t": "#commit", "op": 1}', '{"seq": 1}')
 ) AS t(what, h, b);
 
--- A #commit whose CAR has a block that no longer hashes to its CID.
-SELECT pg_temp.error_of(format('SELECT repo_stream.frame_to_json(%L::bytea)', frame)) AS frame_to_json,
-       pg_temp.error_of(format('SELECT repo_stream.verify_frame(%L::bytea, %L)', frame,
-                               'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX')) AS verify_frame
+-- A #commit whose CAR has a block that no longer hashes to its CID:
+-- frame_to_json cannot list the blocks (22P03); verify_frame says false,
+-- with a NOTICE, so a scan over many frames finds every bad one.
+SELECT pg_temp.error_of(format('SELECT repo_stream.frame_to_json(%L::bytea)', frame)) AS frame_to_json
+FROM frames WHERE name = 'corrupt block';
+SELECT repo_stream.verify_frame(frame, 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verify_frame
 FROM frames WHERE name = 'corrupt block';
 
--- Only #commit and #sync frames can be verified (22023).
-SELECT name, pg_temp.error_of(format('SELECT repo_stream.verify_frame(%L::bytea, %L)', frame,
-                                     'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX')) AS error
-FROM frames WHERE name IN ('account', 'info', 'error') ORDER BY name;
+-- Kinds that carry no signature give NULL, not an ERROR.
+SELECT name, repo_stream.verify_frame(frame, 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') IS NULL AS null_result
+FROM frames WHERE name IN ('account', 'info', 'error', 'identity') ORDER BY name;
 
 -- A malformed did:key (22P02).
 SELECT pg_temp.error_of(format('SELECT repo_stream.verify_frame(%L::bytea, %L)', frame, 'did:key:zQ3shZc2QzApp2oymGvQbzP8eKheVshBHbU4ZYjeXqwSKEn6N')) AS error
@@ -128,3 +129,107 @@ FROM frames WHERE name = 'commit';
 SELECT repo_stream.frame_to_json('\xa1626f7002a0');
 SELECT repo_stream.verify_frame(frame, 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX')
 FROM frames WHERE name = 'bad signature';
+
+-- The rule: verify_frame raises an ERROR (22P03) only for bytes that are
+-- not a frame at all: not exactly two DAG-CBOR items, or a first item that
+-- is not a header {t, op}.  Everything about the body is false + NOTICE.
+SELECT what, pg_temp.error_of(format('SELECT repo_stream.verify_frame(%L::bytea, %L)', input,
+                                     'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX')) AS error
+FROM (VALUES
+  ('empty',               '\x'),
+  ('one CBOR item',       '\xa0'),
+  ('header op 2',         '\xa1626f7002a0'),
+  ('header not a map',    '\x01a0'),
+  ('trailing byte',       '\xa1626f7020a1656572726f72617800'),
+  ('float in the body',   '\xa1626f7020a1656572726f72fb3ff8000000000000')
+) AS t(what, input);
+
+SELECT what, repo_stream.verify_frame(repo_stream.json_to_cbor(h::jsonb) || repo_stream.json_to_cbor(b::jsonb),
+                                      'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verifies
+FROM (VALUES
+  ('1 #account without active', '{"t": "#account", "op": 1}', '{"did": "did:plc:abc", "seq": 1, "time": "2024-01-01T00:00:00.000Z"}'),
+  ('2 #account with a bad DID', '{"t": "#account", "op": 1}', '{"did": "plc:abc", "seq": 2, "time": "2024-01-01T00:00:00.000Z", "active": true}'),
+  ('3 #commit with only a seq', '{"t": "#commit", "op": 1}', '{"seq": 3}'),
+  ('4 body not a map',          '{"t": "#commit", "op": 1}', '[1]'),
+  ('5 error frame, no error',   '{"op": -1}', '{"message": "m"}')
+) AS t(what, h, b) ORDER BY what;
+
+-- Lexicon limits (com.atproto.sync.subscribeRepos), exact and decimal.
+-- A frame grown to a given blocks size: the 'commit' frame's CAR plus one
+-- raw padding block.  The signature covers the commit, not the CAR around
+-- it, so below the limit the grown frame still verifies.
+CREATE FUNCTION pg_temp.varint(n bigint) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    out bytea := '\x';
+BEGIN
+    LOOP
+        IF n < 128 THEN
+            RETURN out || set_byte('\x00'::bytea, 0, n::int);
+        END IF;
+        out := out || set_byte('\x00'::bytea, 0, (n % 128 + 128)::int);
+        n := n / 128;
+    END LOOP;
+END $$;
+CREATE FUNCTION pg_temp.with_field(frame bytea, field text, value jsonb) RETURNS bytea LANGUAGE sql AS $$
+    SELECT repo_stream.json_to_cbor(j->'header') || repo_stream.json_to_cbor(jsonb_set(j->'body', ARRAY[field], value))
+    FROM repo_stream.frame_to_json(frame) j
+$$;
+CREATE FUNCTION pg_temp.b64(b bytea) RETURNS text LANGUAGE sql AS $$
+    SELECT rtrim(translate(encode(b, 'base64'), E'\n', ''), '=')
+$$;
+-- blocks of exactly n bytes: the padding block's length varint takes k bytes
+CREATE FUNCTION pg_temp.grown(frame bytea, n int) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    b64 text := repo_stream.frame_to_json(frame)->'body'->'blocks'->>'$bytes';
+    car bytea := decode(b64 || repeat('=', (4 - length(b64) % 4) % 4), 'base64');
+    k int := 1;
+    data bytea;
+BEGIN
+    WHILE length(pg_temp.varint(n - length(car) - k)) <> k LOOP
+        k := k + 1;
+    END LOOP;
+    data := convert_to(repeat('p', n - length(car) - k - 36), 'UTF8');
+    RETURN pg_temp.with_field(frame, 'blocks', jsonb_build_object('$bytes', pg_temp.b64(
+               car || pg_temp.varint(36 + length(data)) || '\x01551220'::bytea || sha256(data) || data)));
+END $$;
+CREATE TEMP TABLE grown AS
+SELECT n, pg_temp.grown(frame, n) AS frame FROM frames, (VALUES (2000000), (2000001), (4000000)) AS t(n)
+WHERE name = 'commit';
+SELECT n, length(repo_stream.frame_to_json(frame)->'body'->'blocks'->>'$bytes') * 3 / 4 AS blocks_bytes,
+       repo_stream.verify_frame(frame, 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verifies
+FROM grown ORDER BY n;
+
+-- ops: at most 200.  The frames are built from JSON and do not verify
+-- anyway; the limit is what the NOTICE names.
+SELECT n, repo_stream.verify_frame(pg_temp.with_field(frame, 'ops',
+           (SELECT jsonb_agg(jsonb_build_object('action', 'delete', 'cid', NULL,
+                             'path', 'app.bsky.feed.like/k' || i, 'prev', repo_stream.frame_to_json(frame)->'body'->'commit'))
+            FROM generate_series(1, n) i)), 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verifies
+FROM frames, (VALUES (200), (201)) AS t(n) WHERE name = 'commit' ORDER BY n;
+
+-- #sync blocks: at most 10,000 bytes.
+SELECT n, repo_stream.verify_frame(pg_temp.grown(frame, n), 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verifies
+FROM frames, (VALUES (10000), (10001)) AS t(n) WHERE name = 'sync' ORDER BY n;
+
+-- time must be an atproto datetime (atproto.com/specs/lexicon#datetime).
+SELECT t, repo_stream.verify_frame(pg_temp.with_field(frame, 'time', to_jsonb(t)), 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS verifies
+FROM frames, (VALUES ('2024-05-06T07:08:09.123Z'), ('2024-05-06T07:08:09+02:00'), ('2024-05-06T07:08:09.123'),
+                     ('2024-05-06t07:08:09.123Z'), ('2024-05-06T07:08:09.123-00:00'), ('2024-02-30T00:00:00Z')) AS v(t)
+WHERE name = 'commit' ORDER BY t;
+SELECT repo_stream.verify_frame(pg_temp.with_field(frame, 'time', '"now"'), 'did:key:z6MkuoKgo7fLusrzHKPgn7WKFauxQJjRhzsXkUWndXECW2gX') AS account_with_bad_time
+FROM frames WHERE name = 'account';
+
+-- Text PostgreSQL cannot hold (U+0000) is refused where a frame becomes
+-- JSON (22P05), naming the part of the frame, the byte and the key.
+-- pg_temp.nul puts a NUL where the frame has the text "aXb".
+CREATE FUNCTION pg_temp.nul(b bytea) RETURNS bytea LANGUAGE sql AS $$
+    SELECT overlay(b PLACING '\x00' FROM position('\x615862'::bytea IN b) + 1 FOR 1)
+$$;
+SELECT what, pg_temp.error_of(format('SELECT repo_stream.frame_to_json(%L::bytea)',
+                                     pg_temp.nul(repo_stream.json_to_cbor(h::jsonb) || repo_stream.json_to_cbor(b::jsonb)))) AS error
+FROM (VALUES
+  ('1 in a value',  '{"t": "#account", "op": 1}', '{"did": "did:plc:abc", "seq": 1, "time": "2024-01-01T00:00:00.000Z", "active": false, "status": "aXb"}'),
+  ('2 in a key',    '{"t": "#account", "op": 1}', '{"did": "did:plc:abc", "seq": 1, "time": "2024-01-01T00:00:00.000Z", "active": true, "aXb": 1}'),
+  ('3 in an array', '{"t": "#identity", "op": 1}', '{"did": "did:plc:abc", "seq": 1, "time": "2024-01-01T00:00:00.000Z", "list": ["aXb"]}'),
+  ('4 in header t', '{"t": "#aXb", "op": 1}', '{"did": "did:plc:abc", "seq": 1}')
+) AS t(what, h, b) ORDER BY what;

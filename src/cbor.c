@@ -8,6 +8,9 @@
 
 #include "cid.h"
 
+#define RS_STR_(x) #x
+#define RS_STR(x) RS_STR_(x)
+
 /* ---------------------------------------------------------------- encoder */
 
 #define HEAD_MAX 9
@@ -336,17 +339,26 @@ dcbor_read(DcborReader *r, DcborItem *item)
 	return err;
 }
 
+/*
+ * depth: arrays and maps around this item.  Only containers count, so a
+ * scalar inside DCBOR_MAX_DEPTH nested arrays is fine, as the encoder
+ * (which counts containers too) writes it.
+ */
 static DcborError
 validate_item(DcborReader *r, int depth)
 {
 	DcborItem	item;
 	DcborError	err;
+	size_t		start = r->pos;
 
-	if (depth > DCBOR_MAX_DEPTH)
-		return DCBOR_ERR_DEPTH;
 	err = dcbor_read(r, &item);
 	if (err != DCBOR_OK)
 		return err;
+	if ((item.type == DCBOR_ARRAY || item.type == DCBOR_MAP) && depth >= DCBOR_MAX_DEPTH)
+	{
+		r->pos = start;
+		return DCBOR_ERR_DEPTH;
+	}
 
 	if (item.type == DCBOR_ARRAY)
 	{
@@ -399,7 +411,7 @@ dcbor_validate(const uint8_t *data, size_t len, size_t *err_offset)
 	DcborError	err;
 
 	dcbor_reader_init(&r, data, len);
-	err = validate_item(&r, 1);
+	err = validate_item(&r, 0);
 	if (err == DCBOR_OK && r.pos != len)
 		err = DCBOR_ERR_TRAILING;
 	if (err_offset)
@@ -462,7 +474,7 @@ dcbor_strerror(DcborError err)
 		case DCBOR_ERR_MAP_KEY_DUP:
 			return "duplicate map key";
 		case DCBOR_ERR_DEPTH:
-			return "nesting exceeds the maximum depth";
+			return "more than " RS_STR(DCBOR_MAX_DEPTH) " nested arrays and maps";
 		case DCBOR_ERR_TRAILING:
 			return "trailing bytes after the item";
 	}
@@ -495,4 +507,60 @@ dcbor_type_name(DcborType type)
 			return "null";
 	}
 	return "an item";
+}
+
+/* ---------------------------------------------------------------- base64 */
+
+static const char b64_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+bool
+dcbor_base64_decode(const char *in, size_t len, RsBuf *out)
+{
+	uint32_t	acc = 0;
+	int			bits = 0;
+
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		const char *p = in[i] == '\0' ? NULL : memchr(b64_alphabet, in[i], 64);
+
+		if (p == NULL)
+			return false;
+		acc = (acc << 6) | (uint32_t) (p - b64_alphabet);
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			rs_buf_append_byte(out, (uint8_t) (acc >> bits));
+		}
+	}
+	/* non-zero leftover bits would be a second spelling of the same bytes */
+	return (acc & ((1u << bits) - 1)) == 0;
+}
+
+size_t
+dcbor_base64_encode(const uint8_t *data, size_t len, char *out)
+{
+	size_t		o = 0;
+	uint32_t	acc = 0;
+	int			bits = 0;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		acc = (acc << 8) | data[i];
+		bits += 8;
+		while (bits >= 6)
+		{
+			bits -= 6;
+			out[o++] = b64_alphabet[(acc >> bits) & 63];
+		}
+	}
+	if (bits > 0)
+		out[o++] = b64_alphabet[(acc << (6 - bits)) & 63];
+	out[o] = '\0';
+	return o;
 }

@@ -16,8 +16,18 @@
 
 #include "buf.h"
 
-/* Deepest nesting of arrays/maps the decoder accepts (documented in README). */
+/*
+ * Most arrays and maps nested in one another, on both sides: the decoder
+ * rejects a 129th container, the JSON encoder refuses to write one.
+ * Scalars do not count (README "Limits").
+ */
 #define DCBOR_MAX_DEPTH 128
+
+/*
+ * Largest record, in bytes of DAG-CBOR, that the write path stores and
+ * frame verification accepts in a #commit's blocks (README "Limits").
+ */
+#define RECORD_MAX_BYTES 1000000
 
 /* A CID inside tag 42: 0x00 multibase prefix followed by a binary CID. */
 #define DCBOR_CID_LEN 36
@@ -128,5 +138,18 @@ dcbor_text_is(const DcborItem *item, const char *name)
 }
 
 bool		utf8_valid(const uint8_t *s, size_t len);
+
+/* ---- base64, as atproto JSON's {"$bytes": ...} ---- */
+
+/*
+ * Standard alphabet, padding optional; false on any other character or on
+ * non-zero bits left over at the end (so each byte string has exactly one
+ * spelling).  Appends the bytes to out.
+ */
+bool		dcbor_base64_decode(const char *in, size_t len, RsBuf *out);
+
+/* Unpadded standard base64 of data; out needs DCBOR_BASE64_LEN(len) + 1 bytes. */
+#define DCBOR_BASE64_LEN(n) (((n) * 4 + 2) / 3)
+size_t		dcbor_base64_encode(const uint8_t *data, size_t len, char *out);
 
 #endif

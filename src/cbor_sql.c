@@ -22,9 +22,6 @@ PG_FUNCTION_INFO_V1(rs_json_to_cbor);
 PG_FUNCTION_INFO_V1(rs_cbor_to_json);
 PG_FUNCTION_INFO_V1(rs_cbor_cid);
 
-static const char b64_alphabet[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* ------------------------------------------------------------- helpers */
 
 static void
@@ -48,59 +45,6 @@ check_utf8_text(const char *s, int len)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("string is not valid UTF-8: \"%.*s\"", Min(len, 64), s)));
-}
-
-/* Unpadded (or padded) standard base64, as atproto's "$bytes". */
-static bool
-base64_decode(const char *in, int len, RsBuf *out)
-{
-	uint32		acc = 0;
-	int			bits = 0;
-
-	while (len > 0 && in[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return false;
-	for (int i = 0; i < len; i++)
-	{
-		const char *p = memchr(b64_alphabet, in[i], 64);
-
-		if (p == NULL || in[i] == '\0')
-			return false;
-		acc = (acc << 6) | (uint32) (p - b64_alphabet);
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			rs_buf_append_byte(out, (uint8) (acc >> bits));
-		}
-	}
-	/* non-zero leftover bits mean a second spelling of the same bytes */
-	return (acc & ((1u << bits) - 1)) == 0;
-}
-
-static char *
-base64_encode(const uint8 *data, size_t len)
-{
-	char	   *out = palloc(len * 4 / 3 + 4);
-	size_t		o = 0;
-	uint32		acc = 0;
-	int			bits = 0;
-
-	for (size_t i = 0; i < len; i++)
-	{
-		acc = (acc << 8) | data[i];
-		bits += 8;
-		while (bits >= 6)
-		{
-			bits -= 6;
-			out[o++] = b64_alphabet[(acc >> bits) & 63];
-		}
-	}
-	if (bits > 0)
-		out[o++] = b64_alphabet[(acc << (6 - bits)) & 63];
-	out[o] = '\0';
-	return out;
 }
 
 void
@@ -337,7 +281,7 @@ encode_special(bool is_link, const JbChild *val, RsBuf *buf)
 		RsBuf		bytes;
 
 		rs_buf_init(&bytes, val->len);
-		if (!base64_decode(val->data, val->len, &bytes))
+		if (!dcbor_base64_decode(val->data, val->len, &bytes))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid base64 in \"$bytes\": \"%.*s\"", (int) Min(val->len, 100), val->data)));
@@ -381,6 +325,17 @@ check_typed_object(const JsonbContainer *c, const JbChild *type)
 				 errmsg("blob \"size\" must be an integer")));
 }
 
+/* depth: this container counted; the decoder counts arrays and maps alike */
+static void
+check_depth(int depth)
+{
+	if (depth > DCBOR_MAX_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("JSON has more than %d nested arrays and objects, the DAG-CBOR depth limit",
+						DCBOR_MAX_DEPTH)));
+}
+
 static void
 encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 {
@@ -390,14 +345,11 @@ encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 				val_start = 0;
 	const char *base;
 
-	if (depth > DCBOR_MAX_DEPTH)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("JSON nesting exceeds the DAG-CBOR depth limit of %d", DCBOR_MAX_DEPTH)));
 	check_stack_depth();
 
 	if (JsonContainerIsArray(c))
 	{
+		check_depth(depth);
 		base = (const char *) &c->children[n];
 		dcbor_put_array(buf, n);
 		for (int i = 0; i < n; i++)
@@ -430,6 +382,8 @@ encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 		}
 	}
 
+	/* only now: a {"$link"} or {"$bytes"} object is a scalar in DAG-CBOR */
+	check_depth(depth);
 	dcbor_put_map(buf, n);
 	key_off = 0;
 	val_off = val_start;
@@ -454,46 +408,147 @@ encode_container(const JsonbContainer *c, RsBuf *buf, int depth)
 	}
 }
 
-bytea *
-rs_jsonb_to_cbor(Jsonb *jb)
+/* Encode any jsonb value; the result is a bytea palloc'd in one piece. */
+static bytea *
+encode_jsonb(Jsonb *jb)
 {
 	RsBuf		buf;
 	bytea	   *result;
 
 	check_database_encoding();
-	if (!JB_ROOT_IS_OBJECT(jb))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a DAG-CBOR record must be a JSON object, not %s",
-						JB_ROOT_IS_SCALAR(jb) ? "a scalar" : "an array")));
-
 	/* encode straight into the varlena so the result needs no copy */
 	rs_buf_init(&buf, VARSIZE_ANY_EXHDR(jb) + VARHDRSZ);
 	buf.len = VARHDRSZ;
-	encode_container(&jb->root, &buf, 1);
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		/* a scalar is stored as a one-element raw-scalar array */
+		JbChild		ch;
+		uint32		off = 0;
+
+		jb_child(&jb->root, (const char *) &jb->root.children[1], 0, &off, &ch);
+		encode_child(&ch, &buf, 0);
+	}
+	else
+		encode_container(&jb->root, &buf, 1);
 	result = (bytea *) buf.data;
 	SET_VARSIZE(result, buf.len);
 	return result;
 }
 
+bytea *
+rs_value_to_cbor(Jsonb *jb)
+{
+	return encode_jsonb(jb);
+}
+
+bytea *
+rs_record_to_cbor(Jsonb *record)
+{
+	if (!JB_ROOT_IS_OBJECT(record))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a DAG-CBOR record must be a JSON object, not %s",
+						JB_ROOT_IS_SCALAR(record) ? "a scalar" : "an array")));
+	return encode_jsonb(record);
+}
+
 Datum
 rs_json_to_cbor(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BYTEA_P(rs_jsonb_to_cbor(PG_GETARG_JSONB_P(0)));
+	PG_RETURN_BYTEA_P(rs_value_to_cbor(PG_GETARG_JSONB_P(0)));
 }
 
 /* ------------------------------------------------------- CBOR -> JSON */
 
+/*
+ * The decoder refuses what jsonb cannot hold or json_to_cbor could not
+ * write back, so that cbor_to_json(x) re-encodes to x whenever it succeeds:
+ * text with U+0000 (jsonb and text cannot store it), maps with the keys
+ * "$link" or "$bytes" (their JSON would read back as a link or bytes), and
+ * "$type" values the encoder refuses.
+ */
+typedef struct Decoder
+{
+	DcborReader r;
+	JsonbParseState *st;
+	const char *what;			/* "frame body", ...: prefixes messages; NULL: none */
+} Decoder;
+
+#define WHAT_PREFIX(d) ((d)->what ? (d)->what : ""), ((d)->what ? ": " : "")
+
 static void push_text(JsonbParseState **st, JsonbIteratorToken tok, const char *s, size_t len);
 
+static void
+check_text(Decoder *d, const DcborItem *item, size_t at, bool is_key,
+		   const DcborItem *key)
+{
+	if (memchr(item->ptr, 0, item->len) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+			 errmsg("%s%sDAG-CBOR text at byte %zu contains U+0000, which PostgreSQL text and jsonb cannot hold",
+					WHAT_PREFIX(d), at),
+			 is_key ? errdetail("It is a map key.") :
+			 key ? errdetail("It is the value of map key \"%.*s\".", (int) Min(key->len, 64),
+							 (const char *) key->ptr) :
+			 errdetail("It is an array element or the top-level item.")));
+}
+
+/*
+ * One pair of a map: refuse the keys "$link" and "$bytes" (their JSON
+ * would read back as a link or bytes) and a "$type" the encoder refuses;
+ * note what a blob needs.  k and v are the key and the value's head.
+ */
+typedef struct MapCheck
+{
+	bool		is_blob,
+				ref_ok,
+				mime_ok,
+				size_ok;
+} MapCheck;
+
+static void
+check_pair(Decoder *d, MapCheck *mc, const DcborItem *k, size_t kat,
+		   const DcborItem *v, size_t vat, size_t map_at)
+{
+	if (k->len == 0 || k->ptr[0] != '$')
+	{
+		if (dcbor_text_is(k, "ref"))
+			mc->ref_ok = v->type == DCBOR_LINK;
+		else if (dcbor_text_is(k, "mimeType"))
+			mc->mime_ok = v->type == DCBOR_TEXT;
+		else if (dcbor_text_is(k, "size"))
+			mc->size_ok = v->type == DCBOR_UINT || v->type == DCBOR_NEGINT;
+		return;
+	}
+	if (dcbor_text_is(k, "$link") || dcbor_text_is(k, "$bytes"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s%sDAG-CBOR map at byte %zu has the key \"%.*s\", which the atproto data model reserves",
+						WHAT_PREFIX(d), map_at, (int) k->len, (const char *) k->ptr),
+				 errdetail("Its JSON form would read back as a %s (key at byte %zu).",
+						   k->len == 5 ? "link" : "byte string", kat)));
+	if (dcbor_text_is(k, "$type"))
+	{
+		if (v->type != DCBOR_TEXT || v->len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s%s\"$type\" at byte %zu must be a non-empty string, not %s",
+							WHAT_PREFIX(d), vat,
+							v->type == DCBOR_TEXT ? "an empty string" : dcbor_type_name(v->type))));
+		mc->is_blob = dcbor_text_is(v, "blob");
+	}
+}
+
 static JsonbValue *
-decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
+decode_item(Decoder *d, JsonbIteratorToken tok, const DcborItem *key)
 {
 	DcborItem	item;
 	JsonbValue	v;
+	size_t		at = d->r.pos;
 
 	/* input was validated, so reads cannot fail */
-	if (dcbor_read(r, &item) != DCBOR_OK)
+	if (dcbor_read(&d->r, &item) != DCBOR_OK)
 		elog(ERROR, "DAG-CBOR reader failed on validated input");
 
 	switch (item.type)
@@ -504,7 +559,8 @@ decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
 			v.val.numeric = int64_to_numeric(item.ival);
 			break;
 		case DCBOR_TEXT:
-			push_text(st, tok, (const char *) item.ptr, item.len);
+			check_text(d, &item, at, tok == WJB_KEY, key);
+			push_text(&d->st, tok, (const char *) item.ptr, item.len);
 			return NULL;
 		case DCBOR_BYTES:
 		case DCBOR_LINK:
@@ -518,26 +574,52 @@ decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
 					cid_format(item.ptr, s);
 				}
 				else
-					s = base64_encode(item.ptr, item.len);
-				pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
-				push_text(st, WJB_KEY, item.type == DCBOR_LINK ? "$link" : "$bytes",
+				{
+					s = palloc(DCBOR_BASE64_LEN(item.len) + 1);
+					dcbor_base64_encode(item.ptr, item.len, s);
+				}
+				pushJsonbValue(&d->st, WJB_BEGIN_OBJECT, NULL);
+				push_text(&d->st, WJB_KEY, item.type == DCBOR_LINK ? "$link" : "$bytes",
 						  item.type == DCBOR_LINK ? 5 : 6);
-				push_text(st, WJB_VALUE, s, strlen(s));
-				return pushJsonbValue(st, WJB_END_OBJECT, NULL);
+				push_text(&d->st, WJB_VALUE, s, strlen(s));
+				return pushJsonbValue(&d->st, WJB_END_OBJECT, NULL);
 			}
 		case DCBOR_ARRAY:
-			pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+			check_stack_depth();
+			pushJsonbValue(&d->st, WJB_BEGIN_ARRAY, NULL);
 			for (uint64 i = 0; i < item.uval; i++)
-				decode_item(r, st, WJB_ELEM);
-			return pushJsonbValue(st, WJB_END_ARRAY, NULL);
+				decode_item(d, WJB_ELEM, NULL);
+			return pushJsonbValue(&d->st, WJB_END_ARRAY, NULL);
 		case DCBOR_MAP:
-			pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
-			for (uint64 i = 0; i < item.uval; i++)
 			{
-				decode_item(r, st, WJB_KEY);
-				decode_item(r, st, WJB_VALUE);
+				MapCheck	mc = {false, false, false, false};
+
+				check_stack_depth();
+				pushJsonbValue(&d->st, WJB_BEGIN_OBJECT, NULL);
+				for (uint64 i = 0; i < item.uval; i++)
+				{
+					DcborItem	k,
+								val;
+					DcborReader peek = d->r;
+					size_t		kat = peek.pos,
+								vat;
+
+					dcbor_read(&peek, &k);
+					vat = peek.pos;
+					dcbor_read(&peek, &val);
+					check_pair(d, &mc, &k, kat, &val, vat, at);
+					decode_item(d, WJB_KEY, NULL);
+					decode_item(d, WJB_VALUE, &k);
+				}
+				if (mc.is_blob && !(mc.ref_ok && mc.mime_ok && mc.size_ok))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s%sblob at byte %zu: %s", WHAT_PREFIX(d), at,
+									!mc.ref_ok ? "\"ref\" must be a link" :
+									!mc.mime_ok ? "\"mimeType\" must be a string" :
+									"\"size\" must be an integer")));
+				return pushJsonbValue(&d->st, WJB_END_OBJECT, NULL);
 			}
-			return pushJsonbValue(st, WJB_END_OBJECT, NULL);
 		case DCBOR_TRUE:
 		case DCBOR_FALSE:
 			v.type = jbvBool;
@@ -547,7 +629,7 @@ decode_item(DcborReader *r, JsonbParseState **st, JsonbIteratorToken tok)
 			v.type = jbvNull;
 			break;
 	}
-	return pushJsonbValue(st, tok, &v);
+	return pushJsonbValue(&d->st, tok, &v);
 }
 
 static void
@@ -562,31 +644,53 @@ push_text(JsonbParseState **st, JsonbIteratorToken tok, const char *s, size_t le
 }
 
 Jsonb *
-rs_cbor_to_jsonb(const uint8 *data, size_t len)
+rs_cbor_to_jsonb(const uint8 *data, size_t len, const char *what)
 {
-	DcborReader r;
-	JsonbParseState *st = NULL;
+	Decoder		d;
 	JsonbValue *res;
+	size_t		offset;
+	DcborError	err;
+	bool		is_scalar;
 
 	check_database_encoding();
-	rs_validate_cbor(data, len);
-	dcbor_reader_init(&r, data, len);
+	err = dcbor_validate(data, len, &offset);
+	if (err != DCBOR_OK)
+	{
+		if (what)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("%s: invalid DAG-CBOR at byte %zu: %s", what, offset, dcbor_strerror(err))));
+		rs_report_cbor_error(err, offset, data, len);
+	}
+	dcbor_reader_init(&d.r, data, len);
+	d.st = NULL;
+	d.what = what;
 
-	/* a top-level scalar travels as a one-element raw-scalar array */
-	if ((data[0] >> 5) != 4 && (data[0] >> 5) != 5 &&
-		!(data[0] == 0xd8 && len > 1 && data[1] == 42))
+	/*
+	 * A top-level scalar travels as a one-element raw-scalar array; bytes
+	 * and links become objects ({"$bytes"}, {"$link"}), so they do not.
+	 */
+	{
+		DcborReader peek = d.r;
+		DcborItem	top;
+
+		dcbor_read(&peek, &top);
+		is_scalar = top.type != DCBOR_ARRAY && top.type != DCBOR_MAP &&
+			top.type != DCBOR_BYTES && top.type != DCBOR_LINK;
+	}
+	if (is_scalar)
 	{
 		JsonbValue	arr;
 
 		arr.type = jbvArray;
 		arr.val.array.rawScalar = true;
 		arr.val.array.nElems = 1;
-		pushJsonbValue(&st, WJB_BEGIN_ARRAY, &arr);
-		decode_item(&r, &st, WJB_ELEM);
-		res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+		pushJsonbValue(&d.st, WJB_BEGIN_ARRAY, &arr);
+		decode_item(&d, WJB_ELEM, NULL);
+		res = pushJsonbValue(&d.st, WJB_END_ARRAY, NULL);
 	}
 	else
-		res = decode_item(&r, &st, WJB_ELEM);
+		res = decode_item(&d, WJB_ELEM, NULL);
 	return JsonbValueToJsonb(res);
 }
 
@@ -595,7 +699,7 @@ rs_cbor_to_json(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 
-	PG_RETURN_JSONB_P(rs_cbor_to_jsonb((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
+	PG_RETURN_JSONB_P(rs_cbor_to_jsonb((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), NULL));
 }
 
 Datum

@@ -14,7 +14,28 @@
 void		rs_validate_cbor(const uint8 *data, size_t len);
 void		rs_report_cbor_error(DcborError err, size_t offset, const uint8 *data, size_t len) pg_attribute_noreturn();
 
-bytea	   *rs_jsonb_to_cbor(Jsonb *jb);
-Jsonb	   *rs_cbor_to_jsonb(const uint8 *data, size_t len);
+/*
+ * Canonical DAG-CBOR of any jsonb value under the atproto data model
+ * (json_to_cbor): $link/$bytes objects, integers only, $type rules.
+ * ERROR 22023 outside the data model, 22P02 for a bad CID or base64,
+ * 22003 for an integer out of range, 54000 past DCBOR_MAX_DEPTH.
+ */
+bytea	   *rs_value_to_cbor(Jsonb *jb);
+
+/* The same for a record: the value must be a JSON object (else 22023). */
+bytea	   *rs_record_to_cbor(Jsonb *record);
+
+/*
+ * The one CBOR -> jsonb path: cbor_to_json, frame_to_json, the output
+ * plugin's JSON mode (and any importer) all decode through it.  Any
+ * DAG-CBOR value is accepted (a top-level scalar becomes a jsonb scalar).
+ * ERROR 22P03 for invalid DAG-CBOR; 22P05 for text (value or map key)
+ * containing U+0000, which text and jsonb cannot hold; 22023 for a map
+ * json_to_cbor could not write back (a "$link" or "$bytes" key, a "$type"
+ * that is not a non-empty string, a "blob" without ref/mimeType/size).
+ * what (may be NULL) names the item in messages: "frame body", ...; byte
+ * offsets are relative to data.
+ */
+Jsonb	   *rs_cbor_to_jsonb(const uint8 *data, size_t len, const char *what);
 
 #endif

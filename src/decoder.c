@@ -192,14 +192,29 @@ rel_entry(Relation rel)
 
 /* -------------------------------------------------------------- options */
 
-static void
-option_error(const char *name, const char *value, const char *detail)
+/*
+ * Every option error has one shape: SQLSTATE 22023, a message naming the
+ * option and the offending value, and a hint saying what is accepted.
+ */
+static const char *const HINT_OPTIONS = "Valid options are format, repos, kinds and blocks.";
+
+static const char *
+option_hint(const char *name)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value \"%s\" for repo_stream option \"%s\"", value, name),
-			 errdetail("%s", detail)));
+	if (strcmp(name, "format") == 0)
+		return "Valid formats are cbor and json.";
+	if (strcmp(name, "repos") == 0)
+		return "Give DIDs separated by commas, such as did:plc:ewvi7nxzyoun6zhxrhs64oiz,did:web:example.com.";
+	if (strcmp(name, "kinds") == 0)
+		return "Give event kinds separated by commas: commit, account, sync.";
+	return "Give true or false.";
 }
+
+#define option_error(hint, ...) \
+	ereport(ERROR, \
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
+			 errmsg(__VA_ARGS__), \
+			 errhint("%s", (hint))))
 
 static int
 did_cmp(const void *a, const void *b)
@@ -233,7 +248,9 @@ split_list(const char *name, const char *value)
 		while (e > s && e[-1] == ' ')
 			e--;
 		if (s == e)
-			option_error(name, value, "The list has an empty element.");
+			option_error(option_hint(name),
+						 "invalid value \"%s\" for repo_stream option \"%s\": the list has an empty element",
+						 value, name);
 		out = lappend(out, pnstrdup(s, e - s));
 		if (end == NULL)
 			break;
@@ -267,21 +284,15 @@ parse_options(DecoderState *st, List *options, OutputPluginOptions *opt)
 		else if (strcmp(name, "blocks") == 0)
 			seen = &seen_blocks;
 		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized repo_stream option \"%s\"", name),
-					 errhint("Valid options are format, repos, kinds and blocks.")));
+			option_error(HINT_OPTIONS, "unrecognized repo_stream option \"%s\"", name);
 		if (*seen)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("repo_stream option \"%s\" is given more than once", name)));
+			option_error("Give each option at most once.",
+						 "repo_stream option \"%s\" is given more than once", name);
 		*seen = true;
 
 		/* a bare boolean means true, as in test_decoding; the rest need a value */
 		if (value == NULL && strcmp(name, "blocks") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("repo_stream option \"%s\" needs a value", name)));
+			option_error(option_hint(name), "repo_stream option \"%s\" needs a value", name);
 
 		if (seen == &seen_format)
 		{
@@ -290,12 +301,14 @@ parse_options(DecoderState *st, List *options, OutputPluginOptions *opt)
 			else if (strcmp(value, "json") == 0)
 				st->json = true;
 			else
-				option_error(name, value, "Valid formats are cbor and json.");
+				option_error(option_hint(name), "invalid value \"%s\" for repo_stream option \"%s\"",
+							 value, name);
 		}
 		else if (seen == &seen_blocks)
 		{
 			if (value != NULL && !parse_bool(value, &st->blocks))
-				option_error(name, value, "A boolean is expected: true or false.");
+				option_error(option_hint(name), "invalid value \"%s\" for repo_stream option \"%s\"",
+							 value, name);
 		}
 		else if (seen == &seen_kinds)
 		{
@@ -313,10 +326,8 @@ parse_options(DecoderState *st, List *options, OutputPluginOptions *opt)
 				else if (strcmp(kind, "sync") == 0)
 					st->kinds |= KIND_SYNC;
 				else
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid event kind \"%s\" in repo_stream option \"kinds\"", kind),
-							 errhint("Valid kinds are commit, account and sync.")));
+					option_error(option_hint(name),
+								 "invalid event kind \"%s\" in repo_stream option \"kinds\"", kind);
 			}
 		}
 		else
@@ -331,9 +342,8 @@ parse_options(DecoderState *st, List *options, OutputPluginOptions *opt)
 				const char *did = lfirst(d);
 
 				if (!did_valid(did, strlen(did)))
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid DID \"%s\" in repo_stream option \"repos\"", did)));
+					option_error(option_hint(name),
+								 "invalid DID \"%s\" in repo_stream option \"repos\"", did);
 				st->repos[i].did = did;
 				st->repos[i].len = strlen(did);
 				i++;
@@ -455,8 +465,8 @@ append_json(StringInfo out, int64 seq, const uint8 *data, size_t len)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored frame of seq " INT64_FORMAT " is not two CBOR items", seq)));
-	header_jb = rs_cbor_to_jsonb(data, body);
-	body_jb = rs_cbor_to_jsonb(data + body, len - body);
+	header_jb = rs_cbor_to_jsonb(data, body, "frame header");
+	body_jb = rs_cbor_to_jsonb(data + body, len - body, "frame body");
 	appendStringInfo(out, "{\"seq\": " INT64_FORMAT ", \"header\": ", seq);
 	JsonbToCString(out, &header_jb->root, VARSIZE(header_jb));
 	appendStringInfoString(out, ", \"body\": ");

@@ -182,6 +182,8 @@ frame_strerror(FrameError err)
 			return "frame body field missing or of the wrong type";
 		case FRAME_ERR_VALUE:
 			return "frame body field has an invalid value";
+		case FRAME_ERR_LEXICON:
+			return "frame breaks a lexicon rule (a size limit or the datetime format)";
 	}
 	return "unknown frame error";
 }
@@ -343,8 +345,8 @@ decode_header(const uint8_t *data, size_t len, Frame *f, Dec *d)
 		return dfail(d, FRAME_ERR_CBOR, "body is not valid DAG-CBOR at byte %zu: %s",
 					 hend + off, dcbor_strerror(err));
 	if (off != f->body_len)
-		return dfail(d, FRAME_ERR_TRAILING, "%zu trailing bytes after the body, at byte %zu",
-					 f->body_len - off, hend + off);
+		return dfail(d, FRAME_ERR_TRAILING, "%zu trailing %s after the body, at byte %zu",
+					 f->body_len - off, f->body_len - off == 1 ? "byte" : "bytes", hend + off);
 	if ((err = dcbor_validate(f->body, f->body_len, &off)) != DCBOR_OK)
 		return dfail(d, FRAME_ERR_CBOR, "body is not valid DAG-CBOR at byte %zu: %s",
 					 hend + off, dcbor_strerror(err));
@@ -520,18 +522,23 @@ static FrameError
 decode_ops(Dec *d, DcborReader *r, const DcborItem *arr, FrameCommit *c)
 {
 	FrameOp    *ops;
+	size_t		cap = arr->uval < 16 ? 16 : arr->uval > FRAME_MAX_OPS ? FRAME_MAX_OPS : arr->uval;
 
-	if (arr->uval > FRAME_MAX_OPS)
-		return dfail(d, FRAME_ERR_VALUE, "%llu ops, more than %d", (unsigned long long) arr->uval,
-					 FRAME_MAX_OPS);
-	ops = rs_alloc((arr->uval ? arr->uval : 1) * sizeof(FrameOp));
+	/* more ops than the lexicon allows still decode (frame_check_lexicon says no) */
+	ops = rs_alloc(cap * sizeof(FrameOp));
 	c->ops = ops;
 	c->n_ops = 0;
 	for (size_t i = 0; i < arr->uval; i++)
 	{
-		FrameError	e = decode_op(d, r, i, &ops[i]);
+		FrameError	e;
 
-		if (e != FRAME_OK)
+		if (i == cap)
+		{
+			cap *= 2;
+			ops = rs_realloc(ops, cap * sizeof(FrameOp));
+			c->ops = ops;
+		}
+		if ((e = decode_op(d, r, i, &ops[i])) != FRAME_OK)
 			return e;
 		c->n_ops++;
 	}
@@ -845,6 +852,91 @@ frame_decode(const uint8_t *data, size_t len, Frame *out, char *errmsg, size_t e
 		return e;
 	}
 	return FRAME_OK;
+}
+
+const char *
+frame_did(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.repo_len : f->kind == FRAME_SYNC ? f->sync.did_len :
+		f->kind == FRAME_ACCOUNT ? f->account.did_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.repo : f->kind == FRAME_SYNC ? f->sync.did :
+		f->kind == FRAME_ACCOUNT ? f->account.did : NULL;
+}
+
+const char *
+frame_rev(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.rev_len : f->kind == FRAME_SYNC ? f->sync.rev_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.rev : f->kind == FRAME_SYNC ? f->sync.rev : NULL;
+}
+
+const uint8_t *
+frame_blocks(const Frame *f, size_t *len)
+{
+	*len = f->kind == FRAME_COMMIT ? f->commit.blocks_len : f->kind == FRAME_SYNC ? f->sync.blocks_len : 0;
+	return f->kind == FRAME_COMMIT ? f->commit.blocks : f->kind == FRAME_SYNC ? f->sync.blocks : NULL;
+}
+
+bool
+frame_error_is_framing(FrameError err)
+{
+	return err == FRAME_ERR_CBOR || err == FRAME_ERR_TRAILING || err == FRAME_ERR_HEADER;
+}
+
+static FrameError
+check_time(Dec *d, const char *time, size_t len)
+{
+	char		b[80];
+
+	if (datetime_valid(time, len))
+		return FRAME_OK;
+	return dfail(d, FRAME_ERR_LEXICON, "field \"time\" is not an atproto datetime: \"%s\"",
+				 show(time, len, b));
+}
+
+static FrameError
+check_bytes(Dec *d, const char *field, size_t len, size_t max)
+{
+	if (len <= max)
+		return FRAME_OK;
+	return dfail(d, FRAME_ERR_LEXICON, "field \"%s\" is %zu bytes, over the lexicon limit of %zu bytes",
+				 field, len, max);
+}
+
+FrameError
+frame_check_lexicon(const Frame *f, char *errmsg, size_t errlen)
+{
+	char		kind[24];
+	Dec			d = {errmsg, errlen, kind};
+	FrameError	e = FRAME_OK;
+
+	if (errmsg && errlen)
+		errmsg[0] = '\0';
+	snprintf(kind, sizeof(kind), "%.*s frame", (int) (f->type_len > 16 ? 16 : f->type_len),
+			 f->type ? f->type : "");
+	switch (f->kind)
+	{
+		case FRAME_COMMIT:
+			if (f->commit.n_ops > FRAME_MAX_OPS)
+				e = dfail(&d, FRAME_ERR_LEXICON, "field \"ops\" has %zu ops, over the lexicon limit of %d",
+						  f->commit.n_ops, FRAME_MAX_OPS);
+			if (e == FRAME_OK)
+				e = check_bytes(&d, "blocks", f->commit.blocks_len, FRAME_COMMIT_BLOCKS_MAX);
+			if (e == FRAME_OK)
+				e = check_time(&d, f->commit.time, f->commit.time_len);
+			break;
+		case FRAME_SYNC:
+			e = check_bytes(&d, "blocks", f->sync.blocks_len, FRAME_SYNC_BLOCKS_MAX);
+			if (e == FRAME_OK)
+				e = check_time(&d, f->sync.time, f->sync.time_len);
+			break;
+		case FRAME_ACCOUNT:
+			e = check_time(&d, f->account.time, f->account.time_len);
+			break;
+		default:
+			break;
+	}
+	return e;
 }
 
 void

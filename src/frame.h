@@ -38,8 +38,14 @@
 #include "buf.h"
 #include "cid.h"
 
-/* Most ops in one #commit (lexicon maxLength; SPEC: at most 200 ops). */
-#define FRAME_MAX_OPS 200
+/*
+ * Limits the subscribeRepos lexicon states, exactly (decimal bytes, not
+ * MiB).  frame_decode reads frames past them; frame_check_lexicon (and so
+ * verification) refuses them.
+ */
+#define FRAME_MAX_OPS 200				/* #commit.ops maxLength */
+#define FRAME_COMMIT_BLOCKS_MAX 2000000	/* #commit.blocks maxLength, bytes */
+#define FRAME_SYNC_BLOCKS_MAX 10000		/* #sync.blocks maxLength, bytes */
 
 /* seq is positive and below 2^53 (SPEC), so JavaScript consumers hold it exactly. */
 #define FRAME_SEQ_MAX ((INT64_C(1) << 53) - 1)
@@ -161,7 +167,8 @@ typedef enum FrameError
 	FRAME_ERR_TRAILING,			/* bytes after the body */
 	FRAME_ERR_HEADER,			/* header is not {t, op} with op 1 (t text) or -1 */
 	FRAME_ERR_FIELD,			/* body is not a map, or a field is missing or mistyped */
-	FRAME_ERR_VALUE				/* a field's value is invalid (DID, TID, path, seq, action...) */
+	FRAME_ERR_VALUE,			/* a field's value is invalid (DID, TID, path, seq, action...) */
+	FRAME_ERR_LEXICON			/* over a lexicon limit, or time not a datetime (frame_check_lexicon) */
 } FrameError;
 
 const char *frame_strerror(FrameError err);
@@ -189,16 +196,44 @@ typedef struct Frame
 /*
  * Strict decode: header and body each valid DAG-CBOR, nothing after them;
  * known kinds need their lexicon's required fields with the right types,
- * DIDs, TIDs and record paths valid, seq in 1..FRAME_SEQ_MAX, at most
- * FRAME_MAX_OPS ops, cid present exactly for create/update, no prev on a
- * create.  Unknown fields are ignored, as lexicon evolution adds fields.
- * blocks is not parsed here (see car.h, verify.h).  errmsg (may be NULL)
- * gets a message naming the field and value.  Never reads past len.  On
- * error nothing needs freeing; on success call frame_free.
+ * DIDs, TIDs and record paths valid, seq in 1..FRAME_SEQ_MAX, cid present
+ * exactly for create/update, no prev on a create.  Unknown fields are
+ * ignored, as lexicon evolution adds fields.  The lexicon's size limits
+ * and the datetime format are left to frame_check_lexicon, so a frame
+ * over them can still be shown.  blocks is not parsed here (see car.h,
+ * verify.h).  errmsg (may be NULL) gets a message naming the field and
+ * value.  Never reads past len.  On error nothing needs freeing; on
+ * success call frame_free.
+ *
+ * FRAME_ERR_CBOR, FRAME_ERR_TRAILING and FRAME_ERR_HEADER mean the bytes
+ * are not a frame at all (not exactly two valid DAG-CBOR items, or the
+ * first is not a header); FRAME_ERR_FIELD and FRAME_ERR_VALUE are about
+ * a frame's body.
  */
 FrameError	frame_decode(const uint8_t *data, size_t len, Frame *out,
 						 char *errmsg, size_t errlen);
 void		frame_free(Frame *f);
+
+/*
+ * Fields several kinds share, for a decoded frame: the DID (#commit repo,
+ * #sync and #account did), the rev (#commit, #sync) and the CAR (#commit,
+ * #sync).  NULL (and *len 0) for a kind without it.
+ */
+const char *frame_did(const Frame *f, size_t *len);
+const char *frame_rev(const Frame *f, size_t *len);
+const uint8_t *frame_blocks(const Frame *f, size_t *len);
+
+/* True for the errors that mean "not a frame at all" (see frame_decode). */
+bool		frame_error_is_framing(FrameError err);
+
+/*
+ * The lexicon rules frame_decode leaves out, for a decoded frame:
+ * #commit blocks <= FRAME_COMMIT_BLOCKS_MAX bytes and ops <= FRAME_MAX_OPS,
+ * #sync blocks <= FRAME_SYNC_BLOCKS_MAX bytes, and time an atproto
+ * datetime (syntax.h) in #commit, #sync and #account.  FRAME_ERR_LEXICON
+ * with errmsg naming the field, its size and the limit; else FRAME_OK.
+ */
+FrameError	frame_check_lexicon(const Frame *f, char *errmsg, size_t errlen);
 
 /*
  * Copy of a frame with the body's top-level seq replaced; nothing else

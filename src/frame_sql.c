@@ -1,6 +1,8 @@
 /*
  * frame_sql.c - SQL surface of event frames: frame_to_json() for people,
- * verify_frame() for consumers holding a repo's did:key.
+ * verify_frame() for consumers holding a repo's did:key.  The one-argument
+ * verify_frame(), which looks the key up, lives in verify_sql.c and shares
+ * the steps here (frame_sql.h).
  */
 #include "postgres.h"
 
@@ -69,22 +71,13 @@ rs_frame_to_jsonb(const uint8 *data, size_t len)
 	JsonbValue *res;
 	Jsonb	   *header,
 			   *body;
-	const uint8 *blocks = NULL;
-	size_t		blocks_len = 0;
+	const uint8 *blocks;
+	size_t		blocks_len;
 
 	decode_or_error(data, len, &f);
-	header = rs_cbor_to_jsonb(f.header, f.header_len);
-	body = rs_cbor_to_jsonb(f.body, f.body_len);
-	if (f.kind == FRAME_COMMIT)
-	{
-		blocks = f.commit.blocks;
-		blocks_len = f.commit.blocks_len;
-	}
-	else if (f.kind == FRAME_SYNC)
-	{
-		blocks = f.sync.blocks;
-		blocks_len = f.sync.blocks_len;
-	}
+	header = rs_cbor_to_jsonb(f.header, f.header_len, "frame header");
+	body = rs_cbor_to_jsonb(f.body, f.body_len, "frame body");
+	blocks = frame_blocks(&f, &blocks_len);
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	push_key(&st, "header");
@@ -134,11 +127,87 @@ rs_frame_to_json(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(rs_frame_to_jsonb((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b)));
 }
 
+/* ---------------------------------------------------------------- verify */
+
+/* The frame's reason without the "<kind> frame: " prefix frame.c adds. */
+static const char *
+reason(const Frame *f, const char *msg)
+{
+	char		prefix[32];
+	size_t		n;
+
+	if (f->kind == FRAME_ERROR)
+		snprintf(prefix, sizeof(prefix), "error frame: ");
+	else
+		snprintf(prefix, sizeof(prefix), "%.*s frame: ", (int) Min(f->type_len, 16), f->type);
+	n = strlen(prefix);
+	return strncmp(msg, prefix, n) == 0 ? msg + n : msg;
+}
+
+void
+rs_frame_fails(const Frame *f, const char *why)
+{
+	char		kbuf[80];
+	const char *kind = kind_name(f, kbuf, sizeof(kbuf));
+	size_t		did_len;
+	const char *did = frame_did(f, &did_len);
+
+	if (f->has_seq && did != NULL)
+		ereport(NOTICE,
+				(errmsg("%s frame seq %lld of %.*s does not verify: %s", kind, (long long) f->seq,
+						(int) Min(did_len, 256), did, reason(f, why))));
+	else if (f->has_seq)
+		ereport(NOTICE,
+				(errmsg("%s frame seq %lld does not verify: %s", kind, (long long) f->seq, reason(f, why))));
+	else
+		ereport(NOTICE,
+				(errmsg("%s frame does not verify: %s", kind, reason(f, why))));
+}
+
+RsFrameCheck
+rs_frame_open(const uint8 *data, size_t len, Frame *f)
+{
+	char		msg[512];
+	FrameError	err = frame_decode(data, len, f, msg, sizeof(msg));
+
+	if (frame_error_is_framing(err))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid event frame: %s", msg),
+				 errdetail("A frame is two DAG-CBOR items, a header {t, op} and a body.")));
+	if (err != FRAME_OK || frame_check_lexicon(f, msg, sizeof(msg)) != FRAME_OK)
+	{
+		rs_frame_fails(f, msg);
+		frame_free(f);
+		return RS_FRAME_FAILS;
+	}
+	if (f->kind != FRAME_COMMIT && f->kind != FRAME_SYNC)
+	{
+		frame_free(f);
+		return RS_FRAME_UNSIGNED;
+	}
+	return RS_FRAME_OK;
+}
+
+bool
+rs_frame_verify_key(Frame *f, const uint8 pub[ED25519_PUBLIC_KEY_LEN])
+{
+	char		msg[1024];
+	VerifyResult r = frame_verify(f, pub, msg, sizeof(msg));
+
+	if (r != VERIFY_OK)
+		rs_frame_fails(f, msg[0] ? msg : verify_strerror(r));
+	frame_free(f);
+	return r == VERIFY_OK;
+}
+
 /*
- * true: the frame verifies with the key.  false, with a NOTICE saying why:
- * well-formed, but the signature, the records or the MST inversion do not
- * check out.  ERROR: the key is not a did:key (22P02), the frame is not a
- * #commit or #sync (22023), or it is malformed (22P03).
+ * verify_frame(frame, did_key): true if the frame verifies with the key;
+ * false with a NOTICE saying why (a body field missing or invalid, over a
+ * lexicon limit, a bad CAR, block, record, signature or MST inversion);
+ * NULL for a kind that carries no signature (#account, #identity, #info,
+ * error frames) once it passes those checks.  ERROR 22P02 if did_key is
+ * not an Ed25519 did:key, 22P03 if the bytes are not a frame at all.
  */
 Datum
 rs_verify_frame(PG_FUNCTION_ARGS)
@@ -148,38 +217,20 @@ rs_verify_frame(PG_FUNCTION_ARGS)
 	uint8		pub[ED25519_PUBLIC_KEY_LEN];
 	DidKeyError kerr;
 	Frame		f;
-	VerifyResult r;
-	char		msg[1024],
-				kind[80];
 
 	if (!did_key_parse_ed25519(VARDATA_ANY(did_key), VARSIZE_ANY_EXHDR(did_key), pub, &kerr))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid Ed25519 did:key: \"%s\"", text_to_cstring(did_key)),
 				 errdetail("%s", did_key_strerror(kerr))));
-	decode_or_error((const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f);
-	if (f.kind != FRAME_COMMIT && f.kind != FRAME_SYNC)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot verify a frame of kind %s", kind_name(&f, kind, sizeof(kind))),
-				 errdetail("Only #commit and #sync frames carry a signed commit.")));
-
-	r = frame_verify(&f, pub, msg, sizeof(msg));
-	if (verify_is_malformed(r))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid %s frame seq %lld: %s", kind_name(&f, kind, sizeof(kind)),
-						(long long) f.seq, msg)));
-	if (r != VERIFY_OK)
+	switch (rs_frame_open((const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f))
 	{
-		const char *did = f.kind == FRAME_COMMIT ? f.commit.repo : f.sync.did;
-		size_t		did_len = f.kind == FRAME_COMMIT ? f.commit.repo_len : f.sync.did_len;
-
-		ereport(NOTICE,
-				(errmsg("%s frame seq %lld of %.*s does not verify: %s",
-						kind_name(&f, kind, sizeof(kind)), (long long) f.seq,
-						(int) Min(did_len, 256), did, msg)));
+		case RS_FRAME_FAILS:
+			PG_RETURN_BOOL(false);
+		case RS_FRAME_UNSIGNED:
+			PG_RETURN_NULL();
+		case RS_FRAME_OK:
+			break;
 	}
-	frame_free(&f);
-	PG_RETURN_BOOL(r == VERIFY_OK);
+	PG_RETURN_BOOL(rs_frame_verify_key(&f, pub));
 }

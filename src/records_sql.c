@@ -123,7 +123,7 @@ record_prepare(const char *did, const char *collection, const char *rkey, Jsonb 
 	rs_check_record_key(did, collection, rkey);
 	rs_touch_repo(did);
 	record = record_with_type(record, collection, rkey, did);
-	cbor = rs_jsonb_to_cbor(record);
+	cbor = rs_record_to_cbor(record);
 	len = VARSIZE(cbor) - VARHDRSZ;
 	if (len > RS_MAX_RECORD_BYTES)
 		ereport(ERROR,

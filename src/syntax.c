@@ -181,3 +181,99 @@ repo_path_valid(const char *path, size_t len)
 	return nsid_valid(path, coll_len) &&
 		rkey_valid(slash + 1, len - coll_len - 1);
 }
+
+/* n ASCII digits at s as a number, or -1. */
+static int
+digits(const char *s, int n)
+{
+	int			v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!is_digit(s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+static int
+days_in_month(int year, int month)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool		leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
+bool
+datetime_valid(const char *s, size_t len)
+{
+	int			year,
+				month,
+				day,
+				hour,
+				minute,
+				second;
+	size_t		i;
+	long		offset = 0;			/* minutes east of UTC */
+	long		minutes;
+
+	/* YYYY-MM-DDTHH:MM:SS is 19 bytes, then at least "Z" */
+	if (len < 20 || len > DATETIME_MAX_LEN)
+		return false;
+	if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return false;
+	year = digits(s, 4);
+	month = digits(s + 5, 2);
+	day = digits(s + 8, 2);
+	hour = digits(s + 11, 2);
+	minute = digits(s + 14, 2);
+	second = digits(s + 17, 2);
+	if (year < 0 || month < 1 || month > 12 || day < 1 ||
+		day > days_in_month(year, month) || hour < 0 || hour > 23 ||
+		minute < 0 || minute > 59 || second < 0 || second > 59)
+		return false;
+
+	i = 19;
+	if (s[i] == '.')
+	{
+		size_t		start = ++i;
+
+		while (i < len && is_digit(s[i]))
+			i++;
+		if (i == start)
+			return false;
+	}
+	if (i < len && s[i] == 'Z')
+		i++;
+	else if (i < len && (s[i] == '+' || s[i] == '-'))
+	{
+		int			oh,
+					om;
+
+		if (len - i != 6 || s[i + 3] != ':')
+			return false;
+		oh = digits(s + i + 1, 2);
+		om = digits(s + i + 4, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return false;
+		/* "-00:00" means "offset unknown" in RFC 3339: not a timezone */
+		if (s[i] == '-' && oh == 0 && om == 0)
+			return false;
+		offset = (s[i] == '+' ? 1 : -1) * (long) (oh * 60 + om);
+		i += 6;
+	}
+	else
+		return false;
+	if (i != len)
+		return false;
+
+	/* in UTC the instant must stay inside years 0000..9999 */
+	minutes = (long) hour * 60 + minute - offset;
+	if (year == 0 && month == 1 && day == 1 && minutes < 0)
+		return false;
+	if (year == 9999 && month == 12 && day == 31 && minutes >= 24 * 60)
+		return false;
+	return true;
+}

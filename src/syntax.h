@@ -34,4 +34,16 @@ bool		tid_valid(const char *s, size_t len);
 /* A repo record path "<collection NSID>/<rkey>". */
 bool		repo_path_valid(const char *path, size_t len);
 
+#define DATETIME_MAX_LEN 64
+
+/*
+ * An atproto datetime (atproto.com/specs/lexicon#datetime): RFC 3339
+ * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), uppercase T and Z, a
+ * timezone required, "-00:00" refused, at most DATETIME_MAX_LEN bytes.
+ * The day must exist in its month; second 60 (a leap second) is refused,
+ * as the reference implementation does; the instant, moved to UTC, must
+ * fall in years 0000..9999.
+ */
+bool		datetime_valid(const char *s, size_t len);
+
 #endif

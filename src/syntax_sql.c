@@ -19,6 +19,7 @@ PG_FUNCTION_INFO_V1(is_valid_did);
 PG_FUNCTION_INFO_V1(is_valid_nsid);
 PG_FUNCTION_INFO_V1(is_valid_rkey);
 PG_FUNCTION_INFO_V1(is_valid_tid);
+PG_FUNCTION_INFO_V1(is_valid_datetime);
 PG_FUNCTION_INFO_V1(tid_now);
 PG_FUNCTION_INFO_V1(did_key_from_public);
 PG_FUNCTION_INFO_V1(did_key_to_public);
@@ -53,6 +54,14 @@ is_valid_tid(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 
 	PG_RETURN_BOOL(tid_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+}
+
+Datum
+is_valid_datetime(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(datetime_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }
 
 /* ---- TID generation ---- */
@@ -140,8 +149,9 @@ did_key_from_public(PG_FUNCTION_ARGS)
 	if (VARSIZE_ANY_EXHDR(key) != ED25519_PUBLIC_KEY_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Ed25519 public key length: %d bytes",
-						(int) VARSIZE_ANY_EXHDR(key)),
+				 errmsg_plural("invalid Ed25519 public key length: %d byte",
+							   "invalid Ed25519 public key length: %d bytes",
+							   (int) VARSIZE_ANY_EXHDR(key), (int) VARSIZE_ANY_EXHDR(key)),
 				 errdetail("An Ed25519 public key is exactly %d bytes.",
 						   ED25519_PUBLIC_KEY_LEN)));
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "car.h"
+#include "cbor.h"
 #include "commit.h"
 #include "mst.h"
 
@@ -47,6 +48,10 @@ verify_strerror(VerifyResult r)
 			return "two ops on one path";
 		case VERIFY_RECORD_MISSING:
 			return "record block is not in blocks";
+		case VERIFY_BAD_RECORD:
+			return "record block is not a valid DAG-CBOR map";
+		case VERIFY_RECORD_TOO_BIG:
+			return "record block is over 1000000 bytes";
 		case VERIFY_OP_MISMATCH:
 			return "op disagrees with the tree";
 		case VERIFY_PROOF_MISSING:
@@ -325,11 +330,42 @@ frame_verify_commit(const FrameCommit *c, const uint8_t pub[VERIFY_PUBLIC_KEY_LE
 					  action_names[op->action], plen(op->path_len), op->path);
 			goto done;
 		}
-		if (op->action != FRAME_ACTION_DELETE && car_index_get(&idx, op->cid) == NULL)
+		if (op->action != FRAME_ACTION_DELETE)
 		{
-			r = vfail(errmsg, errlen, VERIFY_RECORD_MISSING, "record %s of %s %.*s is not in blocks",
-					  cidtext(op->cid, c1), action_names[op->action], plen(op->path_len), op->path);
-			goto done;
+			const CarBlock *rec = car_index_get(&idx, op->cid);
+			size_t		off;
+			DcborError	derr = DCBOR_OK;
+
+			if (rec == NULL)
+			{
+				r = vfail(errmsg, errlen, VERIFY_RECORD_MISSING, "record %s of %s %.*s is not in blocks",
+						  cidtext(op->cid, c1), action_names[op->action], plen(op->path_len), op->path);
+				goto done;
+			}
+			if (rec->len > RECORD_MAX_BYTES)
+			{
+				r = vfail(errmsg, errlen, VERIFY_RECORD_TOO_BIG,
+						  "record %s of %s %.*s is %zu bytes, over the limit of %d bytes",
+						  cidtext(op->cid, c1), action_names[op->action], plen(op->path_len), op->path,
+						  rec->len, RECORD_MAX_BYTES);
+				goto done;
+			}
+			if (op->cid[1] != CID_CODEC_DAG_CBOR ||
+				(derr = dcbor_validate(rec->data, rec->len, &off)) != DCBOR_OK ||
+				(rec->data[0] >> 5) != 5)
+			{
+				char		why[128];
+
+				if (op->cid[1] != CID_CODEC_DAG_CBOR)
+					snprintf(why, sizeof(why), "the CID has the raw codec, not dag-cbor");
+				else if (derr != DCBOR_OK)
+					snprintf(why, sizeof(why), "invalid DAG-CBOR at byte %zu: %s", off, dcbor_strerror(derr));
+				else
+					snprintf(why, sizeof(why), "%s", "not a map");
+				r = vfail(errmsg, errlen, VERIFY_BAD_RECORD, "record %s of %s %.*s: %s",
+						  cidtext(op->cid, c1), action_names[op->action], plen(op->path_len), op->path, why);
+				goto done;
+			}
 		}
 		/* at most 200 ops: quadratic is fine */
 		for (size_t j = 0; j < i; j++)

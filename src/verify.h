@@ -8,7 +8,8 @@
  *     commit block is there (every block's bytes hash to its CID);
  *  2. the commit block is a signed v3 commit for the frame's repo and rev,
  *     and its signature verifies over the unsigned commit bytes;
- *  3. each create/update op's record block is in blocks;
+ *  3. each create/update op's record block is in blocks, is a DAG-CBOR map
+ *     and at most RECORD_MAX_BYTES (cbor.h);
  *  4. the ops, inverted on the tree at the commit's data root with blocks as
  *     the node store (create -> delete, update -> put prev, delete -> put
  *     prev), give prevData: the MST root before the commit.  A first commit
@@ -17,9 +18,11 @@
  * A #sync frame gets steps 1 and 2.  tooBig frames do not carry the diff
  * and fail with VERIFY_TOO_BIG.
  *
- * Results split in two: VERIFY_BAD_* mean the frame is malformed (it
- * cannot be checked at all); the others mean it is well-formed but does
- * not verify.  errmsg (may be NULL) gets a message naming the op path or CID.
+ * Results split in two: VERIFY_BAD_CAR, _COMMIT, _NODE and _KIND mean the
+ * blocks are malformed (the frame cannot be checked at all); the others
+ * mean they are well-formed but do not verify.  Either way the frame does
+ * not verify.  errmsg (may be NULL) gets a message naming the op path or
+ * CID.
  */
 #ifndef RS_VERIFY_H
 #define RS_VERIFY_H
@@ -47,6 +50,8 @@ typedef enum VerifyResult
 	VERIFY_OP_WITHOUT_PREV,		/* update/delete without prev: not invertible */
 	VERIFY_DUPLICATE_PATH,		/* two ops on one path */
 	VERIFY_RECORD_MISSING,		/* create/update record block not in blocks */
+	VERIFY_BAD_RECORD,			/* a record block is not a valid DAG-CBOR map */
+	VERIFY_RECORD_TOO_BIG,		/* a record block over RECORD_MAX_BYTES */
 	VERIFY_OP_MISMATCH,			/* an op disagrees with the tree */
 	VERIFY_PROOF_MISSING,		/* an MST node the inversion needs is absent */
 	VERIFY_PREV_DATA_MISMATCH	/* the inverted tree's root is not prevData */

@@ -1,6 +1,7 @@
 /*
  * verify_sql.c - verify_repo(): detect records, nodes, commits or events
- * changed behind the extension's back.
+ * changed behind the extension's back; and the reader's side of key
+ * history: repo_keys() and the one-argument verify_frame().
  *
  * Nothing stored is trusted: record CIDs are recomputed from the JSON, the
  * MST is rebuilt from those CIDs, the stored nodes are loaded and checked
@@ -25,12 +26,15 @@
 #include "cid.h"
 #include "commit.h"
 #include "frame.h"
+#include "frame_sql.h"
 #include "keys.h"
 #include "mst.h"
 #include "spi_sql.h"
 #include "verify.h"
 
 PG_FUNCTION_INFO_V1(rs_verify_repo);
+PG_FUNCTION_INFO_V1(rs_repo_keys);
+PG_FUNCTION_INFO_V1(rs_verify_frame_by_history);
 
 typedef struct Report
 {
@@ -123,7 +127,7 @@ check_records(Report *r, const char *did, uint8 root[CID_LEN])
 			char	   *path = rs_gettext(i, 1);
 			Jsonb	   *record = DatumGetJsonbP(rs_getdatum(i, 2, &isnull));
 			char	   *stored = rs_gettext(i, 3);
-			bytea	   *cbor = rs_jsonb_to_cbor(record);
+			bytea	   *cbor = rs_record_to_cbor(record);
 			char		text[CID_TEXT_LEN + 1];
 
 			cid_for_dagcbor((uint8 *) VARDATA(cbor), VARSIZE(cbor) - VARHDRSZ, kv[i].value);
@@ -157,10 +161,12 @@ check_records(Report *r, const char *did, uint8 root[CID_LEN])
 		return false;
 
 	if (mismatches)
-		report(r, "records", false, "%d of " UINT64_FORMAT " records do not match their stored CID (%s)",
-			   mismatches, n, first.data);
+		report(r, "records", false, "%d of " UINT64_FORMAT " %s %s not match %s stored CID (%s)",
+			   mismatches, n, n == 1 ? "record" : "records", mismatches == 1 ? "does" : "do",
+			   mismatches == 1 ? "its" : "their", first.data);
 	else
-		report(r, "records", true, UINT64_FORMAT " records match their CIDs", n);
+		report(r, "records", true, UINT64_FORMAT " %s", n,
+			   n == 1 ? "record matches its CID" : "records match their CIDs");
 
 	tree = mst_new(NULL);
 	if (mst_build(tree, kv, n) != MST_OK || mst_root(tree, root) != MST_OK)
@@ -216,6 +222,12 @@ check_events(Report *r, const char *did)
 
 		decoded = frame_decode((uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f, err, sizeof(err)) == FRAME_OK;
 		ok = decoded;
+		/* frame_decode used to refuse more than 200 ops; this check keeps that */
+		if (ok && f.kind == FRAME_COMMIT && f.commit.n_ops > FRAME_MAX_OPS)
+		{
+			ok = false;
+			snprintf(err, sizeof(err), "%zu ops, more than %d", f.commit.n_ops, FRAME_MAX_OPS);
+		}
 		if (ok && (!f.has_seq || f.seq != seq))
 		{
 			ok = false;
@@ -268,10 +280,11 @@ check_events(Report *r, const char *did)
 			appendStringInfo(&first, "%sseq " INT64_FORMAT ": %s", first.len ? "; " : "", seq, err);
 	}
 	if (bad)
-		report(r, "events", false, "%d of " UINT64_FORMAT " retained events fail verification (%s)",
-			   bad, n, first.data);
+		report(r, "events", false, "%d of " UINT64_FORMAT " retained %s verification (%s)",
+			   bad, n, n == 1 ? "event fails" : bad == 1 ? "events fails" : "events fail", first.data);
 	else
-		report(r, "events", true, UINT64_FORMAT " retained events verify", n);
+		report(r, "events", true, UINT64_FORMAT " %s", n,
+			   n == 1 ? "retained event verifies" : "retained events verify");
 }
 
 Datum
@@ -352,7 +365,8 @@ rs_verify_repo(PG_FUNCTION_ARGS)
 			if (e != MST_OK)
 				report(&r, "mst_nodes", false, "%s", mst_errmsg(tree));
 			else
-				report(&r, "mst_nodes", true, "%zu entries in the stored tree", count);
+				report(&r, "mst_nodes", true, "%zu %s in the stored tree", count,
+					   count == 1 ? "entry" : "entries");
 			mst_free(tree);
 		}
 	}
@@ -387,4 +401,133 @@ rs_verify_repo(PG_FUNCTION_ARGS)
 	check_events(&r, did);
 	rs_leave_owner(&oc);
 	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------ key history */
+
+static const char *const KEYS_SQL =
+"SELECT did_key, since_rev, lead(since_rev) OVER (ORDER BY since_rev)"
+"  FROM repo_stream.repo_key_history WHERE did = $1 ORDER BY since_rev";
+
+/* ERROR 42704 unless the repo exists (in any status, deleted included). */
+static void
+require_repo(const char *did)
+{
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+
+	SPI_execute_with_args("SELECT 1 FROM repo_stream.repos WHERE did = $1",
+						  1, &type, &arg, NULL, true, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("repo \"%s\" does not exist", did)));
+}
+
+/*
+ * repo_keys(did) -> (did_key, since_rev, until_rev): every key the repo
+ * has signed with, oldest first.  A key signs the commits with
+ * since_rev <= rev < until_rev; until_rev is NULL for the current key.
+ * Reads repo_key_history as the extension owner, so it is granted to
+ * repo_stream_reader, not PUBLIC.  ERROR 42704 for an unknown repo.
+ */
+Datum
+rs_repo_keys(PG_FUNCTION_ARGS)
+{
+	char	   *did = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RsOwnerContext oc;
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+	MemoryContext caller = CurrentMemoryContext;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rs_enter_owner(&oc);
+	require_repo(did);
+	SPI_execute_with_args(KEYS_SQL, 1, &type, &arg, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3];
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		for (int c = 0; c < 3; c++)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1);
+
+			nulls[c] = v == NULL;
+			values[c] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	rs_leave_owner(&oc);
+	return (Datum) 0;
+}
+
+/*
+ * verify_frame(frame): verify_frame(frame, did_key) with the key that was
+ * current at the frame's rev, taken from the repo's key history (so frames
+ * signed before a rotate_key still verify).  The DID comes from the frame.
+ * Same results as the two-argument form; a #commit or #sync whose rev
+ * predates every key of its repo is false with a NOTICE.  ERROR 42704 if
+ * the frame's repo does not exist here.
+ */
+Datum
+rs_verify_frame_by_history(PG_FUNCTION_ARGS)
+{
+	bytea	   *frame = PG_GETARG_BYTEA_PP(0);
+	Frame		f;
+	RsOwnerContext oc;
+	Datum		arg;
+	Oid			type = TEXTOID;
+	char	   *did;
+	const char *rev;
+	size_t		rev_len;
+	char	   *key = NULL;
+	uint8		pub[ED25519_PUBLIC_KEY_LEN];
+
+	switch (rs_frame_open((const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), &f))
+	{
+		case RS_FRAME_FAILS:
+			PG_RETURN_BOOL(false);
+		case RS_FRAME_UNSIGNED:
+			PG_RETURN_NULL();
+		case RS_FRAME_OK:
+			break;
+	}
+	{
+		size_t		did_len;
+		const char *d = frame_did(&f, &did_len);
+
+		did = pnstrdup(d, did_len);
+		rev = frame_rev(&f, &rev_len);
+	}
+
+	/* the key in force at this rev: the newest one whose since_rev is not after it */
+	arg = CStringGetTextDatum(did);
+	rs_enter_owner(&oc);
+	require_repo(did);
+	SPI_execute_with_args(KEYS_SQL, 1, &type, &arg, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *since = rs_gettext(i, 2);
+
+		/* revs are TIDs: fixed length, so bytewise order is time order */
+		if (strlen(since) == rev_len && memcmp(since, rev, rev_len) <= 0)
+			key = rs_gettext(i, 1);
+	}
+	rs_leave_owner(&oc);
+
+	if (key == NULL || !did_key_parse_ed25519(key, strlen(key), pub, NULL))
+	{
+		char		msg[128];
+
+		snprintf(msg, sizeof(msg), "no key of the repo's history signs rev %.*s",
+				 (int) Min(rev_len, 64), rev);
+		rs_frame_fails(&f, msg);
+		frame_free(&f);
+		PG_RETURN_BOOL(false);
+	}
+	PG_RETURN_BOOL(rs_frame_verify_key(&f, pub));
 }

@@ -13,10 +13,12 @@ if [ "$(id -u)" = 0 ]; then
 	bash test/install-deps.sh || exit 1
 	make -s >/dev/null && make -s install >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 	work=$(mktemp -d /tmp/repo_stream-test.XXXXXX)
-	rsync -a --exclude .git --exclude node_modules --exclude results --exclude tmp_check ./ "$work/"
+	rsync -a --exclude .git --exclude node_modules --exclude results --exclude tmp_check \
+		--exclude test/fuzz/build ./ "$work/"
 	chown -R postgres: "$work"
 	chmod 755 "$work"
-	runuser -u postgres -- env HOME=/var/lib/postgresql bash "$work/test/run.sh"
+	runuser -u postgres -- env HOME=/var/lib/postgresql CI="${CI:-}" FUZZ_SECONDS="${FUZZ_SECONDS:-}" \
+		bash "$work/test/run.sh"
 	rc=$?
 	cp -r "$work"/test/logs "$top/test/" 2>/dev/null
 	exit $rc
@@ -75,6 +77,21 @@ if (cd test/interop && npm ci --no-audit --no-fund --loglevel=error >"$logs/npm.
 	if [ -z "$p" ]; then tail -30 "$logs/interop.log"; failed=$((failed + 1)); else passed=$((passed + p)); failed=$((failed + f)); fi
 else
 	cat "$logs/npm.log"; failed=$((failed + 1))
+fi
+
+echo "== fuzzing (libFuzzer, test/fuzz/; one harness at a time)"
+# Each harness is one test.  CI runs each for 30 s, a local `make test` for
+# a 5 s smoke run; FUZZ_SECONDS overrides both (`make fuzz` defaults to 60).
+fuzz_seconds=${FUZZ_SECONDS:-}
+[ -n "$fuzz_seconds" ] || { [ "${CI:-}" = true ] && fuzz_seconds=30 || fuzz_seconds=5; }
+fuzz_targets=$(ls test/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')
+if make -s fuzz-build >"$logs/fuzz-build.log" 2>&1; then
+	bash test/fuzz/run.sh "$fuzz_seconds" "$logs/fuzz" $fuzz_targets | tee "$logs/fuzz.log" | grep -v '^FUZZ '
+	# a harness without a "pass" line failed, whether or not it said so
+	p=$(grep -c '^FUZZ .* pass$' "$logs/fuzz.log")
+	passed=$((passed + p)); failed=$((failed + $(echo $fuzz_targets | wc -w) - p))
+else
+	tail -20 "$logs/fuzz-build.log"; failed=$((failed + $(echo $fuzz_targets | wc -w)))
 fi
 
 echo "$passed passed, $failed failed"

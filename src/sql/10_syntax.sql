@@ -25,6 +25,12 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION repo_stream.is_valid_tid(text) IS
 'true if the text is a syntactically valid TID (13 base32-sortable characters)';
 
+CREATE FUNCTION repo_stream.is_valid_datetime(text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'is_valid_datetime'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION repo_stream.is_valid_datetime(text) IS
+'true if the text is an atproto datetime (RFC 3339 with a timezone, uppercase T and Z, not -00:00, at most 64 characters)';
+
 -- PARALLEL RESTRICTED: run in the leader, so one session's TIDs stay increasing.
 CREATE FUNCTION repo_stream.tid_now() RETURNS text
 AS 'MODULE_PATHNAME', 'tid_now'

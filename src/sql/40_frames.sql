@@ -7,9 +7,10 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION repo_stream.frame_to_json(bytea) IS
 '{"header", "body", "blocks_cids"} of an event frame; blocks_cids lists the CAR blocks of #commit and #sync frames';
 
--- A NOTICE says why a well-formed frame does not verify; malformed input is an ERROR.
+-- false comes with a NOTICE saying why; NULL for kinds without a signature;
+-- only bytes that are not a frame at all are an ERROR (docs/frames.md).
 CREATE FUNCTION repo_stream.verify_frame(frame bytea, did_key text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'rs_verify_frame'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION repo_stream.verify_frame(bytea, text) IS
-'true if a #commit or #sync frame verifies with the repo''s Ed25519 did:key: CAR, signature, records and MST inversion to prevData';
+'true if a #commit or #sync frame verifies with the repo''s Ed25519 did:key (lexicon limits, CAR, signature, records, MST inversion to prevData); false with a NOTICE if not; NULL for kinds without a signature';

@@ -116,9 +116,12 @@ test('frames: frame_to_json lists the blocks @ipld/car reads, verify_frame agree
   await db.query("SET client_min_messages = warning");
   for (const f of fixtures.frames) {
     const bytes = Buffer.from(f.hex, 'hex');
-    if (f.verify === 'error') {
-      await assert.rejects(db.query('SELECT repo_stream.verify_frame($1, $2)', [bytes, fixtures.did_key]),
-        (e) => e.code === '22P03');
+    if (f.name === 'corrupt block') {
+      // a block that no longer hashes to its CID: frame_to_json cannot list
+      // the blocks (22P03), @ipld/car refuses them too, verify_frame says false
+      await assert.rejects(db.query('SELECT repo_stream.frame_to_json($1)', [bytes]), (e) => e.code === '22P03');
+      const v = await db.query('SELECT repo_stream.verify_frame($1, $2) AS v', [bytes, fixtures.did_key]);
+      assert.equal(String(v.rows[0].v), f.verify);
       continue;
     }
     const r = await db.query('SELECT repo_stream.frame_to_json($1) AS j, repo_stream.verify_frame($1, $2) AS v',

@@ -202,6 +202,105 @@ test_mutations(void)
 	   valid, invalid);
 }
 
+/* n nested containers (open is "81" or "a16161"), innermost holding leaf. */
+static size_t
+nested(int n, const char *open, const char *leaf, uint8_t *out)
+{
+	char	   *hex = malloc(n * strlen(open) + strlen(leaf) + 1);
+	size_t		len;
+
+	hex[0] = '\0';
+	for (int i = 0; i < n; i++)
+		strcat(hex, open);
+	strcat(hex, leaf);
+	len = unhex(hex, out);
+	free(hex);
+	return len;
+}
+
+/* The depth limit counts arrays and maps only, as the JSON encoder does. */
+static void
+test_depth(void)
+{
+	uint8_t		buf[4096];
+	size_t		len,
+				off;
+
+	len = nested(DCBOR_MAX_DEPTH, "81", "01", buf);
+	ok(dcbor_validate(buf, len, NULL) == DCBOR_OK, "128 nested arrays around an integer are valid");
+	len = nested(DCBOR_MAX_DEPTH, "81", "6161", buf);
+	ok(dcbor_validate(buf, len, NULL) == DCBOR_OK, "128 nested arrays around a text are valid");
+	len = nested(DCBOR_MAX_DEPTH - 1, "81", "80", buf);
+	ok(dcbor_validate(buf, len, NULL) == DCBOR_OK, "127 arrays around an empty array (128 deep) are valid");
+	len = nested(DCBOR_MAX_DEPTH, "a16161", "f6", buf);
+	ok(dcbor_validate(buf, len, NULL) == DCBOR_OK, "128 nested maps around null are valid");
+	len = nested(DCBOR_MAX_DEPTH - 1, "a16161", "d82a58250001711220" "65062a5a5a00fc16d73c6944237ccbc15b1c4a7234489336891d091741a239d0", buf);
+	ok(dcbor_validate(buf, len, NULL) == DCBOR_OK, "a link inside 127 maps is valid (links are not containers)");
+
+	len = nested(DCBOR_MAX_DEPTH + 1, "81", "01", buf);
+	ok(dcbor_validate(buf, len, &off) == DCBOR_ERR_DEPTH && off == DCBOR_MAX_DEPTH,
+	   "129 nested arrays are refused at the 129th (byte %zu)", off);
+	len = nested(DCBOR_MAX_DEPTH, "81", "80", buf);
+	ok(dcbor_validate(buf, len, &off) == DCBOR_ERR_DEPTH && off == DCBOR_MAX_DEPTH,
+	   "128 arrays around an empty array (129 deep) are refused");
+	len = nested(DCBOR_MAX_DEPTH, "a16161", "a0", buf);
+	ok(dcbor_validate(buf, len, &off) == DCBOR_ERR_DEPTH && off == 3 * DCBOR_MAX_DEPTH,
+	   "129 nested maps are refused at the 129th (byte %zu)", off);
+	is_str(dcbor_strerror(DCBOR_ERR_DEPTH), "more than 128 nested arrays and maps", "depth message names the limit");
+}
+
+/* base64 as atproto JSON's $bytes: one spelling per byte string. */
+static void
+test_base64(void)
+{
+	uint8_t		data[64];
+	int			bad = 0;
+
+	for (int i = 0; i < 64; i++)
+		data[i] = (uint8_t) (i * 37 + 11);
+	for (size_t n = 0; n <= 64; n++)
+	{
+		char		text[DCBOR_BASE64_LEN(64) + 1];
+		RsBuf		back;
+		size_t		tl = dcbor_base64_encode(data, n, text);
+
+		rs_buf_init(&back, 8);
+		if (tl != DCBOR_BASE64_LEN(n) || strlen(text) != tl || strchr(text, '=') != NULL ||
+			!dcbor_base64_decode(text, tl, &back) || back.len != n || memcmp(back.data, data, n) != 0)
+			bad++;
+		rs_buf_free(&back);
+	}
+	ok(bad == 0, "base64 of 0..64 bytes: unpadded, and decodes back (%d bad)", bad);
+	{
+		static const struct
+		{
+			const char *in;
+			bool		ok;
+		}			cases[] = {
+			{"aGk", true}, {"aGk=", true}, {"aGVsbG8", true}, {"", true},
+			{"aGl", false},		/* non-zero leftover bits: a second spelling of "hi" */
+			{"a", false}, {"aG=k", false}, {"aG k", false}, {"aGk-", false}, {"aGk_", false},
+		};
+
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		{
+			RsBuf		out;
+
+			rs_buf_init(&out, 8);
+			ok(dcbor_base64_decode(cases[i].in, strlen(cases[i].in), &out) == cases[i].ok,
+			   "base64 \"%s\" is %s", cases[i].in, cases[i].ok ? "accepted" : "refused");
+			rs_buf_free(&out);
+		}
+		{
+			RsBuf		out;
+
+			rs_buf_init(&out, 8);
+			ok(!dcbor_base64_decode("aG\0k", 4, &out), "base64 with a NUL is refused");
+			rs_buf_free(&out);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -211,5 +310,7 @@ main(void)
 	test_utf8();
 	test_malformed();
 	test_mutations();
+	test_depth();
+	test_base64();
 	return done_testing();
 }

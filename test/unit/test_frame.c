@@ -967,26 +967,196 @@ test_frame_rejections(void)
 		sprintf(f, "a463636964%s6470617468%s66616374696f6e6663726561746566657874726131f5", cid, path);
 		OP(f, FRAME_OK, "op with an unknown field (ignored)");
 	}
-	{
-		/* 201 ops */
-		RsBuf		many;
+	rs_buf_free(&good);
+	rs_buf_free(&b);
+	rs_buf_free(&v);
+	rs_buf_free(&s.car);
+}
 
-		rs_buf_init(&many, 8192);
-		dcbor_put_array(&many, 201);
-		for (int i = 0; i < 201; i++)
-		{
-			dcbor_put_map(&many, 3);
-			dcbor_put_cstr(&many, "cid");
-			dcbor_put_null(&many);
-			dcbor_put_cstr(&many, "path");
-			dcbor_put_cstr(&many, "app.bsky.feed.like/abc");
-			dcbor_put_cstr(&many, "action");
-			dcbor_put_cstr(&many, "delete");
-		}
+/* Replace body field key of frame with a byte string of n bytes (0x2a each). */
+static void
+frame_with_bytes(const uint8_t *frame, size_t len, const char *key, size_t n, RsBuf *out)
+{
+	RsBuf		v;
+	uint8_t    *fill = malloc(n ? n : 1);
+
+	memset(fill, 0x2a, n);
+	rs_buf_init(&v, n + 9);
+	dcbor_put_bytes(&v, fill, n);
+	out->len = 0;
+	edit_field(frame, len, key, v.data, v.len, out);
+	rs_buf_free(&v);
+	free(fill);
+}
+
+/* frame_decode, then frame_check_lexicon: what the second says. */
+static void
+expect_lexicon(const uint8_t *data, size_t len, FrameError want, const char *what, const char *msg_part)
+{
+	Frame		f;
+	char		msg[256] = "";
+	FrameError	got = frame_decode(data, len, &f, msg, sizeof(msg));
+
+	if (got == FRAME_OK)
+	{
+		got = frame_check_lexicon(&f, msg, sizeof(msg));
+		frame_free(&f);
+	}
+	ok(got == want && (msg_part == NULL || strstr(msg, msg_part) != NULL),
+	   "lexicon: %s -> %s (got %s: %s)", what, frame_strerror(want), frame_strerror(got), msg);
+}
+
+static void
+ops_array(int n, RsBuf *out)
+{
+	out->len = 0;
+	dcbor_put_array(out, n);
+	for (int i = 0; i < n; i++)
+	{
+		char		path[64];
+
+		snprintf(path, sizeof(path), "app.bsky.feed.like/k%d", i);
+		dcbor_put_map(out, 3);
+		dcbor_put_cstr(out, "cid");
+		dcbor_put_null(out);
+		dcbor_put_cstr(out, "path");
+		dcbor_put_cstr(out, path);
+		dcbor_put_cstr(out, "action");
+		dcbor_put_cstr(out, "delete");
+	}
+}
+
+/*
+ * The subscribeRepos lexicon's limits, at the limit and one past it: the
+ * decoder reads both, frame_check_lexicon refuses the second.
+ */
+static void
+test_frame_lexicon(void)
+{
+	SampleCommit s;
+	RsBuf		good,
+				b,
+				v;
+	static const struct
+	{
+		const char *time;
+		bool		valid;
+	}			times[] = {
+		{"2024-05-06T07:08:09.123Z", true},
+		{"2024-05-06T07:08:09Z", true},
+		{"2024-05-06T07:08:09.123456789+05:30", true},
+		{"2024-05-06t07:08:09.123Z", false},
+		{"2024-05-06T07:08:09.123", false},
+		{"2024-05-06T07:08:09.123-00:00", false},
+		{"2024-05-06 07:08:09.123Z", false},
+		{"yesterday", false},
+	};
+
+	sample_frame_commit(&s, false);
+	rs_buf_init(&good, 512);
+	frame_encode_commit(&s.c, 1000, &good);
+	rs_buf_init(&b, 4096);
+	rs_buf_init(&v, 8192);
+
+	expect_lexicon(good.data, good.len, FRAME_OK, "the sample #commit", NULL);
+	{
+		Frame		f;
+		size_t		dl,
+					rl,
+					bl;
+
+		const char *did,
+				   *rev;
+		const uint8_t *blocks;
+
+		frame_decode(good.data, good.len, &f, NULL, 0);
+		did = frame_did(&f, &dl);
+		rev = frame_rev(&f, &rl);
+		blocks = frame_blocks(&f, &bl);
+		ok(text_eq(did, dl, TEST_DID, strlen(TEST_DID)) && text_eq(rev, rl, s.c.rev, s.c.rev_len) &&
+		   blocks == f.commit.blocks && bl == s.car.len,
+		   "frame_did, frame_rev, frame_blocks of a #commit");
+		frame_free(&f);
 		b.len = 0;
-		edit_field(good.data, good.len, "ops", many.data, many.len, &b);
-		expect_frame(b.data, b.len, FRAME_ERR_VALUE, "#commit with 201 ops");
-		rs_buf_free(&many);
+		{
+			FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-01-01T00:00:00.000Z", 24, true, NULL, 0};
+			FrameInfo	i = {"OutdatedCursor", 14, NULL, 0};
+
+			frame_encode_account(&a, 9, &b);
+			frame_decode(b.data, b.len, &f, NULL, 0);
+			did = frame_did(&f, &dl);
+			rev = frame_rev(&f, &rl);
+			blocks = frame_blocks(&f, &bl);
+			ok(text_eq(did, dl, TEST_DID, strlen(TEST_DID)) && rev == NULL && rl == 0 && blocks == NULL && bl == 0,
+			   "an #account has a DID, no rev, no blocks");
+			frame_free(&f);
+			b.len = 0;
+			frame_encode_info(&i, &b);
+			frame_decode(b.data, b.len, &f, NULL, 0);
+			ok(frame_did(&f, &dl) == NULL && frame_rev(&f, &rl) == NULL && frame_blocks(&f, &bl) == NULL,
+			   "an #info has none of them");
+			frame_free(&f);
+		}
+	}
+	ops_array(FRAME_MAX_OPS, &v);
+	b.len = 0;
+	edit_field(good.data, good.len, "ops", v.data, v.len, &b);
+	expect_lexicon(b.data, b.len, FRAME_OK, "#commit with 200 ops", NULL);
+	ops_array(FRAME_MAX_OPS + 1, &v);
+	b.len = 0;
+	edit_field(good.data, good.len, "ops", v.data, v.len, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit with 201 ops",
+				   "field \"ops\" has 201 ops, over the lexicon limit of 200");
+
+	frame_with_bytes(good.data, good.len, "blocks", FRAME_COMMIT_BLOCKS_MAX, &b);
+	expect_lexicon(b.data, b.len, FRAME_OK, "#commit blocks of 2,000,000 bytes", NULL);
+	frame_with_bytes(good.data, good.len, "blocks", FRAME_COMMIT_BLOCKS_MAX + 1, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit blocks of 2,000,001 bytes",
+				   "field \"blocks\" is 2000001 bytes, over the lexicon limit of 2000000 bytes");
+	frame_with_bytes(good.data, good.len, "blocks", 4 * 1000 * 1000, &b);
+	expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#commit blocks of 4 MB", "4000000 bytes");
+
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+	{
+		v.len = 0;
+		dcbor_put_cstr(&v, times[i].time);
+		b.len = 0;
+		edit_field(good.data, good.len, "time", v.data, v.len, &b);
+		expect_lexicon(b.data, b.len, times[i].valid ? FRAME_OK : FRAME_ERR_LEXICON, times[i].time,
+					   times[i].valid ? NULL : "field \"time\" is not an atproto datetime");
+	}
+
+	{
+		uint8_t		root[CID_LEN];
+		FrameSync	sy = {TEST_DID, strlen(TEST_DID), TEST_REV, 13, NULL, 0,
+		"2024-01-01T00:00:00.000Z", 24};
+		FrameAccount a = {TEST_DID, strlen(TEST_DID), "2024-01-01T00:00:00", 19, true, NULL, 0};
+		RsBuf		car,
+					sync;
+
+		dagcbor_cid_of("commit", root);
+		rs_buf_init(&car, 64);
+		car_write_header(&car, root);
+		sy.blocks = car.data;
+		sy.blocks_len = car.len;
+		rs_buf_init(&sync, 256);
+		frame_encode_sync(&sy, 7, &sync);
+		frame_with_bytes(sync.data, sync.len, "blocks", FRAME_SYNC_BLOCKS_MAX, &b);
+		expect_lexicon(b.data, b.len, FRAME_OK, "#sync blocks of 10,000 bytes", NULL);
+		frame_with_bytes(sync.data, sync.len, "blocks", FRAME_SYNC_BLOCKS_MAX + 1, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#sync blocks of 10,001 bytes",
+					   "field \"blocks\" is 10001 bytes, over the lexicon limit of 10000 bytes");
+		v.len = 0;
+		dcbor_put_cstr(&v, "2024-01-01");
+		b.len = 0;
+		edit_field(sync.data, sync.len, "time", v.data, v.len, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#sync with time 2024-01-01", "\"time\"");
+
+		b.len = 0;
+		frame_encode_account(&a, 9, &b);
+		expect_lexicon(b.data, b.len, FRAME_ERR_LEXICON, "#account without a timezone", "\"time\"");
+		rs_buf_free(&car);
+		rs_buf_free(&sync);
 	}
 	rs_buf_free(&good);
 	rs_buf_free(&b);
@@ -1583,6 +1753,184 @@ test_verify(void)
 }
 
 /* Garbage in a frame's blocks: decode and verify fail cleanly, never crash. */
+/*
+ * A signed first commit creating one record whose block is rec (hashed as
+ * dag-cbor, or raw): checks of the record blocks themselves.
+ */
+static VerifyResult
+verify_one_record(const uint8_t *rec, size_t len, bool raw, char *msg, size_t msglen, size_t *frame_len)
+{
+	static const char path[] = "app.bsky.feed.post/3jzfcijpj2z2a";
+	uint8_t		pk[crypto_sign_PUBLICKEYBYTES],
+				sk[crypto_sign_SECRETKEYBYTES],
+				root[CID_LEN],
+				ccid[CID_LEN];
+	BlockList	nodes = {0};
+	MstKV		kv;
+	RepoCommit	c = {0};
+	RsBuf		unsig,
+				block,
+				car,
+				frame;
+	FrameOp		op = {0};
+	FrameCommit fc = {0};
+	Frame		f;
+	VerifyResult r = (VerifyResult) -1;
+
+	crypto_sign_keypair(pk, sk);
+	kv.key = path;
+	kv.key_len = strlen(path);
+	if (raw)
+		cid_for_raw(rec, len, kv.value);
+	else
+		cid_for_dagcbor(rec, len, kv.value);
+	mst_build_root(&kv, 1, bl_put, &nodes, root, NULL, 0);
+
+	c.did = TEST_DID;
+	c.did_len = strlen(TEST_DID);
+	c.rev = "3jzfcijpj2z2c";
+	c.rev_len = 13;
+	memcpy(c.data, root, CID_LEN);
+	rs_buf_init(&unsig, 128);
+	commit_encode_unsigned(&c, &unsig);
+	crypto_sign_detached(c.sig, NULL, unsig.data, unsig.len, sk);
+	c.has_sig = true;
+	rs_buf_init(&block, 256);
+	commit_encode_signed(&c, &block);
+	cid_for_dagcbor(block.data, block.len, ccid);
+
+	rs_buf_init(&car, len + 4096);
+	car_write_header(&car, ccid);
+	car_write_block(&car, ccid, block.data, block.len);
+	for (size_t i = 0; i < nodes.n; i++)
+		car_write_block(&car, nodes.b[i].cid, nodes.b[i].data, nodes.b[i].len);
+	car_write_block(&car, kv.value, rec, len);
+
+	op.action = FRAME_ACTION_CREATE;
+	op.path = path;
+	op.path_len = strlen(path);
+	op.has_cid = true;
+	memcpy(op.cid, kv.value, CID_LEN);
+	fc.repo = TEST_DID;
+	fc.repo_len = strlen(TEST_DID);
+	fc.rev = c.rev;
+	fc.rev_len = 13;
+	memcpy(fc.commit, ccid, CID_LEN);
+	fc.blocks = car.data;
+	fc.blocks_len = car.len;
+	fc.ops = &op;
+	fc.n_ops = 1;
+	fc.time = "2024-05-06T07:08:09.123Z";
+	fc.time_len = FRAME_TIME_LEN;
+	rs_buf_init(&frame, car.len + 512);
+	frame_encode_commit(&fc, 1, &frame);
+	*frame_len = frame.len;
+	if (frame_decode(frame.data, frame.len, &f, msg, msglen) == FRAME_OK)
+	{
+		if (frame_check_lexicon(&f, msg, msglen) == FRAME_OK)
+			r = frame_verify(&f, pk, msg, msglen);
+		frame_free(&f);
+	}
+	rs_buf_free(&unsig);
+	rs_buf_free(&block);
+	rs_buf_free(&car);
+	rs_buf_free(&frame);
+	bl_free(&nodes);
+	return r;
+}
+
+/* A record of exactly len bytes: {"t": <byte string>}. */
+static uint8_t *
+record_of_size(size_t len)
+{
+	uint8_t    *rec = calloc(1, len);
+	RsBuf		b;
+	size_t		payload = len - 8;	/* a1 6174 5a xxxxxxxx */
+
+	rs_buf_init(&b, len);
+	dcbor_put_map(&b, 1);
+	dcbor_put_cstr(&b, "t");
+	dcbor_put_bytes(&b, rec, payload);
+	memcpy(rec, b.data, b.len);
+	rs_buf_free(&b);
+	return rec;
+}
+
+static void
+test_verify_records(void)
+{
+	char		msg[512];
+	size_t		flen;
+	uint8_t    *rec;
+	VerifyResult r;
+	static const uint8_t small[] = {0xa1, 0x61, 0x61, 0x01};	/* {"a": 1} */
+	static const uint8_t array[] = {0x81, 0x01};
+	static const uint8_t fl[] = {0xa1, 0x61, 0x61, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0};
+
+	r = verify_one_record(small, sizeof(small), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_OK, "a small record verifies (%s)", msg);
+
+	rec = record_of_size(RECORD_MAX_BYTES);
+	r = verify_one_record(rec, RECORD_MAX_BYTES, false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_OK && flen < FRAME_COMMIT_BLOCKS_MAX,
+	   "a record of exactly 1,000,000 bytes verifies, in a %zu-byte frame (%s)", flen, msg);
+	free(rec);
+	rec = record_of_size(RECORD_MAX_BYTES + 1);
+	r = verify_one_record(rec, RECORD_MAX_BYTES + 1, false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_RECORD_TOO_BIG && strstr(msg, "is 1000001 bytes, over the limit of 1000000 bytes"),
+	   "a record of 1,000,001 bytes does not (%s)", msg);
+	free(rec);
+
+	r = verify_one_record(array, sizeof(array), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "not a map"), "a record that is an array does not (%s)", msg);
+	r = verify_one_record(fl, sizeof(fl), false, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "floats"), "a record with a float does not (%s)", msg);
+	r = verify_one_record(small, sizeof(small), true, msg, sizeof(msg), &flen);
+	ok(r == VERIFY_BAD_RECORD && strstr(msg, "raw codec"), "a record with a raw CID does not (%s)", msg);
+}
+
+/*
+ * The MST key limit on the reading side: a node holding a 1,024-byte key
+ * decodes, one holding a 1,025-byte key does not (mst_root refuses such a
+ * key on the writing side: sql/mst.sql).  Repo paths stop at 830 bytes.
+ */
+static void
+test_mst_key_limit(void)
+{
+	for (size_t len = MST_MAX_KEY_LEN; len <= MST_MAX_KEY_LEN + 1; len++)
+	{
+		char	   *key = malloc(len + 1);
+		MstNodeEntry e = {0};
+		MstNodeData node = {0},
+					back;
+		RsBuf		b;
+		char		msg[256] = "";
+		MstError	err;
+
+		memcpy(key, "app.bsky.feed.post/", 19);
+		memset(key + 19, 'x', len - 19);
+		key[len] = '\0';
+		e.key = key;
+		e.key_len = len;
+		dagcbor_cid_of("record", e.value);
+		node.n = 1;
+		node.entries = &e;
+		node.layer = mst_key_depth((const uint8_t *) key, len);
+		rs_buf_init(&b, len + 128);
+		mst_node_encode(&node, &b);
+		err = mst_node_decode(b.data, b.len, &back, msg, sizeof(msg));
+		if (len == MST_MAX_KEY_LEN)
+			ok(err == MST_OK && back.n == 1 && back.entries[0].key_len == len,
+			   "an MST node with a 1024-byte key decodes (%s)", msg);
+		else
+			ok(err == MST_ERR_KEY_SYNTAX, "an MST node with a 1025-byte key does not (%s)", msg);
+		if (err == MST_OK)
+			mst_node_data_free(&back);
+		rs_buf_free(&b);
+		free(key);
+	}
+}
+
 static void
 test_verify_mutations(void)
 {
@@ -1698,7 +2046,7 @@ test_verify_sync(void)
 typedef struct Fixture
 {
 	const char *name;
-	const char *expect;			/* verify_frame: "true", "false" or "error" */
+	const char *expect;			/* verify_frame: "true" or "false" */
 	RsBuf		frame;
 } Fixture;
 
@@ -1739,7 +2087,7 @@ write_fixtures(const char *dir)
 		/* a byte of the last block flipped: its hash no longer matches */
 		Frame		f;
 
-		FIXTURE("corrupt block", "error", &good);
+		FIXTURE("corrupt block", "false", &good);
 		frame_decode(fx[n - 1].frame.data, fx[n - 1].frame.len, &f, NULL, 0);
 		((uint8_t *) f.commit.blocks)[f.commit.blocks_len - 2] ^= 1;
 		frame_free(&f);
@@ -1831,8 +2179,11 @@ main(void)
 	test_frame_other_kinds();
 	test_frame_seq_and_time();
 	test_frame_rejections();
+	test_frame_lexicon();
 	test_frame_mutations();
 	test_verify();
+	test_verify_records();
+	test_mst_key_limit();
 	test_verify_mutations();
 	test_verify_sync();
 	return done_testing();

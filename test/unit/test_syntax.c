@@ -117,6 +117,28 @@ test_syntax_extra(void)
 		free(did);
 	}
 
+	/* The longest repo path: a 317-character NSID, '/', a 512-character rkey. */
+	{
+		char		path[NSID_MAX_LEN + 1 + RKEY_MAX_LEN + 1];
+		size_t		pos = 0;
+
+		for (int i = 0; i < 4; i++)
+		{
+			memset(path + pos, 'a', 63);
+			pos += 63;
+			path[pos++] = '.';
+		}
+		memcpy(path + pos, "b.", 2);
+		pos += 2;
+		memset(path + pos, 'x', NSID_MAX_LEN - pos);
+		pos = NSID_MAX_LEN;
+		path[pos++] = '/';
+		memset(path + pos, 'k', RKEY_MAX_LEN + 1);
+		ok(repo_path_valid(path, NSID_MAX_LEN + 1 + RKEY_MAX_LEN),
+		   "repo path of 830 characters (longest NSID and rkey) is valid");
+		ok(!repo_path_valid(path, NSID_MAX_LEN + 1 + RKEY_MAX_LEN + 1),
+		   "repo path with a 513-character rkey is invalid");
+	}
 	ok(valid_cstr(repo_path_valid, "app.bsky.feed.post/3jzfcijpj2z2a"), "repo path NSID/TID is valid");
 	ok(valid_cstr(repo_path_valid, "app.bsky.actor.profile/self"), "repo path NSID/self is valid");
 	ok(!valid_cstr(repo_path_valid, "app.bsky.feed.post"), "repo path without '/' is invalid");
@@ -125,6 +147,84 @@ test_syntax_extra(void)
 	ok(!valid_cstr(repo_path_valid, "app.bsky.feed.post/a/b"), "repo path with two '/' is invalid");
 	ok(!valid_cstr(repo_path_valid, "app.bsky.feed.post/.."), "repo path with rkey '..' is invalid");
 	ok(!valid_cstr(repo_path_valid, "bsky.post/abc"), "repo path with a two-segment NSID is invalid");
+}
+
+/*
+ * atproto datetimes (atproto.com/specs/lexicon#datetime).  Our own cases,
+ * one per rule; the interop suite's datetime files are not vendored.
+ */
+static void
+test_datetime(void)
+{
+	static const char *const valid[] = {
+		"1985-04-12T23:20:50.123Z",
+		"1985-04-12T23:20:50Z",
+		"1985-04-12T23:20:50.1Z",
+		"1985-04-12T23:20:50.123456789012345Z",	/* any number of fraction digits */
+		"1985-04-12T23:20:50.123+00:00",
+		"1985-04-12T23:20:50.123+05:45",
+		"1985-04-12T23:20:50.123-07:00",
+		"0000-01-01T00:00:00Z",
+		"0001-01-01T00:00:00+01:00",
+		"9999-12-31T23:59:59.999Z",
+		"9999-12-31T23:59:59+01:00",
+		"2024-02-29T12:00:00Z",		/* leap year */
+		"2000-02-29T12:00:00Z",		/* divisible by 400 */
+	};
+	static const char *const invalid[] = {
+		"",
+		"1985-04-12",				/* no time */
+		"1985-04-12T23:20Z",		/* no seconds */
+		"1985-04-12T23:20:50.123",	/* no timezone */
+		"1985-04-12T23:20:50",
+		"1985-04-12t23:20:50.123Z",	/* lowercase t */
+		"1985-04-12T23:20:50.123z",	/* lowercase z */
+		"1985-04-12 23:20:50.123Z",	/* space */
+		"1985-04-12T23:20:50.123-00:00",	/* unknown offset */
+		"1985-04-12T23:20:50.Z",	/* empty fraction */
+		"1985-04-12T23:20:50,123Z",	/* comma */
+		"1985-04-12T23:20:50.123+0000",	/* offset without colon */
+		"1985-04-12T23:20:50.123+00",
+		"1985-04-12T23:20:50.123+24:00",
+		"1985-04-12T23:20:50.123+05:60",
+		"1985-04-12T23:20:50.123UTC",
+		"1985-04-12T23:20:50.123Z ",	/* trailing space */
+		" 1985-04-12T23:20:50.123Z",
+		"85-04-12T23:20:50.123Z",	/* two-digit year */
+		"+01985-04-12T23:20:50.123Z",	/* expanded year */
+		"1985-4-12T23:20:50.123Z",
+		"1985-00-12T23:20:50.123Z",
+		"1985-13-12T23:20:50.123Z",
+		"1985-04-00T23:20:50.123Z",
+		"1985-04-31T23:20:50.123Z",	/* April has 30 days */
+		"2023-02-29T12:00:00Z",		/* not a leap year */
+		"1900-02-29T12:00:00Z",		/* divisible by 100, not 400 */
+		"1985-04-12T24:00:00Z",
+		"1985-04-12T23:60:00Z",
+		"1985-04-12T23:59:60Z",		/* leap second */
+		"0000-01-01T00:00:00+00:01",	/* before year 0000 in UTC */
+		"9999-12-31T23:59:59-00:01",	/* after year 9999 in UTC */
+		"1985-04-12T23:20:50.123Z\n",
+		"1985-04-12T23:20:50.1a3Z",
+	};
+
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+		ok(valid_cstr(datetime_valid, valid[i]), "datetime \"%s\" is valid", valid[i]);
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+		ok(!valid_cstr(datetime_valid, invalid[i]), "datetime \"%s\" is invalid", invalid[i]);
+	{
+		/* "1985-04-12T23:20:50." + fraction digits + "Z": 64 bytes, then 65 */
+		char		dt[DATETIME_MAX_LEN + 2];
+
+		memcpy(dt, "1985-04-12T23:20:50.", 20);
+		memset(dt + 20, '7', DATETIME_MAX_LEN - 21);
+		dt[DATETIME_MAX_LEN - 1] = 'Z';
+		ok(datetime_valid(dt, DATETIME_MAX_LEN), "datetime of 64 bytes is valid");
+		dt[DATETIME_MAX_LEN - 1] = '7';
+		dt[DATETIME_MAX_LEN] = 'Z';
+		ok(!datetime_valid(dt, DATETIME_MAX_LEN + 1), "datetime of 65 bytes is invalid");
+	}
+	ok(!datetime_valid("1985-04-12T23:20:50\0.123Z", 24), "datetime with an embedded NUL is invalid");
 }
 
 static void
@@ -450,6 +550,7 @@ main(void)
 	check_fixture("tid_syntax_invalid.txt", tid_valid, false, 9);
 
 	test_syntax_extra();
+	test_datetime();
 	test_tid();
 	test_base58();
 	test_did_key();
