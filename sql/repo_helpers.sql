@@ -85,7 +85,7 @@ SELECT try($$SELECT * FROM repo_stream.list_records('did:plc:help', 'not an nsid
 
 -- events_since: did and kind columns, repos and kinds filters
 SELECT did, kind FROM repo_stream.events_since(:seq_before, 10, ARRAY['did:plc:help'], ARRAY['commit']);
-SELECT count(*) FROM repo_stream.events_since(0, 1000, ARRAY['did:plc:neverseen']);
+SELECT count(seq) AS events FROM repo_stream.events_since(0, 1000, ARRAY['did:plc:neverseen']);
 SELECT try($$SELECT * FROM repo_stream.events_since(0, 10, ARRAY['not a did'])$$);
 SELECT try($$SELECT * FROM repo_stream.events_since(0, 10, NULL, ARRAY['commit', 'nope'])$$);
 SELECT try($$SELECT * FROM repo_stream.events_since(0, 10, ARRAY[NULL::text])$$);
