@@ -111,6 +111,19 @@ SELECT try($$SELECT repo_stream.put_record('did:plc:help', 'app.bsky.feed.post',
 ALTER TABLE repo_stream.records DROP CONSTRAINT help_short;
 SELECT bool_and(ok) AS verifies FROM repo_stream.verify_repo('did:plc:help');
 
+-- two records of about 1 MB in one transaction: two commits, each within
+-- the lexicon's 2,000,000 bytes of blocks (2 MiB would take both)
+SELECT repo_stream.create_repo('did:plc:helpbig') IS NOT NULL AS created;
+SELECT max(seq) AS seq_big FROM repo_stream.event_log \gset
+SELECT count(repo_stream.put_record('did:plc:helpbig', 'app.bsky.feed.post', 'big' || i,
+	jsonb_build_object('t', repeat('x', 999000), '$type', 'app.bsky.feed.post'))) AS written
+FROM generate_series(1, 2) i;
+SELECT count(*) AS commits,
+	   bool_and(repo_stream.verify_frame(e.frame, repo_stream.repo_key('did:plc:helpbig'))) AS within_limits,
+	   sum(jsonb_array_length(repo_stream.frame_to_json(e.frame)->'body'->'ops')) AS ops
+FROM repo_stream.events_since(:seq_big, 10, ARRAY['did:plc:helpbig']) e;
+SELECT repo_stream.delete_repo('did:plc:helpbig');
+
 -- a deactivated repo: writes are 55000, reads go on; twice is a NOTICE
 SELECT repo_stream.deactivate_repo('did:plc:help');
 SELECT repo_stream.deactivate_repo('did:plc:help');

@@ -192,8 +192,10 @@ read_master_key(const char *path, uint8 key[RS_MASTER_KEY_LEN])
 	if (st.st_size != RS_MASTER_KEY_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("repo_stream master key file \"%s\" is %lld bytes long, not %d",
-						path, (long long) st.st_size, RS_MASTER_KEY_LEN),
+				 errmsg_plural("repo_stream master key file \"%s\" is %lld byte long, not %d",
+							   "repo_stream master key file \"%s\" is %lld bytes long, not %d",
+							   (unsigned long) st.st_size,
+							   path, (long long) st.st_size, RS_MASTER_KEY_LEN),
 				 errdetail("A master key file holds exactly %d random bytes.", RS_MASTER_KEY_LEN),
 				 errhint("Restore the master key file from a backup.")));
 
@@ -548,7 +550,9 @@ rs_verify_signature(PG_FUNCTION_ARGS)
 	if (VARSIZE_ANY_EXHDR(sig) != ED25519_SIGNATURE_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Ed25519 signature length: %d bytes", (int) VARSIZE_ANY_EXHDR(sig)),
+				 errmsg_plural("invalid Ed25519 signature length: %d byte",
+							   "invalid Ed25519 signature length: %d bytes",
+							   (unsigned long) VARSIZE_ANY_EXHDR(sig), (int) VARSIZE_ANY_EXHDR(sig)),
 				 errdetail("An Ed25519 signature is exactly %d bytes.", ED25519_SIGNATURE_LEN)));
 
 	PG_RETURN_BOOL(rs_ed25519_verify(pk, (const uint8 *) VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg),

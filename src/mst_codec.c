@@ -118,8 +118,8 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 
 		/* rebuild the key: p bytes of the previous key, then k */
 		if (p > prev_len)
-			FAIL(MST_ERR_PREFIX, "%s has prefix length %llu but the previous key \"%s\" has %zu bytes",
-				 where, (unsigned long long) p, SHOW(pb, prev, prev_len), prev_len);
+			FAIL(MST_ERR_PREFIX, "%s has prefix length %llu but the previous key \"%s\" has %zu byte%s",
+				 where, (unsigned long long) p, SHOW(pb, prev, prev_len), prev_len, prev_len == 1 ? "" : "s");
 		if (p + slen > MST_MAX_KEY_LEN)
 			FAIL(MST_ERR_KEY_SYNTAX, "%s key is %llu bytes long, at most %d are allowed",
 				 where, (unsigned long long) (p + slen), MST_MAX_KEY_LEN);
@@ -139,11 +139,14 @@ mst_node_decode(const uint8_t *data, size_t len, MstNodeData *out,
 				 SHOW(kb, e->key, e->key_len), SHOW(pb, prev, prev_len));
 		/* canonical prefix: the whole shared prefix, no less */
 		if (p < prev_len && slen > 0 && suffix[0] == (uint8_t) prev[p])
-			FAIL(MST_ERR_PREFIX, "MST key \"%s\" has prefix length %llu but shares %zu bytes with \"%s\"",
+		{
+			size_t		shared = mst_common_prefix((const uint8_t *) prev, prev_len,
+												   (const uint8_t *) e->key, e->key_len);
+
+			FAIL(MST_ERR_PREFIX, "MST key \"%s\" has prefix length %llu but shares %zu byte%s with \"%s\"",
 				 SHOW(kb, e->key, e->key_len), (unsigned long long) p,
-				 mst_common_prefix((const uint8_t *) prev, prev_len,
-								   (const uint8_t *) e->key, e->key_len),
-				 SHOW(pb, prev, prev_len));
+				 shared, shared == 1 ? "" : "s", SHOW(pb, prev, prev_len));
+		}
 		depth = mst_key_depth((const uint8_t *) e->key, e->key_len);
 		if (i == 0)
 			out->layer = depth;

@@ -58,7 +58,8 @@ rs_mst_root(PG_FUNCTION_ARGS)
 	if (nk != nc)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("keys has %d elements but cids has %d", nk, nc),
+				 errmsg_plural("keys has %d element but cids has %d",
+							   "keys has %d elements but cids has %d", nk, nk, nc),
 				 errdetail("Each key needs exactly one CID, at the same position.")));
 
 	kv = palloc_extended(sizeof(MstKV) * (nk > 0 ? nk : 1), MCXT_ALLOC_HUGE);
