@@ -440,22 +440,20 @@ write_direct(Relation rel, const char *did, const char *collection, const char *
 	return cstring_to_text(cid_text);
 }
 
-/* put_record(did, collection, rkey, record jsonb) -> cid text */
-Datum
-rs_put_record(PG_FUNCTION_ARGS)
+/*
+ * Write a record the way put_record (only_new false) or create_record
+ * (true) does: directly when nothing could make that differ from DML,
+ * else through the same SQL as DML.  Returns the CID text.
+ */
+static text *
+write_record(const char *did, const char *collection, const char *rkey, Jsonb *record,
+			 bool only_new)
 {
-	char	   *did = rs_arg_did(fcinfo, 0);
-	char	   *collection = rs_arg_text(fcinfo, 1, "collection");
-	char	   *rkey = rs_arg_text(fcinfo, 2, "rkey");
-	Jsonb	   *record;
-	Relation	rel;
+	Relation	rel = rs_rel_open(RS_REL_RECORDS, RowExclusiveLock);
 	text	   *cid;
 
-	rs_arg_required(fcinfo, 3, "record");
-	record = PG_GETARG_JSONB_P(3);
-	rel = rs_rel_open(RS_REL_RECORDS, RowExclusiveLock);
-	if (direct_ok(rel, ACL_SELECT | ACL_INSERT | ACL_UPDATE))
-		cid = write_direct(rel, did, collection, rkey, record, false);
+	if (direct_ok(rel, ACL_SELECT | ACL_INSERT | (only_new ? 0 : ACL_UPDATE)))
+		cid = write_direct(rel, did, collection, rkey, record, only_new);
 	else
 	{
 		Datum		args[4];
@@ -466,10 +464,22 @@ rs_put_record(PG_FUNCTION_ARGS)
 		args[2] = CStringGetTextDatum(rkey);
 		args[3] = JsonbPGetDatum(record);
 		rs_check_record_key(did, collection, rkey);
-		cid = DatumGetTextPP(helper_via_sql(HP_PUT, args, 4, &isnull, NULL));
+		cid = DatumGetTextPP(helper_via_sql(only_new ? HP_CREATE : HP_PUT, args, 4, &isnull, NULL));
 	}
 	table_close(rel, RowExclusiveLock);
-	PG_RETURN_TEXT_P(cid);
+	return cid;
+}
+
+/* put_record(did, collection, rkey, record jsonb) -> cid text */
+Datum
+rs_put_record(PG_FUNCTION_ARGS)
+{
+	char	   *did = rs_arg_did(fcinfo, 0);
+	char	   *collection = rs_arg_text(fcinfo, 1, "collection");
+	char	   *rkey = rs_arg_text(fcinfo, 2, "rkey");
+
+	rs_arg_required(fcinfo, 3, "record");
+	PG_RETURN_TEXT_P(write_record(did, collection, rkey, PG_GETARG_JSONB_P(3), false));
 }
 
 /* create_record(did, collection, record jsonb, OUT rkey text, OUT cid text) */
@@ -478,35 +488,17 @@ rs_create_record(PG_FUNCTION_ARGS)
 {
 	char	   *did = rs_arg_did(fcinfo, 0);
 	char	   *collection = rs_arg_text(fcinfo, 1, "collection");
-	Jsonb	   *record;
 	char		rkey[TID_LEN + 1];
-	Relation	rel;
 	TupleDesc	desc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
 	rs_arg_required(fcinfo, 2, "record");
-	record = PG_GETARG_JSONB_P(2);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	rs_tid_next(rkey);
-	rel = rs_rel_open(RS_REL_RECORDS, RowExclusiveLock);
-	if (direct_ok(rel, ACL_SELECT | ACL_INSERT))
-		values[1] = PointerGetDatum(write_direct(rel, did, collection, rkey, record, true));
-	else
-	{
-		Datum		args[4];
-		bool		isnull;
-
-		args[0] = CStringGetTextDatum(did);
-		args[1] = CStringGetTextDatum(collection);
-		args[2] = CStringGetTextDatum(rkey);
-		args[3] = JsonbPGetDatum(record);
-		rs_check_record_key(did, collection, rkey);
-		values[1] = helper_via_sql(HP_CREATE, args, 4, &isnull, NULL);
-	}
-	table_close(rel, RowExclusiveLock);
 	values[0] = CStringGetTextDatum(rkey);
+	values[1] = PointerGetDatum(write_record(did, collection, rkey, PG_GETARG_JSONB_P(2), true));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 

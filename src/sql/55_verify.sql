@@ -1,19 +1,6 @@
 -- Verification that reads repo state: the key history, for readers.
 -- (verify_frame(frame, did_key) and frame_to_json are pure: 40_frames.sql.)
 
--- The roles are made in 90_privileges.sql too; the GRANTs below need them
--- already, on the first install in a cluster.
-DO $$
-DECLARE
-	r text;
-BEGIN
-	FOREACH r IN ARRAY ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin'] LOOP
-		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-			EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-		END IF;
-	END LOOP;
-END $$;
-
 CREATE FUNCTION repo_keys(did text)
 	RETURNS TABLE (did_key text, since_rev text, until_rev text)
 	AS 'MODULE_PATHNAME', 'rs_repo_keys' LANGUAGE C STRICT STABLE;

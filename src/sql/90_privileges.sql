@@ -1,21 +1,11 @@
 
 -- Privileges -------------------------------------------------------------------
--- Three group roles (cluster-wide, created once):
+-- The three group roles (made in 00_base.sql):
 --   repo_stream_writer  writes records (DML on records, put/create/delete_record)
 --   repo_stream_reader  reads the log (events_since) and verifies frames
 --   repo_stream_admin   both, plus the repo lifecycle and maintenance functions
 -- Nobody but the extension owner can read sealed keys, write the event log,
 -- the MST nodes or the repo heads: commits are only made by the write path.
-DO $$
-DECLARE
-	r text;
-BEGIN
-	FOREACH r IN ARRAY ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin'] LOOP
-		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-			EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-		END IF;
-	END LOOP;
-END $$;
 
 GRANT USAGE ON SCHEMA repo_stream TO PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA repo_stream FROM PUBLIC;
