@@ -190,7 +190,7 @@ read_header(CarImport *ci, uint64_t *pos)
 CarImportError
 car_import_open(CarImport *ci, const CarSource *src)
 {
-	uint64_t	pos;
+	uint64_t	pos = 0;
 	size_t		cap = 1024;
 	CarImportError err;
 	uint64_t	next_progress = 0;
@@ -200,7 +200,12 @@ car_import_open(CarImport *ci, const CarSource *src)
 	char		msg[256];
 	CommitError cerr;
 
+	CarProgressFn progress = ci->progress;
+	void	   *progress_ctx = ci->progress_ctx;
+
 	memset(ci, 0, sizeof(*ci));
+	ci->progress = progress;
+	ci->progress_ctx = progress_ctx;
 	ci->src = *src;
 	if ((err = read_header(ci, &pos)) != CI_OK)
 		return err;

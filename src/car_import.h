@@ -115,8 +115,9 @@ typedef struct CarImport
 /*
  * Read the whole CAR: frame and hash every block, index them, check the
  * header has exactly one root and decode the root block as a signed v3
- * commit (did, rev, data, prev, version 3, sig).  ci is initialized here;
- * free it with car_import_free either way.
+ * commit (did, rev, data, prev, version 3, sig).  ci is initialized here,
+ * except for progress and progress_ctx, which the caller may set first on a
+ * zeroed ci; free it with car_import_free either way.
  */
 CarImportError car_import_open(CarImport *ci, const CarSource *src);
 
