@@ -25,9 +25,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "libpq/libpq-fs.h"
-#include "storage/large_object.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -52,7 +52,7 @@ PG_FUNCTION_INFO_V1(rs_import_repo_lo);
 
 typedef struct LoSource
 {
-	LargeObjectDesc *lo;
+	int32		fd;				/* from lo_open, so the server closes it at the end */
 	Oid			oid;
 	char	   *buf;			/* bytes [start, start + len) of the object */
 	size_t		cap;
@@ -84,12 +84,17 @@ lo_read(void *ctx, uint64_t offset, size_t len, const uint8_t **out)
 		s->buf = repalloc_huge(s->buf, want);
 		s->cap = want;
 	}
-	inv_seek(s->lo, (int64) offset, SEEK_SET);
+	DirectFunctionCall3(be_lo_lseek64, Int32GetDatum(s->fd), Int64GetDatum((int64) offset),
+						Int32GetDatum(SEEK_SET));
 	while (got < want)
 	{
-		int			n = inv_read(s->lo, s->buf + got, (int) Min(want - got, 1024 * 1024));
+		bytea	   *piece = DatumGetByteaPP(DirectFunctionCall2(be_loread, Int32GetDatum(s->fd),
+																Int32GetDatum((int32) Min(want - got, 1024 * 1024))));
+		size_t		n = VARSIZE_ANY_EXHDR(piece);
 
-		if (n <= 0)
+		memcpy(s->buf + got, VARDATA_ANY(piece), n);
+		pfree(piece);
+		if (n == 0)
 			break;
 		got += n;
 	}
@@ -210,7 +215,7 @@ check_record(void *ctx, const char *key, size_t key_len, size_t coll_len,
 						   "(a map with a \"$link\" or \"$bytes\" key that is not a link or bytes, say).")));
 	MemoryContextSwitchTo(old);
 	st->done_records++;
-	rs_progress(false, "repo_stream import_repo(%s): checking records, %llu done",
+	rs_progress(st->done_records == 1, "repo_stream import_repo(%s): checking records, %llu done",
 				st->ci.did, (unsigned long long) st->done_records);
 	st->key = NULL;
 	return true;
@@ -330,7 +335,7 @@ write_record(void *ctx, const char *key, size_t key_len, size_t coll_len,
 	st->batch_bytes += len;
 	MemoryContextSwitchTo(old);
 	st->done_records++;
-	rs_progress(false, "repo_stream import_repo(%s): writing records, %llu of %zu",
+	rs_progress(st->done_records == 1, "repo_stream import_repo(%s): writing records, %llu of %zu",
 				st->ci.did, (unsigned long long) st->done_records, st->ci.n_records);
 	flush(st, false);
 	return true;
@@ -491,13 +496,15 @@ rs_import_repo_lo(PG_FUNCTION_ARGS)
 
 	/* opened as the caller: the large object's privileges are checked here */
 	lo.oid = oid;
-	lo.lo = inv_open(oid, INV_READ, CurrentMemoryContext);
+	lo.fd = DatumGetInt32(DirectFunctionCall2(be_lo_open, ObjectIdGetDatum(oid), Int32GetDatum(INV_READ)));
 	lo.cap = LO_WINDOW;
 	lo.buf = palloc(lo.cap);
+	lo.len = 0;
 	src.read = lo_read;
 	src.ctx = &lo;
-	src.size = (uint64) inv_seek(lo.lo, 0, SEEK_END);
+	src.size = (uint64) DatumGetInt64(DirectFunctionCall3(be_lo_lseek64, Int32GetDatum(lo.fd),
+														  Int64GetDatum(0), Int32GetDatum(SEEK_END)));
 	result = import_car(&src, did_key);
-	inv_close(lo.lo);
+	DirectFunctionCall1(be_lo_close, Int32GetDatum(lo.fd));
 	PG_RETURN_TEXT_P(result);
 }

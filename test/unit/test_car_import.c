@@ -47,7 +47,7 @@ check(const RsBuf *car, const uint8_t pub[32], Seen *seen, char *errmsg, CarImpo
 {
 	CarSource	src;
 	CarMemSource mem;
-	CarImport	ci;
+	CarImport	ci = {0};
 	CarImportError err;
 	CarImportVisitor v = {on_node, on_record, seen};
 
@@ -114,7 +114,7 @@ test_good(void)
 	RsBuf		car;
 	Seen		seen;
 	char		msg[700];
-	CarImport	ci;
+	CarImport	ci = {0};
 
 	fx_repo(&r, 1500, 50);
 	fx_car_repo(&car, &r);
@@ -156,7 +156,7 @@ test_framing(void)
 				bad;
 	Seen		seen;
 	char		msg[700];
-	CarImport	ci;
+	CarImport	ci = {0};
 	CarSource	src;
 	CarMemSource mem;
 
