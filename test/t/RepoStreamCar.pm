@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use Digest::SHA qw(sha256);
 use Exporter 'import';
-our @EXPORT = qw(cbor_decode car_read cid_text car_records car_from_hex);
+our @EXPORT = qw(cbor_decode car_read cid_text car_records car_from_hex car_write cid_of car_replace_block);
 
 # One DAG-CBOR item at $$pos of $buf.  Maps become hashes, byte strings
 # { bytes => ... }, links (tag 42) { link => binary CID }, null undef.
@@ -139,6 +139,70 @@ sub car_records
 		}
 	}
 	return (\%records, $commit);
+}
+
+sub put_varint
+{
+	my ($v) = @_;
+	my $out = '';
+	while ($v >= 0x80)
+	{
+		$out .= chr(($v & 0x7f) | 0x80);
+		$v >>= 7;
+	}
+	return $out . chr($v);
+}
+
+# Binary CID (dag-cbor, sha2-256) of bytes.
+sub cid_of
+{
+	my ($data) = @_;
+	return "\x01\x71\x12\x20" . sha256($data);
+}
+
+# A CARv1 file rooted at $root (binary CID) holding [CID, data] blocks.
+sub car_write
+{
+	my ($root, $blocks) = @_;
+	# {roots: [root], version: 1}
+	my $header = "\xa2\x65roots\x81\xd8\x2a\x58\x25\x00" . $root . "\x67version\x01";
+	my $out = put_varint(length($header)) . $header;
+	$out .= put_varint(36 + length($_->[1])) . $_->[0] . $_->[1] for @$blocks;
+	return $out;
+}
+
+# Replace the bytes of block $old_cid by $new_data and re-link every MST
+# node above it (their links are rewritten and re-hashed, up to the root):
+# returns (new blocks, new root node CID, new block CID).  The commit is
+# left as it was: the caller re-signs one over the new root.
+sub car_replace_block
+{
+	my ($blocks, $data_root, $old_cid, $new_data) = @_;
+	my @out = map { [ $_->[0], $_->[1] ] } @$blocks;
+	my $new_cid = cid_of($new_data);
+	my @todo = ([ $old_cid, $new_cid ]);
+	my $root = $data_root;
+	for (@out)
+	{
+		$_ = [ $new_cid, $new_data ] if $_->[0] eq $old_cid;
+	}
+	while (my $pair = shift @todo)
+	{
+		my ($from, $to) = @$pair;
+		$root = $to if $from eq $root;
+		for my $b (@out)
+		{
+			next if $b->[0] eq $to;
+			my $link = "\xd8\x2a\x58\x25\x00" . $from;
+			next unless index($b->[1], $link) >= 0;
+			my $nd = $b->[1];
+			$nd =~ s/\Q$link\E/\xd8\x2a\x58\x25\x00$to/g;
+			my $nc = cid_of($nd);
+			push @todo, [ $b->[0], $nc ];
+			$b = [ $nc, $nd ];
+		}
+	}
+	return (\@out, $root, $new_cid);
 }
 
 1;
