@@ -74,7 +74,7 @@ DELETE FROM repo_stream.records WHERE did = 'did:plc:snapalice' AND rkey = 'r045
 COMMIT;
 CREATE TEMP TABLE diff_blocks AS SELECT b.* FROM snaptest.car_blocks(snaptest.export('did:plc:snapalice', :'old_rev')) b;
 CREATE TEMP TABLE new_blocks AS SELECT b.* FROM snaptest.car_blocks(snaptest.export('did:plc:snapalice')) b;
-SELECT (SELECT count(*) FROM diff_blocks WHERE ord > 0) < (SELECT count(*) FROM new_blocks WHERE ord > 0) / 10 AS diff_is_small,
+SELECT (SELECT count(*) FROM diff_blocks WHERE ord > 0) < (SELECT count(*) FROM new_blocks WHERE ord > 0) / 5 AS diff_is_small,
        (SELECT cid FROM diff_blocks WHERE ord = 1) = (SELECT cid FROM new_blocks WHERE ord = 1) AS diff_has_new_commit,
        EXISTS (SELECT 1 FROM diff_blocks d JOIN repo_stream.records r ON r.cid = d.cid
                WHERE r.did = 'did:plc:snapalice' AND r.rkey = 'r0300') AS has_updated_record,
@@ -84,10 +84,15 @@ SELECT (SELECT count(*) FROM diff_blocks WHERE ord > 0) < (SELECT count(*) FROM 
 -- the old export plus the diff holds every block of the new tree
 SELECT NOT EXISTS (SELECT cid FROM new_blocks WHERE ord > 0
                    EXCEPT (SELECT cid FROM alice_blocks UNION SELECT cid FROM diff_blocks)) AS old_plus_diff_is_whole;
--- the diff holds exactly the nodes stored after old_rev
+-- the diff holds exactly the nodes stored after old_rev, and the records they link to
 SELECT (SELECT count(*) FROM diff_blocks d JOIN repo_stream.mst_nodes n
           ON snaptest.cid_text(n.cid) = d.cid AND n.did = 'did:plc:snapalice') AS diff_nodes,
-       (SELECT count(*) FROM repo_stream.mst_nodes WHERE did = 'did:plc:snapalice' AND rev > :'old_rev') AS nodes_after_old_rev;
+       (SELECT count(*) FROM repo_stream.mst_nodes WHERE did = 'did:plc:snapalice' AND rev > :'old_rev') AS nodes_after_old_rev,
+       (SELECT array_agg(DISTINCT d.cid ORDER BY d.cid) FROM diff_blocks d
+         WHERE d.ord > 1 AND d.cid IN (SELECT cid FROM repo_stream.records WHERE did = 'did:plc:snapalice'))
+       = (SELECT array_agg(DISTINCT l ORDER BY l) FROM diff_blocks d, snaptest.links(d.data) l
+           WHERE d.ord > 1 AND l IN (SELECT cid FROM repo_stream.records WHERE did = 'did:plc:snapalice'))
+       AS records_are_those_the_new_nodes_link;
 
 -- ---- chunks: a repo over 1 MiB comes in several rows of exactly 1 MiB ----
 SELECT repo_stream.create_repo('did:plc:snapbig') IS NOT NULL AS created;

@@ -187,10 +187,15 @@ rs_read_repo_head(const char *did, RsRepoHead *head, MemoryContext cxt)
 typedef struct DupEntry
 {
 	uint8		cid[CID_LEN];	/* hash key */
-	char	   *first_key;		/* the smallest key holding it */
+	bool		written;		/* its block is in the CAR already */
 } DupEntry;
 
-/* CIDs held by several keys; NULL past EXPORT_DUP_CAP (inside rs_enter_owner). */
+/*
+ * CIDs held by more than one key (inside rs_enter_owner); NULL when there
+ * are none, or past EXPORT_DUP_CAP (*overflow).  The walk meets keys in key
+ * order, so the first key it meets with one of these writes the block and
+ * the others skip it.
+ */
 static HTAB *
 load_dups(const char *did, MemoryContext cxt, bool *overflow)
 {
@@ -202,8 +207,7 @@ load_dups(const char *did, MemoryContext cxt, bool *overflow)
 
 	args[0] = CStringGetTextDatum(did);
 	args[1] = Int64GetDatum(EXPORT_DUP_CAP + 1);
-	SPI_execute_with_args("SELECT cid, min((collection || '/' || rkey) COLLATE \"C\")"
-						  "  FROM repo_stream.records WHERE did = $1"
+	SPI_execute_with_args("SELECT cid FROM repo_stream.records WHERE did = $1"
 						  " GROUP BY cid HAVING count(*) > 1 LIMIT $2",
 						  2, types, args, NULL, true, 0);
 	MemoryContextSwitchTo(keep);
@@ -227,9 +231,88 @@ load_dups(const char *did, MemoryContext cxt, bool *overflow)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("repo \"%s\": a records row has an invalid cid \"%s\"", did, cid_text)));
 		e = hash_search(h, cid, HASH_ENTER, &found);
-		e->first_key = MemoryContextStrdup(cxt, rs_gettext(i, 2));
+		e->written = false;
 	}
 	return h;
+}
+
+/*
+ * Whether the index on records (did, collection, rkey) returns rkeys in
+ * byte order: its collations are C or POSIX, or the database's libc
+ * C.UTF-8 (code point order, which is byte order for UTF-8).  Then a
+ * collection's records come sorted from the index and the export needs no
+ * sort.  Inside rs_enter_owner.
+ */
+static bool
+index_order_is_bytewise(void)
+{
+	bool		isnull;
+	bool		bytewise;
+	MemoryContext keep = CurrentMemoryContext;
+
+	SPI_execute("SELECT bool_and(CASE a.attcollation"
+				"  WHEN 'pg_catalog.\"C\"'::regcollation THEN true"
+				"  WHEN 'pg_catalog.\"POSIX\"'::regcollation THEN true"
+				"  WHEN 'pg_catalog.\"default\"'::regcollation THEN"
+				"    (SELECT d.datlocprovider = 'c' AND d.datcollate IN ('C', 'POSIX', 'C.UTF-8', 'C.utf8')"
+				"       FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())"
+				"  ELSE false END)"
+				"  FROM pg_catalog.pg_attribute a"
+				" WHERE a.attrelid = 'repo_stream.records'::regclass AND a.attname IN ('collection', 'rkey')",
+				true, 0);
+	bytewise = SPI_processed == 1 && DatumGetBool(rs_getdatum(0, 1, &isnull)) && !isnull;
+	MemoryContextSwitchTo(keep);
+	return bytewise;
+}
+
+/* The repo's collections, in the order of their keys ("<collection>/..."). */
+static int
+key_order_cmp(const void *a, const void *b)
+{
+	const char *x = *(char *const *) a;
+	const char *y = *(char *const *) b;
+
+	/* compare as if each ended in '/' */
+	for (;; x++, y++)
+	{
+		unsigned char cx = *x ? (unsigned char) *x : '/';
+		unsigned char cy = *y ? (unsigned char) *y : '/';
+
+		if (cx != cy)
+			return cx < cy ? -1 : 1;
+		if (!*x || !*y)
+			return (!*x && !*y) ? 0 : (!*x ? -1 : 1);
+	}
+}
+
+static char **
+load_collections(const char *did, MemoryContext cxt, int *n)
+{
+	Datum		arg = CStringGetTextDatum(did);
+	Oid			type = TEXTOID;
+	char	  **out;
+	MemoryContext keep = CurrentMemoryContext;
+
+	/* a loose scan of the primary key: one probe a collection */
+	SPI_execute_with_args("WITH RECURSIVE c AS ("
+						  "  (SELECT collection FROM repo_stream.records WHERE did = $1 ORDER BY collection LIMIT 1)"
+						  "  UNION ALL"
+						  "  SELECT (SELECT r.collection FROM repo_stream.records r"
+						  "           WHERE r.did = $1 AND r.collection > c.collection ORDER BY r.collection LIMIT 1)"
+						  "    FROM c WHERE c.collection IS NOT NULL)"
+						  " SELECT collection FROM c WHERE collection IS NOT NULL",
+						  1, &type, &arg, NULL, true, 0);
+	MemoryContextSwitchTo(keep);
+	*n = (int) SPI_processed;
+	out = MemoryContextAlloc(cxt, sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		bool		isnull;
+
+		out[i] = MemoryContextStrdup(cxt, TextDatumGetCString(rs_getdatum(i, 1, &isnull)));
+	}
+	qsort(out, *n, sizeof(char *), key_order_cmp);
+	return out;
 }
 
 /* --------------------------------------------------------------- export */
@@ -256,10 +339,13 @@ typedef struct ExportState
 	TupleTableSlot *slot;
 	char		node_rev[16];	/* rev of the node just read */
 
-	/* records: a sorted cursor, or lookups by key (diffs) */
+	/* records: a cursor in key order, or lookups by key (diffs) */
 	bool		use_cursor;
 	bool		window;			/* the cursor says which key is first */
-	char	   *portal_name;
+	char	  **collections;	/* per-collection cursors, in key order */
+	int			n_collections;
+	int			next_collection;
+	char	   *portal_name;	/* the open cursor */
 	bool		cursor_done;
 	int			n_batch,
 				pos_batch;
@@ -313,43 +399,95 @@ lookup_record(const char *did, const char *key, size_t klen, char **cid_text, Js
 	return true;
 }
 
-/* Next row of the records cursor into the batch; false at the end. */
+/*
+ * Open the next records cursor (inside rs_enter_owner): one sorted by key
+ * (a sort, and with "first" computed by a window when duplicates are too
+ * many to keep), or the next collection's, which the primary key returns
+ * in key order.  False when there is none left.
+ */
+static bool
+cursor_open_next(ExportState *st)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	Portal		portal;
+	const char *sql;
+	MemoryContext keep = CurrentMemoryContext;
+
+	if (st->portal_name != NULL)
+	{
+		portal = SPI_cursor_find(st->portal_name);
+		if (portal != NULL)
+			SPI_cursor_close(portal);
+		pfree(st->portal_name);
+		st->portal_name = NULL;
+	}
+	args[0] = st->did_datum;
+	if (st->collections != NULL)
+	{
+		if (st->next_collection >= st->n_collections)
+			return false;
+		args[1] = CStringGetTextDatum(st->collections[st->next_collection++]);
+		sql = "SELECT collection || '/' || rkey, cid, record FROM repo_stream.records"
+			" WHERE did = $1 AND collection = $2 ORDER BY rkey";
+	}
+	else
+	{
+		if (st->next_collection++ > 0)
+			return false;
+		sql = st->window
+			? "SELECT k, cid, record, k = min(k) OVER (PARTITION BY cid)"
+			"  FROM (SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
+			"          FROM repo_stream.records WHERE did = $1) s ORDER BY k"
+			: "SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
+			"  FROM repo_stream.records WHERE did = $1 ORDER BY 1";
+	}
+	portal = SPI_cursor_open_with_args(NULL, sql, st->collections ? 2 : 1, types, args, NULL, true,
+									   CURSOR_OPT_NO_SCROLL);
+	MemoryContextSwitchTo(keep);
+	st->portal_name = MemoryContextStrdup(st->state_cxt, portal->name);
+	st->cursor_done = false;
+	return true;
+}
+
+/* Next row of the records cursors into the batch; false at the end. */
 static bool
 cursor_next(ExportState *st)
 {
 	Portal		portal;
 	MemoryContext old = CurrentMemoryContext;
 
-	if (st->pos_batch < st->n_batch)
-		return true;
-	if (st->cursor_done)
-		return false;
-	MemoryContextReset(st->batch_cxt);
-	portal = SPI_cursor_find(st->portal_name);
-	if (portal == NULL)
-		elog(ERROR, "export cursor \"%s\" is gone", st->portal_name);
-	SPI_cursor_fetch(portal, true, EXPORT_BATCH);
-	MemoryContextSwitchTo(st->batch_cxt);
-	st->n_batch = (int) SPI_processed;
-	st->pos_batch = 0;
-	st->bkey = palloc(sizeof(char *) * Max(st->n_batch, 1));
-	st->bcid = palloc(sizeof(char *) * Max(st->n_batch, 1));
-	st->brec = palloc(sizeof(Jsonb *) * Max(st->n_batch, 1));
-	st->bfirst = palloc(sizeof(bool) * Max(st->n_batch, 1));
-	for (int i = 0; i < st->n_batch; i++)
+	while (st->pos_batch >= st->n_batch)
 	{
-		bool		isnull;
+		if (st->cursor_done && !cursor_open_next(st))
+			return false;
+		MemoryContextReset(st->batch_cxt);
+		portal = SPI_cursor_find(st->portal_name);
+		if (portal == NULL)
+			elog(ERROR, "export cursor \"%s\" is gone", st->portal_name);
+		SPI_cursor_fetch(portal, true, EXPORT_BATCH);
+		MemoryContextSwitchTo(st->batch_cxt);
+		st->n_batch = (int) SPI_processed;
+		st->pos_batch = 0;
+		st->bkey = palloc(sizeof(char *) * Max(st->n_batch, 1));
+		st->bcid = palloc(sizeof(char *) * Max(st->n_batch, 1));
+		st->brec = palloc(sizeof(Jsonb *) * Max(st->n_batch, 1));
+		st->bfirst = palloc(sizeof(bool) * Max(st->n_batch, 1));
+		for (int i = 0; i < st->n_batch; i++)
+		{
+			bool		isnull;
 
-		st->bkey[i] = TextDatumGetCString(rs_getdatum(i, 1, &isnull));
-		st->bcid[i] = TextDatumGetCString(rs_getdatum(i, 2, &isnull));
-		st->brec[i] = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(i, 3, &isnull));
-		st->bfirst[i] = st->window ? DatumGetBool(rs_getdatum(i, 4, &isnull)) : true;
+			st->bkey[i] = TextDatumGetCString(rs_getdatum(i, 1, &isnull));
+			st->bcid[i] = TextDatumGetCString(rs_getdatum(i, 2, &isnull));
+			st->brec[i] = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(i, 3, &isnull));
+			st->bfirst[i] = st->window ? DatumGetBool(rs_getdatum(i, 4, &isnull)) : true;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(old);
+		if (st->n_batch < EXPORT_BATCH)
+			st->cursor_done = true;
 	}
-	SPI_freetuptable(SPI_tuptable);
-	MemoryContextSwitchTo(old);
-	if (st->n_batch < EXPORT_BATCH)
-		st->cursor_done = true;
-	return st->n_batch > 0;
+	return true;
 }
 
 static void
@@ -412,8 +550,11 @@ export_record(void *ctx, const char *key, size_t key_len, const uint8 cid[CID_LE
 	{
 		DupEntry   *e = hash_search(st->dups, cid, HASH_FIND, NULL);
 
-		if (e != NULL && strcmp(e->first_key, key) != 0)
-			first = false;
+		if (e != NULL)
+		{
+			first = !e->written;
+			e->written = true;
+		}
 	}
 	if (!first)
 	{
@@ -580,18 +721,9 @@ export_start(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 	st->use_cursor = st->since == NULL || st->window;
 	if (st->use_cursor)
 	{
-		Oid			type = TEXTOID;
-		Portal		portal;
-		const char *sql = st->window
-			? "SELECT k, cid, record, k = min(k) OVER (PARTITION BY cid)"
-			"  FROM (SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
-			"          FROM repo_stream.records WHERE did = $1) s ORDER BY k"
-			: "SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
-			"  FROM repo_stream.records WHERE did = $1 ORDER BY 1";
-
-		portal = SPI_cursor_open_with_args(NULL, sql, 1, &type, &st->did_datum, NULL, true,
-										   CURSOR_OPT_NO_SCROLL);
-		st->portal_name = MemoryContextStrdup(st->state_cxt, portal->name);
+		if (!st->window && index_order_is_bytewise())
+			st->collections = load_collections(did, st->state_cxt, &st->n_collections);
+		st->cursor_done = true;		/* the first fetch opens the first cursor */
 	}
 	rs_leave_owner(&oc);
 	PopActiveSnapshot();
