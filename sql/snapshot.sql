@@ -55,6 +55,25 @@ WHERE r.record->>'text' <> 'same';
 SELECT string_agg((x).chunk, ''::bytea) = (SELECT car FROM alice_car) AS same_in_select_list
 FROM (SELECT repo_stream.export_repo('did:plc:snapalice') AS x) s;
 
+-- a record block goes in once: with few CIDs remembered
+-- (repo_stream.export_dedup_cids), an export asks for the CIDs held twice,
+-- and with many of those, lets a window say which key holds one first;
+-- the CAR is the same byte for byte
+SELECT repo_stream.create_repo('did:plc:snapdups') IS NOT NULL AS created;
+INSERT INTO repo_stream.records (did, collection, rkey, record)
+SELECT 'did:plc:snapdups', 'app.bsky.feed.like', 'd' || i, jsonb_build_object('n', i % 20) FROM generate_series(1, 200) i;
+CREATE TEMP TABLE dedup AS
+SELECT snaptest.export('did:plc:snapalice') AS alice, snaptest.export('did:plc:snapdups') AS dups;
+SET repo_stream.export_dedup_cids = 16;
+SET client_min_messages = debug1;
+SELECT snaptest.export('did:plc:snapalice') = alice AS one_duplicate_cid_same_car,
+       snaptest.export('did:plc:snapdups') = dups AS twenty_duplicate_cids_same_car,
+       (SELECT count(*) FROM snaptest.car_blocks(dups) WHERE ord > 0)
+       = 1 + (SELECT count(*) FROM repo_stream.mst_nodes WHERE did = 'did:plc:snapdups') + 20 AS twenty_record_blocks
+FROM dedup;
+RESET client_min_messages;
+RESET repo_stream.export_dedup_cids;
+
 -- ---- since: a diff ----
 -- since the head rev: the commit alone
 SELECT count(*) AS blocks, bool_and(b.cid = r.head_cid) AS only_the_commit

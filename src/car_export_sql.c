@@ -37,9 +37,11 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
+#include "lib/stringinfo.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -67,12 +69,6 @@ PG_FUNCTION_INFO_V1(rs_record_proof);
 #define EXPORT_CHUNK_BYTES (1024 * 1024)
 /* Rows fetched from the records cursor at a time. */
 #define EXPORT_BATCH 512
-/*
- * CIDs held by more than one key, kept in memory with their smallest key;
- * beyond this many the cursor computes "first key" itself (a window), so
- * memory stays bounded for any repo.
- */
-#define EXPORT_DUP_CAP 65536
 
 /* mst_nodes columns */
 #define NODE_ATT_REV 3
@@ -182,73 +178,142 @@ rs_read_repo_head(const char *did, RsRepoHead *head, MemoryContext cxt)
 				 errhint("repo_stream.verify_repo() says what was changed.")));
 }
 
-/* ------------------------------------------------------------- records */
+/* --------------------------------------------------------------- export */
 
-typedef struct DupEntry
-{
-	uint8		cid[CID_LEN];	/* hash key */
-	bool		written;		/* its block is in the CAR already */
-} DupEntry;
+/* records columns */
+#define REC_ATT_COLLECTION 2
+#define REC_ATT_RKEY 3
+#define REC_ATT_RECORD 4
+#define REC_ATT_CID 5
 
 /*
- * CIDs held by more than one key (inside rs_enter_owner); NULL when there
- * are none, or past EXPORT_DUP_CAP (*overflow).  The walk meets keys in key
- * order, so the first key it meets with one of these writes the block and
- * the others skip it.
+ * Where the records come from, in the walk's key order:
+ *   SCAN    the primary key (did, collection, rkey), one collection after
+ *           the other, when its collation is byte order: no sort;
+ *   SORTED  a cursor sorted by key (other collations; and with each key's
+ *           "first holder of its CID" computed by a window, see below);
+ *   LOOKUP  one probe of the primary key per leaf (diffs).
  */
-static HTAB *
-load_dups(const char *did, MemoryContext cxt, bool *overflow)
+typedef enum RecMode
 {
-	Datum		args[2];
-	Oid			types[2] = {TEXTOID, INT8OID};
-	HASHCTL		ctl = {0};
-	HTAB	   *h;
-	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
+	REC_SCAN,
+	REC_SORTED,
+	REC_LOOKUP
+} RecMode;
 
-	args[0] = CStringGetTextDatum(did);
-	args[1] = Int64GetDatum(EXPORT_DUP_CAP + 1);
-	SPI_execute_with_args("SELECT cid FROM repo_stream.records WHERE did = $1"
-						  " GROUP BY cid HAVING count(*) > 1 LIMIT $2",
-						  2, types, args, NULL, true, 0);
-	MemoryContextSwitchTo(keep);
-	*overflow = SPI_processed > EXPORT_DUP_CAP;
-	if (*overflow || SPI_processed == 0)
-		return NULL;
-	ctl.keysize = CID_LEN;
-	ctl.entrysize = sizeof(DupEntry);
-	ctl.hcxt = cxt;
-	h = hash_create("repo_stream export duplicates", SPI_processed, &ctl,
-					HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *cid_text = rs_gettext(i, 1);
-		uint8		cid[CID_LEN];
-		DupEntry   *e;
-		bool		found;
+/*
+ * A record block goes into the CAR once, at the first key the walk meets
+ * that holds it.  Which CIDs were written is remembered exactly, in memory
+ * bounded whatever the size of the repo:
+ *   WRITTEN  every CID written so far, up to EXPORT_WRITTEN_CAP of them;
+ *   DUPS     past that, only the CIDs more than one key holds (one query),
+ *            up to EXPORT_DUP_CAP;
+ *   WINDOW   past that too, the sorted cursor says for each key whether it
+ *            is the smallest holding its CID.
+ */
+typedef enum DedupMode
+{
+	DEDUP_WRITTEN,
+	DEDUP_DUPS,
+	DEDUP_WINDOW
+} DedupMode;
 
-		if (!cid_parse(cid_text, strlen(cid_text), cid))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("repo \"%s\": a records row has an invalid cid \"%s\"", did, cid_text)));
-		e = hash_search(h, cid, HASH_ENTER, &found);
-		e->written = false;
-	}
-	return h;
+/* repo_stream.export_dedup_cids: CIDs remembered (the duplicates' cap is half) */
+static int	export_dedup_cids = 131072;
+
+#define EXPORT_WRITTEN_CAP export_dedup_cids
+#define EXPORT_DUP_CAP (export_dedup_cids / 2)
+
+void
+rs_snapshot_define_gucs(void)
+{
+	DefineCustomIntVariable("repo_stream.export_dedup_cids",
+							"Record CIDs an export remembers to write each record block once.",
+							"Each takes about 64 bytes. Past this many, an export asks the database "
+							"for the CIDs held by more than one key (one more scan of the repo's records), "
+							"and past half as many of those, it sorts the records.",
+							&export_dedup_cids, 131072, 16, 16 * 1024 * 1024,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
+typedef struct CidEntry
+{
+	uint8		cid[CID_LEN];	/* hash key */
+	bool		written;
+} CidEntry;
+
+typedef struct RecRow
+{
+	const char *key;
+	size_t		key_len;
+	const char *cid;			/* text */
+	Jsonb	   *record;
+	bool		first;			/* DEDUP_WINDOW: smallest key of its CID */
+} RecRow;
+
+typedef struct ExportState
+{
+	RsRepoHead	head;
+	char	   *since;			/* NULL: a full export */
+	Datum		did_datum;		/* text */
+	Snapshot	snap;
+	CarExport  *ex;
+	MemoryContext state_cxt;
+	MemoryContext node_cxt;		/* the node being read */
+	MemoryContext rec_cxt;		/* the record being encoded */
+	MemoryContext batch_cxt;	/* rows from a cursor */
+
+	/* open from the first call to the end */
+	Relation	nodes_heap,
+				nodes_index,
+				rec_heap,
+				rec_index;
+	IndexScanDesc node_scan;
+	TupleTableSlot *node_slot;
+	char		node_rev[16];	/* rev of the node just read */
+
+	RecMode		mode;
+	/* REC_SCAN */
+	char	  **collections;	/* in key order */
+	Datum	   *collection_datums;	/* the same as text */
+	int			n_collections;
+	int			next_collection;
+	IndexScanDesc rec_scan;
+	TupleTableSlot *rec_slot;
+	bool		rec_scan_live;
+	StringInfoData keybuf;
+	/* REC_SORTED */
+	char	   *portal_name;
+	bool		cursor_done;
+	int			n_batch,
+				pos_batch;
+	RecRow	   *batch;
+	/* the row read ahead */
+	bool		have_row;
+	RecRow		row;
+
+	DedupMode	dedup;
+	HTAB	   *cids;			/* DEDUP_WRITTEN: written; DEDUP_DUPS: held twice */
+	long		n_cids;
+	bool		overflow;		/* DEDUP_WRITTEN is full: change at the next record */
+	char	   *overflow_key;	/* the last key written then */
+
+	ExprContext *econtext;		/* where export_shutdown is registered */
+	bool		finished;
+	bool		cleaned;
+} ExportState;
+
 /*
- * Whether the index on records (did, collection, rkey) returns rkeys in
- * byte order: its collations are C or POSIX, or the database's libc
- * C.UTF-8 (code point order, which is byte order for UTF-8).  Then a
- * collection's records come sorted from the index and the export needs no
- * sort.  Inside rs_enter_owner.
+ * Whether the primary key of records returns rkeys in byte order: its
+ * collations are C or POSIX, or the database's libc C.UTF-8 (code point
+ * order, which is byte order for UTF-8).  Inside rs_enter_owner.
  */
 static bool
 index_order_is_bytewise(void)
 {
 	bool		isnull;
 	bool		bytewise;
-	MemoryContext keep = CurrentMemoryContext;
+	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
 
 	SPI_execute("SELECT bool_and(CASE a.attcollation"
 				"  WHEN 'pg_catalog.\"C\"'::regcollation THEN true"
@@ -265,18 +330,17 @@ index_order_is_bytewise(void)
 	return bytewise;
 }
 
-/* The repo's collections, in the order of their keys ("<collection>/..."). */
+/* Order of collections by their keys: as if each ended in '/'. */
 static int
 key_order_cmp(const void *a, const void *b)
 {
-	const char *x = *(char *const *) a;
-	const char *y = *(char *const *) b;
+	const unsigned char *x = *(const unsigned char *const *) a;
+	const unsigned char *y = *(const unsigned char *const *) b;
 
-	/* compare as if each ended in '/' */
 	for (;; x++, y++)
 	{
-		unsigned char cx = *x ? (unsigned char) *x : '/';
-		unsigned char cy = *y ? (unsigned char) *y : '/';
+		unsigned char cx = *x ? *x : '/';
+		unsigned char cy = *y ? *y : '/';
 
 		if (cx != cy)
 			return cx < cy ? -1 : 1;
@@ -285,6 +349,7 @@ key_order_cmp(const void *a, const void *b)
 	}
 }
 
+/* The repo's collections in key order (inside rs_enter_owner). */
 static char **
 load_collections(const char *did, MemoryContext cxt, int *n)
 {
@@ -315,151 +380,148 @@ load_collections(const char *did, MemoryContext cxt, int *n)
 	return out;
 }
 
-/* --------------------------------------------------------------- export */
-
-typedef struct ExportState
+static HTAB *
+cid_table(ExportState *st, long expect)
 {
-	RsRepoHead	head;
-	char	   *since;			/* NULL: a full export */
-	Datum		did_datum;		/* text */
-	Snapshot	snap;
-	CarExport  *ex;
-	RsBuf		out;
-	MemoryContext state_cxt;
-	MemoryContext node_cxt;		/* the node being read */
-	MemoryContext rec_cxt;		/* the record being encoded */
-	MemoryContext batch_cxt;	/* rows from the cursor */
+	HASHCTL		ctl = {0};
 
-	/* node reads (open during a call) */
-	Oid			heap_oid,
-				index_oid;
-	Relation	heap,
-				index;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	char		node_rev[16];	/* rev of the node just read */
-
-	/* records: a cursor in key order, or lookups by key (diffs) */
-	bool		use_cursor;
-	bool		window;			/* the cursor says which key is first */
-	char	  **collections;	/* per-collection cursors, in key order */
-	int			n_collections;
-	int			next_collection;
-	char	   *portal_name;	/* the open cursor */
-	bool		cursor_done;
-	int			n_batch,
-				pos_batch;
-	char	  **bkey;
-	char	  **bcid;
-	Jsonb	  **brec;
-	bool	   *bfirst;
-	HTAB	   *dups;
-
-	bool		finished;
-	bool		cleaned;
-	TimestampTz started;
-} ExportState;
-
-static SPIPlanPtr record_plan = NULL;
-
-/* One record by key, read-only with the active snapshot (inside rs_enter_owner). */
-static bool
-lookup_record(const char *did, const char *key, size_t klen, char **cid_text, Jsonb **record)
-{
-	const char *slash = memchr(key, '/', klen);
-	Datum		args[3];
-	bool		isnull;
-	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
-
-	if (record_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-
-		record_plan = SPI_prepare("SELECT cid, record FROM repo_stream.records"
-								  " WHERE did = $1 AND collection = $2 AND rkey = $3",
-								  3, types);
-		if (record_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(record_plan);
-		MemoryContextSwitchTo(keep);
-	}
-	if (slash == NULL)
-		return false;
-	args[0] = CStringGetTextDatum(did);
-	args[1] = PointerGetDatum(cstring_to_text_with_len(key, slash - key));
-	args[2] = PointerGetDatum(cstring_to_text_with_len(slash + 1, klen - (slash - key) - 1));
-	if (SPI_execute_plan(record_plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading a record failed");
-	MemoryContextSwitchTo(keep);
-	if (SPI_processed == 0)
-		return false;
-	*cid_text = rs_gettext(0, 1);
-	*record = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(0, 2, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return true;
+	ctl.keysize = CID_LEN;
+	ctl.entrysize = sizeof(CidEntry);
+	ctl.hcxt = st->state_cxt;
+	return hash_create("repo_stream export CIDs", Max(expect, 64), &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
-/*
- * Open the next records cursor (inside rs_enter_owner): one sorted by key
- * (a sort, and with "first" computed by a window when duplicates are too
- * many to keep), or the next collection's, which the primary key returns
- * in key order.  False when there is none left.
- */
-static bool
-cursor_open_next(ExportState *st)
+/* The row of the current scan position into st->row (key in keybuf). */
+static void
+scan_row(ExportState *st)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
-	Portal		portal;
-	const char *sql;
-	MemoryContext keep = CurrentMemoryContext;
+	bool		isnull;
+	text	   *coll = DatumGetTextPP(slot_getattr(st->rec_slot, REC_ATT_COLLECTION, &isnull));
+	text	   *rkey = DatumGetTextPP(slot_getattr(st->rec_slot, REC_ATT_RKEY, &isnull));
+	text	   *cid = DatumGetTextPP(slot_getattr(st->rec_slot, REC_ATT_CID, &isnull));
 
-	if (st->portal_name != NULL)
-	{
-		portal = SPI_cursor_find(st->portal_name);
-		if (portal != NULL)
-			SPI_cursor_close(portal);
-		pfree(st->portal_name);
-		st->portal_name = NULL;
-	}
-	args[0] = st->did_datum;
-	if (st->collections != NULL)
-	{
-		if (st->next_collection >= st->n_collections)
-			return false;
-		args[1] = CStringGetTextDatum(st->collections[st->next_collection++]);
-		sql = "SELECT collection || '/' || rkey, cid, record FROM repo_stream.records"
-			" WHERE did = $1 AND collection = $2 ORDER BY rkey";
-	}
-	else
-	{
-		if (st->next_collection++ > 0)
-			return false;
-		sql = st->window
-			? "SELECT k, cid, record, k = min(k) OVER (PARTITION BY cid)"
-			"  FROM (SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
-			"          FROM repo_stream.records WHERE did = $1) s ORDER BY k"
-			: "SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
-			"  FROM repo_stream.records WHERE did = $1 ORDER BY 1";
-	}
-	portal = SPI_cursor_open_with_args(NULL, sql, st->collections ? 2 : 1, types, args, NULL, true,
+	resetStringInfo(&st->keybuf);
+	appendBinaryStringInfo(&st->keybuf, VARDATA_ANY(coll), VARSIZE_ANY_EXHDR(coll));
+	appendStringInfoChar(&st->keybuf, '/');
+	appendBinaryStringInfo(&st->keybuf, VARDATA_ANY(rkey), VARSIZE_ANY_EXHDR(rkey));
+	appendStringInfoChar(&st->keybuf, '\0');
+	appendBinaryStringInfo(&st->keybuf, VARDATA_ANY(cid), VARSIZE_ANY_EXHDR(cid));
+	st->row.key = st->keybuf.data;
+	st->row.key_len = VARSIZE_ANY_EXHDR(coll) + 1 + VARSIZE_ANY_EXHDR(rkey);
+	st->row.cid = st->keybuf.data + st->row.key_len + 1;
+	st->row.record = DatumGetJsonbP(slot_getattr(st->rec_slot, REC_ATT_RECORD, &isnull));
+	st->row.first = true;
+}
+
+static void
+rec_scan_start(ExportState *st, int nkeys, ScanKeyData *keys)
+{
+	/*
+	 * The scan allocates as it goes (its dead-item list, say), so it runs
+	 * in the export's context, not in a per-record one.  One export scans
+	 * by (did, collection) or probes by the whole key, never both.
+	 */
+	MemoryContext old = MemoryContextSwitchTo(st->state_cxt);
+
+	if (!st->rec_scan_live)
+		st->rec_scan = index_beginscan(st->rec_heap, st->rec_index, st->snap, nkeys, 0);
+	st->rec_scan_live = true;
+	index_rescan(st->rec_scan, keys, nkeys, NULL, 0);
+	MemoryContextSwitchTo(old);
+}
+
+/* The scan's next row into rec_slot, run in the export's context (see above). */
+static bool
+rec_scan_next(ExportState *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->state_cxt);
+	bool		found = index_getnext_slot(st->rec_scan, ForwardScanDirection, st->rec_slot);
+
+	MemoryContextSwitchTo(old);
+	return found;
+}
+
+static void
+rec_key(ExportState *st, ScanKeyData *k, int att, Datum value)
+{
+	ScanKeyEntryInitialize(k, 0, att, BTEqualStrategyNumber, InvalidOid,
+						   st->rec_index->rd_indcollation[att - 1], F_TEXTEQ, value);
+}
+
+/* Open the sorted cursor (inside rs_enter_owner). */
+static void
+sorted_open(ExportState *st)
+{
+	Oid			type = TEXTOID;
+	Portal		portal;
+	MemoryContext keep = CurrentMemoryContext;
+	const char *sql = st->dedup == DEDUP_WINDOW
+		? "SELECT k, cid, record, k = min(k) OVER (PARTITION BY cid)"
+		"  FROM (SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record"
+		"          FROM repo_stream.records WHERE did = $1) s ORDER BY k"
+		: "SELECT (collection || '/' || rkey) COLLATE \"C\" AS k, cid, record, true"
+		"  FROM repo_stream.records WHERE did = $1 ORDER BY 1";
+
+	portal = SPI_cursor_open_with_args(NULL, sql, 1, &type, &st->did_datum, NULL, true,
 									   CURSOR_OPT_NO_SCROLL);
 	MemoryContextSwitchTo(keep);
 	st->portal_name = MemoryContextStrdup(st->state_cxt, portal->name);
 	st->cursor_done = false;
-	return true;
+	st->n_batch = st->pos_batch = 0;
 }
 
-/* Next row of the records cursors into the batch; false at the end. */
-static bool
-cursor_next(ExportState *st)
+/* Close whatever reads records (the cursor, the scan). */
+static void
+records_close(ExportState *st)
 {
-	Portal		portal;
-	MemoryContext old = CurrentMemoryContext;
+	if (st->portal_name != NULL)
+	{
+		Portal		portal = GetPortalByName(st->portal_name);
 
+		if (PortalIsValid(portal))
+			SPI_cursor_close(portal);
+		pfree(st->portal_name);
+		st->portal_name = NULL;
+	}
+	if (st->rec_scan_live)
+		index_endscan(st->rec_scan);
+	st->rec_scan_live = false;
+	st->have_row = false;
+}
+
+/* The next row in key order into st->row; false at the end (SCAN, SORTED). */
+static bool
+next_row(ExportState *st)
+{
+	if (st->mode == REC_SCAN)
+	{
+		for (;;)
+		{
+			if (st->rec_scan_live && rec_scan_next(st))
+			{
+				scan_row(st);
+				return true;
+			}
+			if (st->next_collection >= st->n_collections)
+				return false;
+			{
+				ScanKeyData keys[2];
+
+				/* the scan keeps pointing at its keys: they live as long as it */
+				rec_key(st, &keys[0], 1, st->did_datum);
+				rec_key(st, &keys[1], 2, st->collection_datums[st->next_collection++]);
+				rec_scan_start(st, 2, keys);
+			}
+		}
+	}
+	/* REC_SORTED: rows come in batches of the cursor */
 	while (st->pos_batch >= st->n_batch)
 	{
-		if (st->cursor_done && !cursor_open_next(st))
+		Portal		portal;
+		MemoryContext old = CurrentMemoryContext;
+
+		if (st->cursor_done)
 			return false;
 		MemoryContextReset(st->batch_cxt);
 		portal = SPI_cursor_find(st->portal_name);
@@ -469,24 +531,43 @@ cursor_next(ExportState *st)
 		MemoryContextSwitchTo(st->batch_cxt);
 		st->n_batch = (int) SPI_processed;
 		st->pos_batch = 0;
-		st->bkey = palloc(sizeof(char *) * Max(st->n_batch, 1));
-		st->bcid = palloc(sizeof(char *) * Max(st->n_batch, 1));
-		st->brec = palloc(sizeof(Jsonb *) * Max(st->n_batch, 1));
-		st->bfirst = palloc(sizeof(bool) * Max(st->n_batch, 1));
+		st->batch = palloc(sizeof(RecRow) * Max(st->n_batch, 1));
 		for (int i = 0; i < st->n_batch; i++)
 		{
 			bool		isnull;
+			RecRow	   *r = &st->batch[i];
 
-			st->bkey[i] = TextDatumGetCString(rs_getdatum(i, 1, &isnull));
-			st->bcid[i] = TextDatumGetCString(rs_getdatum(i, 2, &isnull));
-			st->brec[i] = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(i, 3, &isnull));
-			st->bfirst[i] = st->window ? DatumGetBool(rs_getdatum(i, 4, &isnull)) : true;
+			r->key = TextDatumGetCString(rs_getdatum(i, 1, &isnull));
+			r->key_len = strlen(r->key);
+			r->cid = TextDatumGetCString(rs_getdatum(i, 2, &isnull));
+			r->record = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(i, 3, &isnull));
+			r->first = DatumGetBool(rs_getdatum(i, 4, &isnull));
 		}
 		SPI_freetuptable(SPI_tuptable);
 		MemoryContextSwitchTo(old);
 		if (st->n_batch < EXPORT_BATCH)
 			st->cursor_done = true;
 	}
+	st->row = st->batch[st->pos_batch++];
+	return true;
+}
+
+/* One record by key into st->row (REC_LOOKUP); false if there is none. */
+static bool
+lookup_row(ExportState *st, const char *key, size_t klen)
+{
+	const char *slash = memchr(key, '/', klen);
+	ScanKeyData keys[3];
+
+	if (slash == NULL)
+		return false;
+	rec_key(st, &keys[0], 1, st->did_datum);
+	rec_key(st, &keys[1], 2, PointerGetDatum(cstring_to_text_with_len(key, slash - key)));
+	rec_key(st, &keys[2], 3, PointerGetDatum(cstring_to_text_with_len(slash + 1, klen - (slash - key) - 1)));
+	rec_scan_start(st, 3, keys);
+	if (!rec_scan_next(st))
+		return false;
+	scan_row(st);
 	return true;
 }
 
@@ -503,67 +584,158 @@ records_differ(ExportState *st, const char *fmt, const char *key)
 			 errhint("repo_stream.verify_repo() says what was changed.")));
 }
 
+/*
+ * Too many CIDs to remember them all (inside rs_enter_owner): keep only
+ * the ones more than one key holds, marked written if they were; or, when
+ * even those are too many, let a sorted cursor with a window say which key
+ * is first, resuming after the current key.
+ */
+static void
+dedup_overflow(ExportState *st, const char *key)
+{
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, INT8OID};
+	HTAB	   *written = st->cids;
+	HTAB	   *dups;
+	MemoryContext keep = CurrentMemoryContext;
+
+	args[0] = st->did_datum;
+	args[1] = Int64GetDatum(EXPORT_DUP_CAP + 1);
+	SPI_execute_with_args("SELECT cid FROM repo_stream.records WHERE did = $1"
+						  " GROUP BY cid HAVING count(*) > 1 LIMIT $2",
+						  2, types, args, NULL, true, 0);
+	MemoryContextSwitchTo(keep);
+	if (SPI_processed <= EXPORT_DUP_CAP)
+	{
+		dups = cid_table(st, (long) SPI_processed);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *cid_text = rs_gettext(i, 1);
+			uint8		cid[CID_LEN];
+			CidEntry   *e;
+			bool		found;
+
+			if (!cid_parse(cid_text, strlen(cid_text), cid))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("repo \"%s\": a records row has an invalid cid \"%s\"", st->head.did, cid_text)));
+			e = hash_search(dups, cid, HASH_ENTER, &found);
+			e->written = hash_search(written, cid, HASH_FIND, NULL) != NULL;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		hash_destroy(written);
+		st->cids = dups;
+		st->dedup = DEDUP_DUPS;
+		elog(DEBUG1, "export of repo \"%s\": past %d record CIDs, remembers the %ld held by several keys",
+			 st->head.did, EXPORT_WRITTEN_CAP, hash_get_num_entries(dups));
+		return;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	hash_destroy(written);
+	st->cids = NULL;
+	st->dedup = DEDUP_WINDOW;
+	elog(DEBUG1, "export of repo \"%s\": over %d CIDs held by several keys, sorts the records from \"%s\" on",
+		 st->head.did, EXPORT_DUP_CAP, key);
+	/* the window cursor replaces the record source, after the key written last */
+	records_close(st);
+	st->mode = REC_SORTED;
+	sorted_open(st);
+	while (next_row(st))
+	{
+		if (strcmp(st->row.key, key) > 0)
+		{
+			st->have_row = true;
+			break;
+		}
+	}
+}
+
+/* Whether the block of cid is to be written now (first time met). */
+static bool
+dedup_first(ExportState *st, const uint8 cid[CID_LEN], const char *key)
+{
+	CidEntry   *e;
+	bool		found;
+
+	switch (st->dedup)
+	{
+		case DEDUP_WRITTEN:
+			e = hash_search(st->cids, cid, HASH_ENTER, &found);
+			if (found)
+				return false;
+			/* past the cap, the next record changes mode (this one's row is in use) */
+			if (++st->n_cids >= EXPORT_WRITTEN_CAP && !st->overflow)
+			{
+				st->overflow = true;
+				st->overflow_key = MemoryContextStrdup(st->state_cxt, key);
+			}
+			return true;
+		case DEDUP_DUPS:
+			e = hash_search(st->cids, cid, HASH_FIND, NULL);
+			if (e == NULL)
+				return true;
+			found = e->written;
+			e->written = true;
+			return !found;
+		case DEDUP_WINDOW:
+			return st->row.first;
+	}
+	return true;
+}
+
 static MstError
 export_record(void *ctx, const char *key, size_t key_len, const uint8 cid[CID_LEN],
 			  const uint8 **data, size_t *len, bool *skip)
 {
 	ExportState *st = ctx;
 	char		want[CID_TEXT_LEN + 1];
-	char	   *cid_text;
-	Jsonb	   *record;
-	bool		first = true;
 	bytea	   *cbor;
 	uint8		got[CID_LEN];
 	MemoryContext old;
 
+	CHECK_FOR_INTERRUPTS();
+	if (st->overflow && st->dedup == DEDUP_WRITTEN)
+		dedup_overflow(st, st->overflow_key);
 	MemoryContextReset(st->rec_cxt);
 	old = MemoryContextSwitchTo(st->rec_cxt);
-	if (st->use_cursor)
+	if (st->mode == REC_LOOKUP)
 	{
+		if (!lookup_row(st, key, key_len))
+			records_differ(st, "MST key \"%s\" has no records row.", key);
+	}
+	else
+	{
+		/* the rows come in key order; a diff skips those of subtrees it leaves out */
 		for (;;)
 		{
 			int			c;
 
-			if (!cursor_next(st))
+			if (!st->have_row && !next_row(st))
 				records_differ(st, "MST key \"%s\" has no records row.", key);
-			c = strcmp(st->bkey[st->pos_batch], key);
+			st->have_row = true;
+			c = strcmp(st->row.key, key);
 			if (c == 0)
 				break;
 			if (c > 0)
 				records_differ(st, "MST key \"%s\" has no records row.", key);
 			if (st->since == NULL)
-				records_differ(st, "The records row \"%s\" has no MST entry.", st->bkey[st->pos_batch]);
-			st->pos_batch++;	/* a diff: in a subtree the reader holds */
+				records_differ(st, "The records row \"%s\" has no MST entry.", st->row.key);
+			st->have_row = false;
 		}
-		cid_text = st->bcid[st->pos_batch];
-		record = st->brec[st->pos_batch];
-		first = st->bfirst[st->pos_batch];
-		st->pos_batch++;
+		st->have_row = false;
 	}
-	else if (!lookup_record(st->head.did, key, key_len, &cid_text, &record))
-		records_differ(st, "MST key \"%s\" has no records row.", key);
 
 	cid_format(cid, want);
-	if (strcmp(cid_text, want) != 0)
+	if (strcmp(st->row.cid, want) != 0)
 		records_differ(st, "The records row \"%s\" has another CID than its MST entry.", key);
-	if (st->dups != NULL)
-	{
-		DupEntry   *e = hash_search(st->dups, cid, HASH_FIND, NULL);
-
-		if (e != NULL)
-		{
-			first = !e->written;
-			e->written = true;
-		}
-	}
-	if (!first)
+	if (!dedup_first(st, cid, key))
 	{
 		/* written at a smaller key (or held by the diff's reader) */
 		*skip = true;
 		MemoryContextSwitchTo(old);
 		return MST_OK;
 	}
-	cbor = rs_jsonb_to_cbor(record);
+	cbor = rs_jsonb_to_cbor(st->row.record);
 	cid_for_dagcbor((const uint8 *) VARDATA(cbor), VARSIZE(cbor) - VARHDRSZ, got);
 	if (memcmp(got, cid, CID_LEN) != 0)
 		records_differ(st, "The record \"%s\" no longer encodes to its CID.", key);
@@ -581,32 +753,36 @@ export_node(void *ctx, const uint8 cid[CID_LEN], const uint8 **data, size_t *len
 	bytea	   *key_cid,
 			   *node;
 	text	   *rev;
-	bool		isnull;
+	bool		isnull,
+				found;
 	MemoryContext old;
 
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(st->node_cxt);
-	old = MemoryContextSwitchTo(st->node_cxt);
-	key_cid = rs_bytea(cid, CID_LEN);
+	key_cid = (bytea *) MemoryContextAlloc(st->node_cxt, VARHDRSZ + CID_LEN);
+	SET_VARSIZE(key_cid, VARHDRSZ + CID_LEN);
+	memcpy(VARDATA(key_cid), cid, CID_LEN);
 	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   st->index->rd_indcollation[0], F_TEXTEQ, st->did_datum);
+						   st->nodes_index->rd_indcollation[0], F_TEXTEQ, st->did_datum);
 	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-						   st->index->rd_indcollation[1], F_BYTEAEQ, PointerGetDatum(key_cid));
-	index_rescan(st->scan, keys, 2, NULL, 0);
-	if (!index_getnext_slot(st->scan, ForwardScanDirection, st->slot))
+						   st->nodes_index->rd_indcollation[1], F_BYTEAEQ, PointerGetDatum(key_cid));
+	/* the scan allocates as it goes: in the export's context */
+	old = MemoryContextSwitchTo(st->state_cxt);
+	index_rescan(st->node_scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(st->node_scan, ForwardScanDirection, st->node_slot);
+	MemoryContextSwitchTo(st->node_cxt);
+	if (found)
 	{
-		MemoryContextSwitchTo(old);
-		return MST_ERR_MISSING_NODE;
+		rev = DatumGetTextPP(slot_getattr(st->node_slot, NODE_ATT_REV, &isnull));
+		snprintf(st->node_rev, sizeof(st->node_rev), "%.*s",
+				 (int) VARSIZE_ANY_EXHDR(rev), VARDATA_ANY(rev));
+		/* in the page or detoasted here: valid until the next fetch, as the walk needs */
+		node = DatumGetByteaPP(slot_getattr(st->node_slot, NODE_ATT_NODE, &isnull));
+		*data = (const uint8 *) VARDATA_ANY(node);
+		*len = VARSIZE_ANY_EXHDR(node);
 	}
-	rev = DatumGetTextPP(slot_getattr(st->slot, NODE_ATT_REV, &isnull));
-	snprintf(st->node_rev, sizeof(st->node_rev), "%.*s",
-			 (int) VARSIZE_ANY_EXHDR(rev), VARDATA_ANY(rev));
-	node = (bytea *) PG_DETOAST_DATUM_COPY(slot_getattr(st->slot, NODE_ATT_NODE, &isnull));
-	ExecClearTuple(st->slot);
 	MemoryContextSwitchTo(old);
-	*data = (const uint8 *) VARDATA_ANY(node);
-	*len = VARSIZE_ANY_EXHDR(node);
-	return MST_OK;
+	return found ? MST_OK : MST_ERR_MISSING_NODE;
 }
 
 /* A diff keeps the nodes stored after since; the rest the reader holds. */
@@ -618,38 +794,24 @@ export_include(void *ctx, const uint8 cid[CID_LEN])
 	return strcmp(st->node_rev, st->since) > 0;
 }
 
-static void
-nodes_open(ExportState *st)
-{
-	st->heap = table_open(st->heap_oid, AccessShareLock);
-	st->index = index_open(st->index_oid, AccessShareLock);
-	st->scan = index_beginscan(st->heap, st->index, st->snap, 2, 0);
-	st->slot = table_slot_create(st->heap, NULL);
-}
-
-static void
-nodes_close(ExportState *st)
-{
-	index_endscan(st->scan);
-	ExecDropSingleTupleTableSlot(st->slot);
-	index_close(st->index, AccessShareLock);
-	table_close(st->heap, AccessShareLock);
-	st->scan = NULL;
-}
-
-/* Close the cursor and let the snapshot go; also when a query stops early. */
+/* Close the scans and the cursor, let the snapshot go; also when a query stops early. */
 static void
 export_cleanup(ExportState *st)
 {
 	if (st->cleaned)
 		return;
 	st->cleaned = true;
-	if (st->portal_name != NULL)
+	records_close(st);
+	if (st->node_scan != NULL)
 	{
-		Portal		portal = GetPortalByName(st->portal_name);
-
-		if (PortalIsValid(portal))
-			SPI_cursor_close(portal);
+		index_endscan(st->node_scan);
+		ExecDropSingleTupleTableSlot(st->node_slot);
+		ExecDropSingleTupleTableSlot(st->rec_slot);
+		index_close(st->nodes_index, AccessShareLock);
+		table_close(st->nodes_heap, AccessShareLock);
+		index_close(st->rec_index, AccessShareLock);
+		table_close(st->rec_heap, AccessShareLock);
+		st->node_scan = NULL;
 	}
 	if (st->snap != NULL)
 		UnregisterSnapshot(st->snap);
@@ -657,10 +819,22 @@ export_cleanup(ExportState *st)
 	rs_progress_end();
 }
 
+/* The query ends before the export did (a LIMIT, a closed cursor). */
 static void
 export_shutdown(Datum arg)
 {
 	export_cleanup((ExportState *) DatumGetPointer(arg));
+}
+
+/*
+ * The export is over: clean up now and drop the callback, which would
+ * otherwise run later on state that SRF_RETURN_DONE frees.
+ */
+static void
+export_finish(ExportState *st)
+{
+	export_cleanup(st);
+	UnregisterExprContextCallback(st->econtext, export_shutdown, PointerGetDatum(st));
 }
 
 static void
@@ -700,30 +874,41 @@ export_start(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 	st->rec_cxt = AllocSetContextCreate(st->state_cxt, "repo_stream export record", ALLOCSET_DEFAULT_SIZES);
 	st->batch_cxt = AllocSetContextCreate(st->state_cxt, "repo_stream export rows", ALLOCSET_DEFAULT_SIZES);
 	st->did_datum = CStringGetTextDatum(did);
-	st->started = GetCurrentTimestamp();
+	initStringInfo(&st->keybuf);
 
 	/* every read of this export uses this snapshot */
 	st->snap = RegisterSnapshot(GetActiveSnapshot());
+	st->econtext = rsi->econtext;
 	RegisterExprContextCallback(rsi->econtext, export_shutdown, PointerGetDatum(st));
 
 	PushActiveSnapshot(st->snap);
 	rs_enter_owner(&oc);
+	MemoryContextSwitchTo(st->state_cxt);
 	rs_read_repo_head(did, &st->head, st->state_cxt);
-	st->heap_oid = rs_relation_oid("mst_nodes");
-	st->index_oid = rs_relation_oid("mst_nodes_pkey");
-	{
-		bool		overflow;
+	st->nodes_heap = table_open(rs_relation_oid("mst_nodes"), AccessShareLock);
+	st->nodes_index = index_open(rs_relation_oid("mst_nodes_pkey"), AccessShareLock);
+	st->rec_heap = table_open(rs_relation_oid("records"), AccessShareLock);
+	st->rec_index = index_open(rs_relation_oid("records_pkey"), AccessShareLock);
+	st->node_scan = index_beginscan(st->nodes_heap, st->nodes_index, st->snap, 2, 0);
+	st->node_slot = table_slot_create(st->nodes_heap, NULL);
+	st->rec_slot = table_slot_create(st->rec_heap, NULL);
 
-		st->dups = load_dups(did, st->state_cxt, &overflow);
-		st->window = overflow;
-	}
-	/* a diff looks records up by key, unless duplicates are too many to keep */
-	st->use_cursor = st->since == NULL || st->window;
-	if (st->use_cursor)
+	st->dedup = DEDUP_WRITTEN;
+	st->cids = cid_table(st, 1024);
+	if (st->since != NULL)
+		st->mode = REC_LOOKUP;
+	else if (index_order_is_bytewise())
 	{
-		if (!st->window && index_order_is_bytewise())
-			st->collections = load_collections(did, st->state_cxt, &st->n_collections);
-		st->cursor_done = true;		/* the first fetch opens the first cursor */
+		st->mode = REC_SCAN;
+		st->collections = load_collections(did, st->state_cxt, &st->n_collections);
+		st->collection_datums = palloc(sizeof(Datum) * Max(st->n_collections, 1));
+		for (int i = 0; i < st->n_collections; i++)
+			st->collection_datums[i] = CStringGetTextDatum(st->collections[i]);
+	}
+	else
+	{
+		st->mode = REC_SORTED;
+		sorted_open(st);
 	}
 	rs_leave_owner(&oc);
 	PopActiveSnapshot();
@@ -737,25 +922,28 @@ export_start(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 	st->ex = car_export_begin(&src, st->head.commit_cid,
 							  (const uint8 *) VARDATA_ANY(st->head.commit),
 							  VARSIZE_ANY_EXHDR(st->head.commit), st->head.data);
-	rs_buf_init(&st->out, EXPORT_CHUNK_BYTES + 64);
 	MemoryContextSwitchTo(old);
 	return st;
 }
 
-/* The next chunk into st->out; *done at the end. */
-static void
-export_step(ExportState *st, bool *done)
+/* The next chunk into out (EXPORT_CHUNK_BYTES of room); *done at the end. */
+static size_t
+export_step(ExportState *st, uint8 *out, bool *done)
 {
 	RsOwnerContext oc;
 	MstError	err;
 	MemoryContext old;
+	RsBuf		buf;
 
 	PushActiveSnapshot(st->snap);
 	rs_enter_owner(&oc);
 	old = MemoryContextSwitchTo(st->state_cxt);
-	nodes_open(st);
-	st->out.len = 0;
-	err = car_export_next(st->ex, &st->out, EXPORT_CHUNK_BYTES, done);
+	/* the pure core appends into a buffer that is the result's bytes */
+	buf.data = out;
+	buf.len = 0;
+	buf.cap = EXPORT_CHUNK_BYTES;
+	err = car_export_next(st->ex, &buf, EXPORT_CHUNK_BYTES, done);
+	Assert(buf.data == out);
 	if (err != MST_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -763,12 +951,12 @@ export_step(ExportState *st, bool *done)
 						st->head.did, car_export_errmsg(st->ex)),
 				 errhint("repo_stream.verify_repo() says what was changed.")));
 	/* every records row must have been an MST leaf */
-	if (*done && st->use_cursor && st->since == NULL && cursor_next(st))
-		records_differ(st, "The records row \"%s\" has no MST entry.", st->bkey[st->pos_batch]);
-	nodes_close(st);
+	if (*done && st->since == NULL && (st->have_row || next_row(st)))
+		records_differ(st, "The records row \"%s\" has no MST entry.", st->row.key);
 	MemoryContextSwitchTo(old);
 	rs_leave_owner(&oc);
 	PopActiveSnapshot();
+	return buf.len;
 }
 
 /*
@@ -798,6 +986,8 @@ rs_export_repo(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	HeapTuple	tuple;
+	bytea	   *chunk;
+	size_t		n;
 
 	if (SRF_IS_FIRSTCALL())
 	{
@@ -816,26 +1006,66 @@ rs_export_repo(PG_FUNCTION_ARGS)
 	st = funcctx->user_fctx;
 	if (st->finished)
 	{
-		export_cleanup(st);
+		export_finish(st);
 		SRF_RETURN_DONE(funcctx);
 	}
 
-	export_step(st, &done);
+	chunk = palloc(VARHDRSZ + EXPORT_CHUNK_BYTES);
+	n = export_step(st, (uint8 *) VARDATA(chunk), &done);
+	SET_VARSIZE(chunk, VARHDRSZ + n);
 	export_progress(st, false);
 	if (done)
 	{
 		st->finished = true;
-		if (st->out.len == 0)
+		if (n == 0)
 		{
-			export_cleanup(st);
+			export_finish(st);
 			SRF_RETURN_DONE(funcctx);
 		}
 	}
 	values[0] = Int64GetDatum(st->head.seq);
 	values[1] = CStringGetTextDatum(st->head.rev);
-	values[2] = PointerGetDatum(rs_bytea(st->out.data, st->out.len));
+	values[2] = PointerGetDatum(chunk);
 	tuple = heap_form_tuple(funcctx->tuple_desc, values, nulls);
 	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+}
+
+/* One record by key, read-only with the active snapshot (inside rs_enter_owner). */
+static bool
+lookup_record(const char *did, const char *key, size_t klen, char **cid_text, Jsonb **record)
+{
+	static SPIPlanPtr record_plan = NULL;
+	const char *slash = memchr(key, '/', klen);
+	Datum		args[3];
+	bool		isnull;
+	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
+
+	if (record_plan == NULL)
+	{
+		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+		record_plan = SPI_prepare("SELECT cid, record FROM repo_stream.records"
+								  " WHERE did = $1 AND collection = $2 AND rkey = $3",
+								  3, types);
+		if (record_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(record_plan);
+		MemoryContextSwitchTo(keep);
+	}
+	if (slash == NULL)
+		return false;
+	args[0] = CStringGetTextDatum(did);
+	args[1] = PointerGetDatum(cstring_to_text_with_len(key, slash - key));
+	args[2] = PointerGetDatum(cstring_to_text_with_len(slash + 1, klen - (slash - key) - 1));
+	if (SPI_execute_plan(record_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading a record failed");
+	MemoryContextSwitchTo(keep);
+	if (SPI_processed == 0)
+		return false;
+	*cid_text = rs_gettext(0, 1);
+	*record = (Jsonb *) PG_DETOAST_DATUM_COPY(rs_getdatum(0, 2, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
 }
 
 /* ---------------------------------------------------------------- proof */

@@ -43,4 +43,7 @@ void		rs_read_repo_head(const char *did, RsRepoHead *head, MemoryContext cxt);
 void		rs_progress(bool force, const char *fmt,...) pg_attribute_printf(2, 3);
 void		rs_progress_end(void);
 
+/* Defines repo_stream.export_dedup_cids; _PG_init calls it. */
+void		rs_snapshot_define_gucs(void);
+
 #endif
