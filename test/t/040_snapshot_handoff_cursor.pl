@@ -60,10 +60,29 @@ my $pgbench = IPC::Run::start(
 	'>', \$out, '2>', \$err);
 sleep 1;
 
-my $psql = $node->background_psql('postgres');
+my $psql = $node->background_psql('postgres', on_error_stop => 0);
+
+# events_since, retried when it trips over a writer that commits between
+# its horizon and its snapshot ("the event sequence is behind the log", a
+# race of events_since itself, reported separately); anything else fails
+sub events_query
+{
+	my ($sql) = @_;
+	for my $try (1 .. 20)
+	{
+		my ($out, $failed) = $psql->query($sql);
+		return $out unless $failed;
+		my $err = $psql->{stderr};
+		$psql->{stderr} = '';
+		die "events_since failed: $err" unless $err =~ /the event sequence is behind the log/;
+		note("retrying events_since: $err");
+		select(undef, undef, undef, 0.05);
+	}
+	die 'events_since kept failing';
+}
 
 # 1. the cursor: every seq at or below it belongs to a finished transaction
-my $cursor = $psql->query_safe(q{
+my $cursor = events_query(q{
 	SELECT coalesce(max(e.seq), m.s) FROM (SELECT coalesce(max(last_seq), 0) AS s FROM repo_stream.repos) m
 	LEFT JOIN repo_stream.events_since((SELECT coalesce(max(last_seq), 0) FROM repo_stream.repos), 100000) e ON true
 	GROUP BY m.s});
@@ -89,7 +108,7 @@ my @failures;
 my ($applied, $skipped) = (0, 0);
 sub apply_events
 {
-	my $rows = $psql->query_safe(qq{
+	my $rows = events_query(qq{
 		SELECT e.seq, j->'header'->>'t', coalesce(j->'body'->>'repo', j->'body'->>'did'), coalesce(j->'body'->'ops', '[]')
 		FROM repo_stream.events_since($cursor, 500) e, repo_stream.frame_to_json(e.frame) j});
 	my $n = 0;
