@@ -236,11 +236,105 @@ rs_snapshot_define_gucs(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
-typedef struct CidEntry
+/*
+ * A set of CIDs, as the first 16 bytes of their SHA-256 digests (a false
+ * match among a million CIDs has odds of 1 in 10^26): open addressing,
+ * linear probing, at most half full.  Each slot also says whether its
+ * block was written.
+ */
+#define CIDSET_KEY 16
+
+typedef struct CidSet
 {
-	uint8		cid[CID_LEN];	/* hash key */
-	bool		written;
-} CidEntry;
+	uint8	   *keys;			/* cap * CIDSET_KEY */
+	uint8	   *state;			/* 0 empty, 1 present, 2 present and written */
+	size_t		cap;			/* a power of two */
+	size_t		n;
+	MemoryContext cxt;
+} CidSet;
+
+static void
+cidset_init(CidSet *s, size_t expect, MemoryContext cxt)
+{
+	s->cap = 64;
+	while (s->cap < expect * 2)
+		s->cap *= 2;
+	s->n = 0;
+	s->cxt = cxt;
+	s->keys = MemoryContextAllocHuge(cxt, s->cap * CIDSET_KEY);
+	s->state = MemoryContextAllocHuge(cxt, s->cap);
+	memset(s->state, 0, s->cap);
+}
+
+static void
+cidset_free(CidSet *s)
+{
+	if (s->keys)
+		pfree(s->keys);
+	if (s->state)
+		pfree(s->state);
+	s->keys = s->state = NULL;
+	s->cap = s->n = 0;
+}
+
+/* The slot of cid: its own, or the empty one where it would go. */
+static size_t
+cidset_slot(const CidSet *s, const uint8 cid[CID_LEN])
+{
+	const uint8 *digest = cid + CID_LEN - 32;
+	uint64		h;
+	size_t		i;
+
+	memcpy(&h, digest, sizeof(h));
+	for (i = (size_t) h & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
+		if (s->state[i] == 0 || memcmp(s->keys + i * CIDSET_KEY, digest, CIDSET_KEY) == 0)
+			return i;
+}
+
+/* Add cid (if absent); returns its state byte. */
+static uint8 *
+cidset_add(CidSet *s, const uint8 cid[CID_LEN], bool *found)
+{
+	size_t		i;
+
+	if ((s->n + 1) * 2 > s->cap)
+	{
+		CidSet		old = *s;
+
+		cidset_init(s, old.cap, old.cxt);
+		for (size_t j = 0; j < old.cap; j++)
+			if (old.state[j])
+			{
+				size_t		k = (size_t) 0;
+				uint64		h;
+
+				memcpy(&h, old.keys + j * CIDSET_KEY, sizeof(h));
+				for (k = (size_t) h & (s->cap - 1); s->state[k]; k = (k + 1) & (s->cap - 1))
+					;
+				memcpy(s->keys + k * CIDSET_KEY, old.keys + j * CIDSET_KEY, CIDSET_KEY);
+				s->state[k] = old.state[j];
+				s->n++;
+			}
+		cidset_free(&old);
+	}
+	i = cidset_slot(s, cid);
+	*found = s->state[i] != 0;
+	if (!*found)
+	{
+		memcpy(s->keys + i * CIDSET_KEY, cid + CID_LEN - 32, CIDSET_KEY);
+		s->state[i] = 1;
+		s->n++;
+	}
+	return &s->state[i];
+}
+
+static uint8 *
+cidset_find(const CidSet *s, const uint8 cid[CID_LEN])
+{
+	size_t		i = cidset_slot(s, cid);
+
+	return s->state[i] ? &s->state[i] : NULL;
+}
 
 typedef struct RecRow
 {
@@ -293,8 +387,7 @@ typedef struct ExportState
 	RecRow		row;
 
 	DedupMode	dedup;
-	HTAB	   *cids;			/* DEDUP_WRITTEN: written; DEDUP_DUPS: held twice */
-	long		n_cids;
+	CidSet		cids;			/* DEDUP_WRITTEN: written; DEDUP_DUPS: held twice */
 	bool		overflow;		/* DEDUP_WRITTEN is full: change at the next record */
 	char	   *overflow_key;	/* the last key written then */
 
@@ -378,18 +471,6 @@ load_collections(const char *did, MemoryContext cxt, int *n)
 	}
 	qsort(out, *n, sizeof(char *), key_order_cmp);
 	return out;
-}
-
-static HTAB *
-cid_table(ExportState *st, long expect)
-{
-	HASHCTL		ctl = {0};
-
-	ctl.keysize = CID_LEN;
-	ctl.entrysize = sizeof(CidEntry);
-	ctl.hcxt = st->state_cxt;
-	return hash_create("repo_stream export CIDs", Max(expect, 64), &ctl,
-					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 /* The row of the current scan position into st->row (key in keybuf). */
@@ -595,9 +676,9 @@ dedup_overflow(ExportState *st, const char *key)
 {
 	Datum		args[2];
 	Oid			types[2] = {TEXTOID, INT8OID};
-	HTAB	   *written = st->cids;
-	HTAB	   *dups;
-	MemoryContext keep = CurrentMemoryContext;
+	CidSet		written = st->cids;
+	CidSet		dups;
+	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
 
 	args[0] = st->did_datum;
 	args[1] = Int64GetDatum(EXPORT_DUP_CAP + 1);
@@ -607,32 +688,32 @@ dedup_overflow(ExportState *st, const char *key)
 	MemoryContextSwitchTo(keep);
 	if (SPI_processed <= EXPORT_DUP_CAP)
 	{
-		dups = cid_table(st, (long) SPI_processed);
+		cidset_init(&dups, SPI_processed, st->state_cxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			char	   *cid_text = rs_gettext(i, 1);
 			uint8		cid[CID_LEN];
-			CidEntry   *e;
 			bool		found;
+			uint8	   *was;
 
 			if (!cid_parse(cid_text, strlen(cid_text), cid))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("repo \"%s\": a records row has an invalid cid \"%s\"", st->head.did, cid_text)));
-			e = hash_search(dups, cid, HASH_ENTER, &found);
-			e->written = hash_search(written, cid, HASH_FIND, NULL) != NULL;
+			was = cidset_find(&written, cid);
+			*cidset_add(&dups, cid, &found) = was ? 2 : 1;
 		}
 		SPI_freetuptable(SPI_tuptable);
-		hash_destroy(written);
+		cidset_free(&written);
 		st->cids = dups;
 		st->dedup = DEDUP_DUPS;
-		elog(DEBUG1, "export of repo \"%s\": past %d record CIDs, remembers the %ld held by several keys",
-			 st->head.did, EXPORT_WRITTEN_CAP, hash_get_num_entries(dups));
+		elog(DEBUG1, "export of repo \"%s\": past %d record CIDs, remembers the %zu held by several keys",
+			 st->head.did, EXPORT_WRITTEN_CAP, dups.n);
 		return;
 	}
 	SPI_freetuptable(SPI_tuptable);
-	hash_destroy(written);
-	st->cids = NULL;
+	cidset_free(&written);
+	st->cids = written;
 	st->dedup = DEDUP_WINDOW;
 	elog(DEBUG1, "export of repo \"%s\": over %d CIDs held by several keys, sorts the records from \"%s\" on",
 		 st->head.did, EXPORT_DUP_CAP, key);
@@ -654,28 +735,28 @@ dedup_overflow(ExportState *st, const char *key)
 static bool
 dedup_first(ExportState *st, const uint8 cid[CID_LEN], const char *key)
 {
-	CidEntry   *e;
+	uint8	   *state;
 	bool		found;
 
 	switch (st->dedup)
 	{
 		case DEDUP_WRITTEN:
-			e = hash_search(st->cids, cid, HASH_ENTER, &found);
+			(void) cidset_add(&st->cids, cid, &found);
 			if (found)
 				return false;
 			/* past the cap, the next record changes mode (this one's row is in use) */
-			if (++st->n_cids >= EXPORT_WRITTEN_CAP && !st->overflow)
+			if (st->cids.n >= (size_t) EXPORT_WRITTEN_CAP && !st->overflow)
 			{
 				st->overflow = true;
 				st->overflow_key = MemoryContextStrdup(st->state_cxt, key);
 			}
 			return true;
 		case DEDUP_DUPS:
-			e = hash_search(st->cids, cid, HASH_FIND, NULL);
-			if (e == NULL)
+			state = cidset_find(&st->cids, cid);
+			if (state == NULL)
 				return true;
-			found = e->written;
-			e->written = true;
+			found = *state == 2;
+			*state = 2;
 			return !found;
 		case DEDUP_WINDOW:
 			return st->row.first;
@@ -725,20 +806,26 @@ export_record(void *ctx, const char *key, size_t key_len, const uint8 cid[CID_LE
 		st->have_row = false;
 	}
 
-	cid_format(cid, want);
-	if (strcmp(st->row.cid, want) != 0)
-		records_differ(st, "The records row \"%s\" has another CID than its MST entry.", key);
 	if (!dedup_first(st, cid, key))
 	{
 		/* written at a smaller key (or held by the diff's reader) */
+		cid_format(cid, want);
+		if (strcmp(st->row.cid, want) != 0)
+			records_differ(st, "The records row \"%s\" has another CID than its MST entry.", key);
 		*skip = true;
 		MemoryContextSwitchTo(old);
 		return MST_OK;
 	}
+	/* the block written is the record's JSON encoded again: it must hash to the leaf */
 	cbor = rs_jsonb_to_cbor(st->row.record);
 	cid_for_dagcbor((const uint8 *) VARDATA(cbor), VARSIZE(cbor) - VARHDRSZ, got);
 	if (memcmp(got, cid, CID_LEN) != 0)
-		records_differ(st, "The record \"%s\" no longer encodes to its CID.", key);
+	{
+		cid_format(cid, want);
+		records_differ(st, strcmp(st->row.cid, want) != 0
+					   ? "The records row \"%s\" has another CID than its MST entry."
+					   : "The record \"%s\" no longer encodes to its CID.", key);
+	}
 	*data = (const uint8 *) VARDATA(cbor);
 	*len = VARSIZE(cbor) - VARHDRSZ;
 	MemoryContextSwitchTo(old);
@@ -894,7 +981,7 @@ export_start(FunctionCallInfo fcinfo, FuncCallContext *funcctx)
 	st->rec_slot = table_slot_create(st->rec_heap, NULL);
 
 	st->dedup = DEDUP_WRITTEN;
-	st->cids = cid_table(st, 1024);
+	cidset_init(&st->cids, 1024, st->state_cxt);
 	if (st->since != NULL)
 		st->mode = REC_LOOKUP;
 	else if (index_order_is_bytewise())
