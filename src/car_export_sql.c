@@ -682,6 +682,9 @@ dedup_overflow(ExportState *st, const char *key)
 
 	args[0] = st->did_datum;
 	args[1] = Int64GetDatum(EXPORT_DUP_CAP + 1);
+	/* a small hash table that spills, so the export's memory stays flat (undone by rs_leave_owner) */
+	(void) set_config_option("work_mem", "1MB", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	SPI_execute_with_args("SELECT cid FROM repo_stream.records WHERE did = $1"
 						  " GROUP BY cid HAVING count(*) > 1 LIMIT $2",
 						  2, types, args, NULL, true, 0);
