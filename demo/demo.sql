@@ -159,7 +159,7 @@ SELECT encode(data_cid, 'hex') = :'bob_root' AS same_mst_root FROM repo_stream.r
 SELECT e.seq, j->'header'->>'t' AS type, j->'body'->>'did' AS did,
        repo_stream.verify_frame(e.frame, repo_stream.repo_key('did:web:bob.example.com')) AS verified
 FROM repo_stream.events_since(0) e, repo_stream.frame_to_json(e.frame) j;
-\echo '   a tampered CAR is refused, naming what is wrong, and leaves nothing'
+\echo '   a tampered CAR is refused before anything is written, naming what is wrong'
 \set ON_ERROR_STOP 0
 SELECT repo_stream.import_repo(set_byte(:'bob_car'::bytea, length(:'bob_car'::bytea) - 2, 0), :'bob_key');
 \set ON_ERROR_STOP 1
