@@ -116,6 +116,10 @@ my @cases = (
 	[ 'the last record not surviving the jsonb round trip', with_last_record("\xa1\x65\$link\x78\x3b"
 		  . 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a'),
 	  '22023', qr/record "\Q$last_key\E" does not survive the JSON round trip/ ],
+	[ 'a record under an invalid key', car_from_hex($origin->safe_psql('postgres', q{
+		SELECT snaptest.one_record_car('did:plc:t1', 'nocollection/a', repo_stream.json_to_cbor('{"text": "a"}'),
+		       (SELECT sealed FROM repo_stream.repo_keys WHERE did = 'did:plc:t1'))})),
+	  '22023', qr{MST key "nocollection/a" is not <collection NSID>/<record key>} ],
 	[ 'the last record holding a NUL character', with_last_record("\xa1\x61t\x63a\x00b"),
 	  '22P05', qr/\Q$last_key\E/, $nul_refused ? undef
 	  : 'the NUL check of the shared CBOR->jsonb code (src/cbor_sql.c) has not landed on this branch' ],
