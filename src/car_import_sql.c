@@ -61,14 +61,17 @@ typedef struct LoSource
 } LoSource;
 
 /*
- * Reads go through a window: a read just past it (the CAR read in order)
- * refills it with LO_WINDOW bytes, any other read fetches only what it
- * needs, so a CAR in random block order is not read 4 MB at a time.
+ * Reads go through a window.  A read just past it (the CAR read in order)
+ * refills it with the LO_WINDOW bytes that follow, a read just before it
+ * (blocks in reverse order) with the LO_WINDOW bytes that end there, and any
+ * other read fetches only 64 kB from where it starts, so a CAR in random
+ * block order is not read 4 MB at a time.
  */
 static bool
 lo_read(void *ctx, uint64_t offset, size_t len, const uint8_t **out)
 {
 	LoSource   *s = ctx;
+	uint64		from;
 	size_t		want;
 	size_t		got = 0;
 
@@ -77,14 +80,21 @@ lo_read(void *ctx, uint64_t offset, size_t len, const uint8_t **out)
 		*out = (const uint8_t *) s->buf + (offset - s->start);
 		return true;
 	}
-	want = (offset >= s->start && offset <= s->start + s->len + 64 * 1024)
-		? Max(len, LO_WINDOW) : Max(len, 64 * 1024);
+	if (s->len > 0 && offset >= s->start && offset <= s->start + s->len + 64 * 1024)
+		from = offset, want = Max(len, LO_WINDOW);
+	else if (s->len > 0 && offset < s->start && offset + len + 64 * 1024 >= s->start)
+	{
+		want = Max(len, LO_WINDOW);
+		from = offset + len > want ? offset + len - want : 0;
+	}
+	else
+		from = offset, want = Max(len, 64 * 1024);
 	if (want > s->cap)
 	{
 		s->buf = repalloc_huge(s->buf, want);
 		s->cap = want;
 	}
-	DirectFunctionCall3(be_lo_lseek64, Int32GetDatum(s->fd), Int64GetDatum((int64) offset),
+	DirectFunctionCall3(be_lo_lseek64, Int32GetDatum(s->fd), Int64GetDatum((int64) from),
 						Int32GetDatum(SEEK_SET));
 	while (got < want)
 	{
@@ -98,14 +108,14 @@ lo_read(void *ctx, uint64_t offset, size_t len, const uint8_t **out)
 			break;
 		got += n;
 	}
-	s->start = offset;
+	s->start = from;
 	s->len = got;
-	if (got < len)
+	if (offset + len > from + got)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("large object %u ended at byte %llu while reading %zu bytes there",
-						s->oid, (unsigned long long) (offset + got), len)));
-	*out = (const uint8_t *) s->buf;
+				 errmsg("large object %u ended at byte %llu while reading %zu bytes at %llu",
+						s->oid, (unsigned long long) (from + got), len, (unsigned long long) offset)));
+	*out = (const uint8_t *) s->buf + (offset - from);
 	return true;
 }
 
