@@ -19,7 +19,8 @@ PG_CFLAGS = -Wall -Wmissing-prototypes
 # setup first: it makes the cluster's master key file if there is none
 REGRESS = setup $(filter-out setup,$(sort $(basename $(notdir $(wildcard sql/*.sql)))))
 REGRESS_OPTS = --load-extension=repo_stream
-EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench test/fuzz/build
+EXTRA_CLEAN = test/unit/build results regression.diffs regression.out bench/mst_bench test/fuzz/build \
+	tools/repo_stream_car
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -30,6 +31,25 @@ $(OBJS): $(wildcard src/*.h)
 
 repo_stream--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+# ---- repo_stream_car: the command-line client (C + libpq), installed next
+# to the PostgreSQL binaries (pg_config --bindir) by `make install` ----
+CLI = tools/repo_stream_car
+CLI_CFLAGS = -std=gnu11 -O2 -g -Wall -Wmissing-prototypes -I$(shell $(PG_CONFIG) --includedir)
+CLI_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq
+
+$(CLI): tools/repo_stream_car.c
+	$(CC) $(CLI_CFLAGS) -o $@ $< $(CLI_LIBS)
+
+all: $(CLI)
+install: install-cli
+uninstall: uninstall-cli
+.PHONY: install-cli uninstall-cli
+install-cli: $(CLI)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(CLI) '$(DESTDIR)$(bindir)/repo_stream_car'
+uninstall-cli:
+	rm -f '$(DESTDIR)$(bindir)/repo_stream_car'
 
 # ---- C unit tests of the pure modules (TAP, under ASan/UBSan) ----
 UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/build/%,$(wildcard test/unit/test_*.c))

@@ -252,6 +252,72 @@ typedef struct MstKey
 MstError	mst_covering_proof(MstTree *t, const MstKey *keys, size_t n,
 							   MstPutFn put, void *ctx, MstCidList *out);
 
+/*
+ * The nodes on the path from the root to where key is, or would be, root
+ * first, each handed to put (may be NULL): with them a reader that walks
+ * the tree from the root (@atproto/repo's MST.get) finds the key's value or
+ * proves it absent (com.atproto.sync.getRecord).  *found and value as
+ * mst_get.
+ */
+MstError	mst_key_path(MstTree *t, const char *key, size_t len, MstPutFn put,
+						 void *ctx, uint8_t value[CID_LEN], bool *found);
+
+/* ---- streaming walk (mst_iter.c) ---- */
+
+/*
+ * A pre-order walk of a stored tree that holds one decoded node per layer,
+ * never the whole tree: the AT repository's block order for CAR files.  It
+ * yields a node, then its left subtree, then for each entry the entry's
+ * leaf (key and record CID) and the subtree after it.  So every node comes
+ * after the node that links to it and leaves come in key order.
+ *
+ * Every node is fetched from the store when the walk reaches it and checked
+ * as mst_verify would: its bytes hash to its CID, it decodes strictly, its
+ * layer is one below its parent's (the root's is that of its keys), no
+ * inner node is empty, no layer-0 node has a subtree, the root is not a
+ * lone left link, and keys increase across the whole walk.  Errors name the
+ * node's CID or the key; after one, every call returns it.
+ */
+typedef struct MstIter MstIter;
+
+typedef enum MstIterKind
+{
+	MST_ITER_NODE,
+	MST_ITER_LEAF
+} MstIterKind;
+
+typedef struct MstIterItem
+{
+	MstIterKind kind;
+	const uint8_t *cid;			/* NODE: the node's CID; LEAF: the value */
+	const uint8_t *data;		/* NODE: the node's bytes */
+	size_t		len;
+	const char *key;			/* LEAF: the full key, NUL-terminated */
+	size_t		key_len;
+	int			layer;			/* of the node, or of the leaf's node */
+	size_t		n_entries;		/* NODE: its entry count */
+} MstIterItem;
+
+/* Walk the tree under root (nothing is fetched until the first next). */
+MstIter    *mst_iter_open(const MstStore *store, const uint8_t root[CID_LEN]);
+
+/*
+ * The next item; *done at the end.  Pointers in item stay valid until the
+ * next call.  The store's get is called only when a NODE item comes next.
+ */
+MstError	mst_iter_next(MstIter *it, MstIterItem *item, bool *done);
+
+/*
+ * Right after a NODE item: skip the rest of that node (its leaves and
+ * subtrees), as a diff does for a subtree the reader already holds.
+ */
+void		mst_iter_skip(MstIter *it);
+
+const char *mst_iter_errmsg(const MstIter *it);
+/* Nodes fetched and leaves yielded so far (either may be NULL). */
+void		mst_iter_counts(const MstIter *it, size_t *nodes, size_t *leaves);
+void		mst_iter_free(MstIter *it);
+
 /* ---- diff ---- */
 
 typedef struct MstRecordOp
