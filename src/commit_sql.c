@@ -37,8 +37,12 @@
 #include "spi_sql.h"
 #include "syntax_sql.h"
 #include "tid.h"
+#include "views_sql.h"
 
 bool		rs_suppress_ops = false;
+
+/* This transaction appended events: wake the views worker at COMMIT. */
+static bool events_appended = false;
 
 typedef enum EntryKind
 {
@@ -1125,6 +1129,7 @@ pre_commit(void)
 		for (int i = 0; i < n_queue; i++)
 			events[i] = queue[i]->ev;
 		rs_eventlog_append(events, n_queue, seqs);
+		events_appended = true;
 		for (int i = 0; i < n_queue; i++)
 			queue[i]->run->last_seq = seqs[i];
 	}
@@ -1155,10 +1160,16 @@ xact_callback(XactEvent event, void *arg)
 						 errmsg("cannot PREPARE a transaction that wrote repo_stream records")));
 			break;
 		case XACT_EVENT_COMMIT:
+			if (events_appended)
+				rs_views_wake();
+			events_appended = false;
+			pending_reset();
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			events_appended = false;
 			pending_reset();
 			break;
 		default:

@@ -16,6 +16,7 @@
 #include "commit_sql.h"
 #include "eventlog_sql.h"
 #include "keys_sql.h"
+#include "views_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -62,6 +63,7 @@ _PG_init(void)
 				 errmsg("repo_stream: libsodium failed to initialize")));
 
 	rs_keys_define_gucs();
+	rs_views_init();
 
 	/* Last: drops placeholders "repo_stream.*" that no module defined. */
 	MarkGUCPrefixReserved("repo_stream");
