@@ -351,7 +351,7 @@ typedef struct Engine
 				cnt_upsert,
 				cnt_zero;
 	FmgrInfo	handler_fn;
-	ViewItem	   *items;
+	ViewItem   *items;
 	int			n_items,
 				cap_items;
 } Engine;
@@ -632,12 +632,12 @@ rs_view_check_handler(Oid handler)
 static ViewItem *
 new_item(Engine *e, ViewItemKind kind, int64 seq, const char *did, size_t did_len)
 {
-	ViewItem	   *it;
+	ViewItem   *it;
 
 	if (e->n_items == e->cap_items)
 	{
 		int			cap = e->cap_items ? e->cap_items * 2 : 1024;
-		ViewItem	   *items = MemoryContextAlloc(e->chunk_ctx, sizeof(ViewItem) * cap);
+		ViewItem   *items = MemoryContextAlloc(e->chunk_ctx, sizeof(ViewItem) * cap);
 
 		if (e->n_items)
 			memcpy(items, e->items, sizeof(ViewItem) * e->n_items);
@@ -750,7 +750,7 @@ decode_event(Engine *e, int64 seq, const char *did, const uint8 *data, size_t le
 		for (size_t i = 0; i < f.commit.n_ops; i++)
 		{
 			const FrameOp *op = &f.commit.ops[i];
-			ViewItem	   *it;
+			ViewItem   *it;
 
 			if (v->collection &&
 				!(op->path_len > e->coll_len && op->path[e->coll_len] == '/' &&
@@ -843,7 +843,7 @@ lookup_old_keys(Engine *e)
 
 	for (int i = 0; i < e->n_items; i++)
 	{
-		ViewItem	   *it = &e->items[i];
+		ViewItem   *it = &e->items[i];
 		bool		found;
 		PathEntry  *pe;
 
@@ -1227,8 +1227,11 @@ simulate(Engine *e)
 		lookup_old_keys(e);
 	for (int i = 0; i < e->n_items; i++)
 	{
-		ViewItem	   *it = &e->items[i];
+		ViewItem   *it = &e->items[i];
 
+		/* a repo replaced earlier in this chunk: its later events are in */
+		if (skipped(e, it->did, it->seq))
+			continue;
 		if (it->kind != ITEM_OP)
 		{
 			apply_repo_count(e, it);
@@ -1281,7 +1284,7 @@ apply_chunk(Engine *e, SPITupleTable *tt, uint64 n, int64 *last)
 			/* handlers: one event at a time, in order */
 			for (int i = 0; i < e->n_items; i++)
 			{
-				ViewItem	   *it = &e->items[i];
+				ViewItem   *it = &e->items[i];
 
 				if (it->kind == ITEM_OP)
 					call_handler(e, it->seq, it->did,

@@ -405,13 +405,13 @@ rs_create_count_view(PG_FUNCTION_ARGS)
 	acl = pg_namespace_aclcheck(nsp, owner, ACL_CREATE);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_SCHEMA, get_namespace_name(nsp));
+
+	rs_enter_owner(&oc);
+	check_name_free(canonical);
 	if (OidIsValid(get_relname_relid(relname, nsp)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation \"%s\" already exists", canonical)));
-
-	rs_enter_owner(&oc);
-	check_name_free(canonical);
 	id = insert_view(canonical, "count", collection, group_by, InvalidOid, owner);
 	exec_sql(psprintf("CREATE TABLE %s (key text PRIMARY KEY, count bigint NOT NULL)", canonical));
 	exec_sql(psprintf("COMMENT ON TABLE %s IS %s", canonical,
