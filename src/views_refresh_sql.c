@@ -328,6 +328,113 @@ typedef struct ViewItem
 	Jsonb	   *record;			/* handler views: the new record */
 } ViewItem;
 
+/*
+ * Statements on a count view's own tables, prepared once per backend and
+ * view (the worker refreshes often), kept while the tables' names stay.
+ */
+enum
+{
+	VS_CNT_GET,
+	VS_CNT_ADD,
+	VS_CNT_ZERO,
+	VS_MEM_GET,
+	VS_MEM_REPO,
+	VS_MEM_INSERT,
+	VS_MEM_UPDATE,
+	VS_MEM_DELETE,
+	VS_COUNT
+};
+
+typedef struct ViewPlans
+{
+	int32		id;
+	char	   *count_rel;
+	char	   *memory_rel;
+	SPIPlanPtr	p[VS_COUNT];
+	struct ViewPlans *next;
+} ViewPlans;
+
+static ViewPlans *view_plans_list = NULL;
+
+static SPIPlanPtr
+keep(SPIPlanPtr plan)
+{
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static ViewPlans *
+view_plans(ViewDef *v)
+{
+	Oid			t1[1] = {TEXTOID};
+	Oid			ta[1] = {TEXTARRAYOID};
+	Oid			t2[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Oid			t3[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			tc[2] = {TEXTARRAYOID, INT8ARRAYOID};
+	ViewPlans  *vp,
+			  **link;
+	MemoryContext old;
+
+	for (link = &view_plans_list; (vp = *link) != NULL; link = &vp->next)
+	{
+		if (vp->id != v->id)
+			continue;
+		if (strcmp(vp->count_rel, v->count_rel) == 0 &&
+			strcmp(vp->memory_rel ? vp->memory_rel : "", v->memory_rel ? v->memory_rel : "") == 0)
+			return vp;
+		/* renamed, or another view under a reused id: prepare anew */
+		*link = vp->next;
+		for (int i = 0; i < VS_COUNT; i++)
+			if (vp->p[i])
+				SPI_freeplan(vp->p[i]);
+		pfree(vp);
+		break;
+	}
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	vp = palloc0(sizeof(ViewPlans));
+	vp->id = v->id;
+	vp->count_rel = pstrdup(v->count_rel);
+	vp->memory_rel = v->memory_rel ? pstrdup(v->memory_rel) : NULL;
+	MemoryContextSwitchTo(old);
+
+	vp->p[VS_CNT_GET] = keep(prepare_fmt(1, t1, "SELECT count FROM %s WHERE key = $1", v->count_rel));
+	vp->p[VS_CNT_ADD] = keep(prepare_fmt(2, tc,
+										 "INSERT INTO %s AS t (key, count) SELECT * FROM unnest($1, $2)"
+										 " ON CONFLICT (key) DO UPDATE SET count = t.count + excluded.count",
+										 v->count_rel));
+	vp->p[VS_CNT_ZERO] = keep(prepare_fmt(1, ta,
+										  "DELETE FROM %s WHERE key = ANY ($1) AND count <= 0 RETURNING key, count",
+										  v->count_rel));
+	if (v->memory_rel)
+	{
+		vp->p[VS_MEM_GET] = keep(prepare_fmt(2, t2,
+											 "SELECT m.did, m.rkey, m.key FROM %s m"
+											 " JOIN unnest($1, $2) AS u(did, rkey) ON m.did = u.did AND m.rkey = u.rkey",
+											 v->memory_rel));
+		vp->p[VS_MEM_REPO] = keep(prepare_fmt(1, t1, "SELECT rkey, key FROM %s WHERE did = $1", v->memory_rel));
+		/*
+		 * A path with no row gets an INSERT, not an upsert: a create is of a
+		 * path that had no record, so a conflict means the memory is wrong,
+		 * and the refresh had better fail than go on.
+		 */
+		vp->p[VS_MEM_INSERT] = keep(prepare_fmt(3, t3,
+												"INSERT INTO %s (did, rkey, key) SELECT * FROM unnest($1, $2, $3)",
+												v->memory_rel));
+		vp->p[VS_MEM_UPDATE] = keep(prepare_fmt(3, t3,
+												"UPDATE %s m SET key = u.key FROM unnest($1, $2, $3) AS u(did, rkey, key)"
+												" WHERE m.did = u.did AND m.rkey = u.rkey",
+												v->memory_rel));
+		vp->p[VS_MEM_DELETE] = keep(prepare_fmt(2, t2,
+												"DELETE FROM %s m USING unnest($1, $2) AS u(did, rkey)"
+												" WHERE m.did = u.did AND m.rkey = u.rkey",
+												v->memory_rel));
+	}
+	vp->next = view_plans_list;
+	view_plans_list = vp;
+	return vp;
+}
+
 typedef struct Engine
 {
 	ViewDef    *v;
@@ -342,14 +449,7 @@ typedef struct Engine
 	HTAB	   *skips;			/* did -> SkipEntry */
 	uint32		mark;
 	size_t		coll_len;
-	/* statements on the view's tables */
-	SPIPlanPtr	mem_get,
-				mem_repo,
-				mem_upsert,
-				mem_delete,
-				cnt_get,
-				cnt_upsert,
-				cnt_zero;
+	struct ViewPlans *plans;	/* statements on the view's tables */
 	FmgrInfo	handler_fn;
 	ViewItem   *items;
 	int			n_items,
@@ -370,12 +470,6 @@ state_reset(Engine *e)
 static void
 engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 {
-	Oid			t2[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Oid			t3[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Oid			tc[2] = {TEXTARRAYOID, INT8ARRAYOID};
-	Oid			t1[1] = {TEXTOID};
-	Oid			ta[1] = {TEXTARRAYOID};
-
 	memset(e, 0, sizeof(*e));
 	e->v = v;
 	e->live = live;
@@ -394,36 +488,7 @@ engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("the count table of view \"%s\" is missing", v->name),
 					 errhint("Drop the view with repo_stream.drop_view and create it again.")));
-		e->cnt_get = prepare_fmt(1, t1, "SELECT count FROM %s WHERE key = $1", v->count_rel);
-		if (!live)
-		{
-			e->cnt_upsert = prepare_fmt(2, tc,
-										"INSERT INTO %s AS t (key, count) SELECT * FROM unnest($1, $2)"
-										" ON CONFLICT (key) DO UPDATE SET count = t.count + excluded.count",
-										v->count_rel);
-			e->cnt_zero = prepare_fmt(1, ta,
-									  "DELETE FROM %s WHERE key = ANY ($1) AND count <= 0 RETURNING key, count",
-									  v->count_rel);
-		}
-	}
-	if (v->memory_rel)
-	{
-		e->mem_get = prepare_fmt(2, t2,
-								 "SELECT m.did, m.rkey, m.key FROM %s m"
-								 " JOIN unnest($1, $2) AS u(did, rkey) ON m.did = u.did AND m.rkey = u.rkey",
-								 v->memory_rel);
-		e->mem_repo = prepare_fmt(1, t1, "SELECT rkey, key FROM %s WHERE did = $1", v->memory_rel);
-		if (!live)
-		{
-			e->mem_upsert = prepare_fmt(3, t3,
-										"INSERT INTO %s AS m (did, rkey, key) SELECT * FROM unnest($1, $2, $3)"
-										" ON CONFLICT (did, rkey) DO UPDATE SET key = excluded.key",
-										v->memory_rel);
-			e->mem_delete = prepare_fmt(2, t2,
-										"DELETE FROM %s m USING unnest($1, $2) AS u(did, rkey)"
-										" WHERE m.did = u.did AND m.rkey = u.rkey",
-										v->memory_rel);
-		}
+		e->plans = view_plans(v);
 	}
 	if (!v->is_count)
 		fmgr_info_cxt(v->handler, &e->handler_fn, e->ctx);
@@ -531,7 +596,7 @@ stored_count(Engine *e, const char *key)
 	bool		isnull;
 	int64		n = 0;
 
-	if (run_plan(e->cnt_get, &arg, e->live) > 0)
+	if (run_plan(e->plans->p[VS_CNT_GET], &arg, e->live) > 0)
 		n = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 	return n;
@@ -865,7 +930,7 @@ lookup_old_keys(Engine *e)
 		return;
 	args[0] = text_array(dids, n);
 	args[1] = text_array(rkeys, n);
-	run_plan(e->mem_get, args, e->live);
+	run_plan(e->plans->p[VS_MEM_GET], args, e->live);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -910,7 +975,7 @@ load_repo_paths(Engine *e, const char *did)
 	Datum		arg = CStringGetTextDatum(did);
 	SPITupleTable *tt;
 
-	run_plan(e->mem_repo, &arg, e->live);
+	run_plan(e->plans->p[VS_MEM_REPO], &arg, e->live);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -974,6 +1039,47 @@ replace_repo_paths(Engine *e, const char *did, SPITupleTable *records, uint64 n)
 			set_path_key(e, pe, NULL);
 }
 
+/* Memory rows to write in one statement: (did, rkey[, key]) arrays. */
+typedef struct PathBatch
+{
+	const char **did;
+	const char **rkey;
+	const char **key;
+	int			n;
+} PathBatch;
+
+static void
+batch_init(PathBatch *b, long cap)
+{
+	b->did = palloc(sizeof(char *) * cap);
+	b->rkey = palloc(sizeof(char *) * cap);
+	b->key = palloc(sizeof(char *) * cap);
+	b->n = 0;
+}
+
+static void
+batch_add(PathBatch *b, PathEntry *pe)
+{
+	b->did[b->n] = pnstrdup(pe->pk, pe->did_len);
+	b->rkey[b->n] = pe->pk + pe->did_len + 1;
+	b->key[b->n] = pe->key;
+	b->n++;
+}
+
+static void
+batch_run(PathBatch *b, SPIPlanPtr plan)
+{
+	Datum		args[3];
+
+	if (b->n == 0)
+		return;
+	args[0] = text_array(b->did, b->n);
+	args[1] = text_array(b->rkey, b->n);
+	if (b->key[0] != NULL)
+		args[2] = text_array(b->key, b->n);
+	run_plan(plan, args, false);
+}
+
 /* Write the chunk's memory changes and count deltas; then forget them. */
 static void
 flush_count(Engine *e)
@@ -985,56 +1091,30 @@ flush_count(Engine *e)
 	if (e->paths && hash_get_num_entries(e->paths) > 0)
 	{
 		PathEntry  *pe;
-		const char **up_did,
-				  **up_rkey,
-				  **up_key,
-				  **del_did,
-				  **del_rkey;
-		int			n_up = 0,
-					n_del = 0;
-		Datum		args[3];
+		PathBatch	ins,
+					upd,
+					del;
 
 		n = hash_get_num_entries(e->paths);
-		up_did = palloc(sizeof(char *) * n);
-		up_rkey = palloc(sizeof(char *) * n);
-		up_key = palloc(sizeof(char *) * n);
-		del_did = palloc(sizeof(char *) * n);
-		del_rkey = palloc(sizeof(char *) * n);
+		batch_init(&ins, n);
+		batch_init(&upd, n);
+		batch_init(&del, n);
 		hash_seq_init(&st, e->paths);
 		while ((pe = hash_seq_search(&st)) != NULL)
 		{
-			char	   *did,
-					   *rkey;
-
-			if (!pe->dirty || (pe->key == NULL && !pe->in_table))
+			if (!pe->dirty)
 				continue;
-			did = pnstrdup(pe->pk, pe->did_len);
-			rkey = pe->pk + pe->did_len + 1;
-			if (pe->key)
+			if (pe->key == NULL)
 			{
-				up_did[n_up] = did;
-				up_rkey[n_up] = rkey;
-				up_key[n_up++] = pe->key;
+				if (pe->in_table)
+					batch_add(&del, pe);
 			}
 			else
-			{
-				del_did[n_del] = did;
-				del_rkey[n_del++] = rkey;
-			}
+				batch_add(pe->in_table ? &upd : &ins, pe);
 		}
-		if (n_del > 0)
-		{
-			args[0] = text_array(del_did, n_del);
-			args[1] = text_array(del_rkey, n_del);
-			run_plan(e->mem_delete, args, false);
-		}
-		if (n_up > 0)
-		{
-			args[0] = text_array(up_did, n_up);
-			args[1] = text_array(up_rkey, n_up);
-			args[2] = text_array(up_key, n_up);
-			run_plan(e->mem_upsert, args, false);
-		}
+		batch_run(&del, e->plans->p[VS_MEM_DELETE]);
+		batch_run(&upd, e->plans->p[VS_MEM_UPDATE]);
+		batch_run(&ins, e->plans->p[VS_MEM_INSERT]);
 	}
 
 	n = hash_get_num_entries(e->deltas);
@@ -1062,14 +1142,14 @@ flush_count(Engine *e)
 		{
 			args[0] = text_array(keys, k);
 			args[1] = PointerGetDatum(construct_array(vals, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			run_plan(e->cnt_upsert, args, false);
+			run_plan(e->plans->p[VS_CNT_ADD], args, false);
 		}
 		if (n_neg > 0)
 		{
 			SPITupleTable *tt;
 
 			args[0] = text_array(neg, n_neg);
-			run_plan(e->cnt_zero, args, false);
+			run_plan(e->plans->p[VS_CNT_ZERO], args, false);
 			tt = SPI_tuptable;
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
