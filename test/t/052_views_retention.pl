@@ -1,4 +1,5 @@
-# With a small retention cap, stopped views fall out of the retained log:
+# Two refreshes of one view serialize, of different views do not.  With a
+# small retention cap, stopped views fall out of the retained log:
 # the next refresh rebuilds each from the records with the exact handoff
 # (rebuilds + 1), and it is exact; view_count_live is exact meanwhile.
 # Then the background worker does the same on its own.
@@ -63,6 +64,18 @@ sub check_exact
 	}
 	is($node->safe_psql('postgres', $mirror_diff), '0', "the mirror equals the records $what");
 }
+
+# two refreshes of one view serialize; refreshes of different views do not wait
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN; SELECT repo_stream.refresh_view('like_counts')});
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	q{SET statement_timeout = '500ms'; SELECT repo_stream.refresh_view('like_counts')});
+like($stderr, qr/canceling statement due to statement timeout/,
+	'a second refresh of a view waits for the one in progress');
+is($node->safe_psql('postgres', q{SET statement_timeout = '5s'; SELECT repo_stream.refresh_view('likers')}),
+	'0', 'while another view refreshes without waiting');
+$holder->query_safe('COMMIT');
+$holder->quit;
 
 # creates, moves and deletes, one record per transaction, each client in its own repo
 my $writes = q{
