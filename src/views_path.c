@@ -107,6 +107,56 @@ view_path_extract(const ViewPath *p, const uint8_t *data, size_t len,
 	return 1;
 }
 
+/* An unsigned LEB128 varint at *pos (at most 9 bytes, as car.c reads them). */
+static bool
+read_varint(const uint8_t *data, size_t len, size_t *pos, uint64_t *out)
+{
+	uint64_t	v = 0;
+
+	for (int i = 0; i < CAR_VARINT_MAX_BYTES; i++)
+	{
+		uint8_t		b;
+
+		if (*pos >= len)
+			return false;
+		b = data[(*pos)++];
+		v |= (uint64_t) (b & 0x7f) << (7 * i);
+		if ((b & 0x80) == 0)
+		{
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+view_car_find(const uint8_t *car, size_t len, const uint8_t cid[CID_LEN],
+			  const uint8_t **data, size_t *data_len)
+{
+	size_t		pos = 0;
+	uint64_t	n;
+
+	/* the header */
+	if (!read_varint(car, len, &pos, &n) || n > len - pos)
+		return false;
+	pos += n;
+	/* sections: varint(len) cid data */
+	while (pos < len)
+	{
+		if (!read_varint(car, len, &pos, &n) || n > len - pos || n < CID_LEN)
+			return false;
+		if (memcmp(car + pos, cid, CID_LEN) == 0)
+		{
+			*data = car + pos + CID_LEN;
+			*data_len = n - CID_LEN;
+			return true;
+		}
+		pos += n;
+	}
+	return false;
+}
+
 bool
 view_car_data_root(const uint8_t *car, size_t len, uint8_t out[CID_LEN])
 {

@@ -53,6 +53,16 @@ int			view_path_extract(const ViewPath *p, const uint8_t *data, size_t len,
 							  const uint8_t **out, size_t *out_len);
 
 /*
+ * The block with this CID in a CAR: *data and *data_len point into car.
+ * Hashes nothing, so it is for CARs the extension wrote itself (its event
+ * log), where car_index_build's check of every block would cost more than
+ * the rest of reading a small frame.  Bounds-checked: false when the block
+ * is absent or the CAR malformed.
+ */
+bool		view_car_find(const uint8_t *car, size_t len, const uint8_t cid[CID_LEN],
+						  const uint8_t **data, size_t *data_len);
+
+/*
  * The MST root (the commit's "data") of a #commit or #sync frame's blocks:
  * the CAR's root block decoded as a commit.  false if the CAR or the
  * commit is malformed or the root block is missing.

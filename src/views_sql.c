@@ -428,10 +428,13 @@ rs_create_count_view(PG_FUNCTION_ARGS)
 	{
 		char	   *mem = psprintf("repo_stream.view_memory_%d", id);
 
-		/* what each counted record was counted under (its old key on update/delete) */
-		/* "C": the primary key is probed once per op; byte order is all it needs */
-		exec_sql(psprintf("CREATE TABLE %s (did text COLLATE \"C\", rkey text COLLATE \"C\","
-						  " key text NOT NULL, PRIMARY KEY (did, rkey))", mem));
+		/*
+		 * What each counted record was counted under (its old key on update
+		 * or delete).  "C": the primary key is probed once per op, and byte
+		 * order is all it needs.  The fill adds the primary key afterwards.
+		 */
+		exec_sql(psprintf("CREATE TABLE %s (did text COLLATE \"C\" NOT NULL, rkey text COLLATE \"C\" NOT NULL,"
+						  " key text NOT NULL)", mem));
 		make_member(mem);
 	}
 	{

@@ -212,9 +212,50 @@ test_data_root(void)
 	rs_buf_free(&block);
 }
 
+static void
+test_car_find(void)
+{
+	RsBuf		car;
+	uint8_t		root[CID_LEN],
+				a[CID_LEN],
+				b[CID_LEN],
+				missing[CID_LEN];
+	const uint8_t *data;
+	size_t		len;
+
+	cid_for_dagcbor((const uint8_t *) "\xa0", 1, root);
+	cid_for_dagcbor((const uint8_t *) "\x61\x61", 2, a);
+	cid_for_dagcbor((const uint8_t *) "\x61\x62", 2, b);
+	cid_for_dagcbor((const uint8_t *) "\x61\x63", 2, missing);
+	rs_buf_init(&car, 256);
+	car_write_header(&car, root);
+	car_write_block(&car, root, (const uint8_t *) "\xa0", 1);
+	car_write_block(&car, a, (const uint8_t *) "\x61\x61", 2);
+	car_write_block(&car, b, (const uint8_t *) "\x61\x62", 2);
+
+	ok(view_car_find(car.data, car.len, b, &data, &len) && len == 2 && memcmp(data, "\x61\x62", 2) == 0,
+	   "finds the last block");
+	ok(view_car_find(car.data, car.len, root, &data, &len) && len == 1 && data[0] == 0xa0,
+	   "finds the first block");
+	ok(!view_car_find(car.data, car.len, missing, &data, &len), "an absent CID: false");
+	/* cut anywhere: never a block past the end, never a read past it (ASan) */
+	{
+		int			bad = 0;
+
+		for (size_t cut = 0; cut < car.len; cut++)
+			if (view_car_find(car.data, cut, b, &data, &len) && data + len > car.data + cut)
+				bad++;
+		ok(bad == 0, "a truncated CAR never yields a block past its end");
+	}
+	ok(!view_car_find((const uint8_t *) "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10, a, &data, &len),
+	   "an over-long varint: false");
+	rs_buf_free(&car);
+}
+
 int
 main(void)
 {
+	test_car_find();
 	test_parse();
 	test_extract();
 	test_data_root();
