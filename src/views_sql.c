@@ -336,6 +336,36 @@ insert_view(const char *name, const char *kind, const char *collection,
 }
 
 static void
+check_collection(const char *collection)
+{
+	if (!nsid_valid(collection, strlen(collection)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid collection NSID: \"%s\"", collection),
+				 errhint("Collections are NSIDs such as app.bsky.feed.like.")));
+}
+
+/* Fill the view just inserted (inside rs_enter_owner). */
+static void
+fill_new_view(int32 id)
+{
+	ViewDef		v;
+
+	if (!rs_view_load_id(id, VIEW_LOCK_NONE, &v))
+		elog(ERROR, "view %d vanished", id);
+	rs_views_busy = true;
+	PG_TRY();
+	{
+		rs_view_fill(&v);
+	}
+	PG_FINALLY();
+	{
+		rs_views_busy = false;
+	}
+	PG_END_TRY();
+}
+
+static void
 exec_sql(const char *sql)
 {
 	if (SPI_execute(sql, false, 0) < 0)
@@ -391,11 +421,7 @@ rs_create_count_view(PG_FUNCTION_ARGS)
 	int32		id;
 
 	check_not_busy();
-	if (!nsid_valid(collection, strlen(collection)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid collection NSID: \"%s\"", collection),
-				 errhint("Collections are NSIDs such as app.bsky.feed.like.")));
+	check_collection(collection);
 	if (!view_path_parse(group_by, strlen(group_by), &path, err, sizeof(err)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -440,23 +466,11 @@ rs_create_count_view(PG_FUNCTION_ARGS)
 	{
 		Oid			types[2] = {INT4OID, OIDOID};
 		Datum		args[2] = {Int32GetDatum(id), ObjectIdGetDatum(get_relname_relid(relname, nsp))};
-		ViewDef		v;
 
 		SPI_execute_with_args("UPDATE repo_stream.views SET count_table = $2 WHERE id = $1",
 							  2, types, args, NULL, false, 0);
-		if (!rs_view_load_id(id, VIEW_LOCK_NONE, &v))
-			elog(ERROR, "view %d vanished", id);
-		rs_views_busy = true;
-		PG_TRY();
-		{
-			rs_view_fill(&v);
-		}
-		PG_FINALLY();
-		{
-			rs_views_busy = false;
-		}
-		PG_END_TRY();
 	}
+	fill_new_view(id);
 	rs_leave_owner(&oc);
 	PG_RETURN_VOID();
 }
@@ -487,7 +501,6 @@ rs_create_handler_view(PG_FUNCTION_ARGS)
 	AclResult	acl;
 	RsOwnerContext oc;
 	int32		id;
-	ViewDef		v;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -495,11 +508,8 @@ rs_create_handler_view(PG_FUNCTION_ARGS)
 				 errmsg("handler must not be NULL")));
 	handler = PG_GETARG_OID(1);
 	check_not_busy();
-	if (collection && !nsid_valid(collection, strlen(collection)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid collection NSID: \"%s\"", collection),
-				 errhint("Collections are NSIDs such as app.bsky.feed.like; NULL means every collection.")));
+	if (collection)
+		check_collection(collection);
 	rs_view_check_handler(handler);
 	acl = pg_proc_aclcheck(handler, owner, ACL_EXECUTE);
 	if (acl != ACLCHECK_OK)
@@ -509,18 +519,7 @@ rs_create_handler_view(PG_FUNCTION_ARGS)
 	rs_enter_owner(&oc);
 	check_name_free(canonical);
 	id = insert_view(canonical, "handler", collection, NULL, handler, owner);
-	if (!rs_view_load_id(id, VIEW_LOCK_NONE, &v))
-		elog(ERROR, "view %d vanished", id);
-	rs_views_busy = true;
-	PG_TRY();
-	{
-		rs_view_fill(&v);
-	}
-	PG_FINALLY();
-	{
-		rs_views_busy = false;
-	}
-	PG_END_TRY();
+	fill_new_view(id);
 	rs_leave_owner(&oc);
 	PG_RETURN_VOID();
 }

@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use RepoStreamNode;
+use RsViews;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -69,24 +70,7 @@ $node->safe_psql('postgres', q{
 	SELECT 'did:plc:w' || (i % 8 + 1), 'app.bsky.graph.follow', 'old' || i,
 	       jsonb_build_object('subject', 'did:plc:w' || (i % 5 + 1))
 	FROM generate_series(1, 300) i;
-
-	-- a handler view keeping a mirror of the likes
-	CREATE TABLE mirror (did text, path text, uri text, PRIMARY KEY (did, path));
-	CREATE FUNCTION mirror_like(seq bigint, did text, action text, path text, record jsonb)
-	RETURNS void LANGUAGE plpgsql SET search_path = public AS $$
-	BEGIN
-		CASE action
-		WHEN 'create' THEN INSERT INTO mirror VALUES (did, path, record->'subject'->>'uri');
-		WHEN 'update' THEN UPDATE mirror m SET uri = record->'subject'->>'uri' WHERE m.did = $2 AND m.path = $4;
-		WHEN 'delete' THEN DELETE FROM mirror m WHERE m.did = $2 AND m.path = $4;
-		WHEN 'delete_repo' THEN DELETE FROM mirror m WHERE m.did = $2;
-		WHEN 'reset' THEN DELETE FROM mirror;
-		END CASE;
-		IF action IN ('update', 'delete') AND NOT FOUND THEN
-			RAISE EXCEPTION '% of % which the mirror does not have', action, path;
-		END IF;
-	END $$;
-
+} . $MIRROR_SQL . q{
 	SELECT repo_stream.create_count_view('like_counts', 'app.bsky.feed.like', 'subject.uri');
 	SELECT repo_stream.create_count_view('likers', 'app.bsky.feed.like', '$did');
 	SELECT repo_stream.create_count_view('follower_counts', 'app.bsky.graph.follow', 'subject');
@@ -196,25 +180,7 @@ for (1 .. 100)
 ok($worker_caught_up, 'the worker alone brings every view to the head');
 $node->safe_psql('postgres', 'SELECT repo_stream.refresh_view(name) FROM repo_stream.view_status');
 
-my %truth = (
-	like_counts => q{SELECT record->'subject'->>'uri', count(*) FROM repo_stream.records
-		WHERE collection = 'app.bsky.feed.like' AND jsonb_typeof(record->'subject'->'uri') = 'string' GROUP BY 1},
-	likers => q{SELECT did, count(*) FROM repo_stream.records WHERE collection = 'app.bsky.feed.like' GROUP BY 1},
-	follower_counts => q{SELECT record->>'subject', count(*) FROM repo_stream.records
-		WHERE collection = 'app.bsky.graph.follow' AND jsonb_typeof(record->'subject') = 'string' GROUP BY 1},
-);
-for my $view (sort keys %truth)
-{
-	is($node->safe_psql('postgres', qq{
-		SELECT count(*) FROM ((TABLE $view EXCEPT $truth{$view}) UNION ALL ($truth{$view} EXCEPT TABLE $view)) d}),
-		'0', "$view equals its GROUP BY");
-}
-is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM ((SELECT did, collection || '/' || rkey, record->'subject'->>'uri' FROM repo_stream.records
-	                       WHERE collection = 'app.bsky.feed.like' EXCEPT TABLE mirror)
-	          UNION ALL (TABLE mirror EXCEPT SELECT did, collection || '/' || rkey, record->'subject'->>'uri'
-	                     FROM repo_stream.records WHERE collection = 'app.bsky.feed.like')) d}),
-	'0', 'the handler view\'s mirror equals the records');
+views_exact($node, 'after 8 writers and a final refresh', qw(like_counts likers follower_counts mirror));
 cmp_ok($node->safe_psql('postgres', q{SELECT sum(count) FROM like_counts}), '>', 2000,
 	'the likes counted include the writers\'');
 is($node->safe_psql('postgres',

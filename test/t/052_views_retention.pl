@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use RepoStreamNode;
+use RsViews;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
@@ -26,44 +27,12 @@ $node->safe_psql('postgres', q{
 	SELECT 'did:plc:r' || (i % 4 + 1), 'app.bsky.feed.like', 'old' || i,
 	       jsonb_build_object('subject', jsonb_build_object('uri', 'at://post/' || i % 20))
 	FROM generate_series(1, 400) i;
-	CREATE TABLE mirror (did text, path text, uri text, PRIMARY KEY (did, path));
-	CREATE FUNCTION mirror_like(seq bigint, did text, action text, path text, record jsonb)
-	RETURNS void LANGUAGE plpgsql SET search_path = public AS $$
-	BEGIN
-		CASE action
-		WHEN 'create' THEN INSERT INTO mirror VALUES (did, path, record->'subject'->>'uri');
-		WHEN 'update' THEN UPDATE mirror m SET uri = record->'subject'->>'uri' WHERE m.did = $2 AND m.path = $4;
-		WHEN 'delete' THEN DELETE FROM mirror m WHERE m.did = $2 AND m.path = $4;
-		WHEN 'delete_repo' THEN DELETE FROM mirror m WHERE m.did = $2;
-		WHEN 'reset' THEN DELETE FROM mirror;
-		END CASE;
-	END $$;
+} . $MIRROR_SQL . q{
 	SELECT repo_stream.create_count_view('like_counts', 'app.bsky.feed.like', 'subject.uri');
 	SELECT repo_stream.create_count_view('likers', 'app.bsky.feed.like', '$did');
 	SELECT repo_stream.create_handler_view('like_mirror', 'mirror_like(bigint,text,text,text,jsonb)',
 	                                       'app.bsky.feed.like');
 });
-
-my %truth = (
-	like_counts => q{SELECT record->'subject'->>'uri', count(*) FROM repo_stream.records
-		WHERE collection = 'app.bsky.feed.like' GROUP BY 1},
-	likers => q{SELECT did, count(*) FROM repo_stream.records WHERE collection = 'app.bsky.feed.like' GROUP BY 1},
-);
-my $mirror_diff = q{SELECT count(*) FROM (
-	(SELECT did, collection || '/' || rkey, record->'subject'->>'uri' FROM repo_stream.records EXCEPT TABLE mirror)
-	UNION ALL (TABLE mirror EXCEPT SELECT did, collection || '/' || rkey, record->'subject'->>'uri' FROM repo_stream.records)) d};
-
-sub check_exact
-{
-	my ($what) = @_;
-	for my $view (sort keys %truth)
-	{
-		is($node->safe_psql('postgres', qq{
-			SELECT count(*) FROM ((TABLE $view EXCEPT $truth{$view}) UNION ALL ($truth{$view} EXCEPT TABLE $view)) d}),
-			'0', "$view equals its GROUP BY $what");
-	}
-	is($node->safe_psql('postgres', $mirror_diff), '0', "the mirror equals the records $what");
-}
 
 # two refreshes of one view serialize; refreshes of different views do not wait
 my $holder = $node->background_psql('postgres');
@@ -104,7 +73,7 @@ is($node->safe_psql('postgres', q{SELECT string_agg(repo_stream.refresh_view(nam
 is($node->safe_psql('postgres', q{SELECT string_agg(name || ':' || rebuilds || ':' || lag_events, ' ' ORDER BY name)
 	FROM repo_stream.view_status}),
 	'public.like_counts:1:0 public.like_mirror:1:0 public.likers:1:0', 'rebuilds went up by one, no lag');
-check_exact('after the rebuild');
+views_exact($node, 'after the rebuild', qw(like_counts likers mirror));
 ok($node->log_contains('view "public.like_counts": its cursor \d+ predates the retained log; rebuilding it'),
 	'the rebuild is in the server log');
 
@@ -125,7 +94,7 @@ for (1 .. 200)
 	usleep(100_000);
 }
 is($state, '2:0 2:0 2:0', 'the background worker rebuilt each view once more and caught up');
-check_exact('after the worker\'s rebuild');
+views_exact($node, 'after the worker\'s rebuild', qw(like_counts likers mirror));
 
 $node->stop;
 done_testing();
