@@ -17,7 +17,8 @@ CREATE FUNCTION vw.truth(coll text, path text[]) RETURNS TABLE (key text, count 
 LANGUAGE sql STABLE AS $$
 	SELECT k, count(*) FROM (
 		SELECT CASE WHEN path = '{$did}' THEN did
-		            WHEN jsonb_typeof(record #> path) = 'string' THEN record #>> path END AS k
+		            WHEN jsonb_typeof(record #> path) = 'string' AND octet_length(record #>> path) <= 2048
+		            THEN record #>> path END AS k
 		FROM repo_stream.records WHERE collection = coll) s
 	WHERE k IS NOT NULL GROUP BY k
 $$;
@@ -180,6 +181,14 @@ SELECT * FROM vw.likes ORDER BY key;
 SELECT repo_stream.delete_record('did:plc:vb', 'com.example.views.like', 'b2') AS deleted;
 SELECT repo_stream.refresh_view('vw.likes') AS applied;
 SELECT * FROM vw.likes ORDER BY key;
+
+-- a string longer than 2048 bytes counts under no key: it could not be a
+-- key of the count table's index, and a record must not stop the view
+SELECT repo_stream.put_record('did:plc:va', 'com.example.views.like', 'long',
+	jsonb_build_object('subject', jsonb_build_object('uri', 'at://' || repeat('x', 3000)))) IS NOT NULL AS created;
+SELECT repo_stream.refresh_view('vw.likes') AS applied;
+SELECT count(*) AS long_keys FROM vw.likes WHERE octet_length(key) > 2048;
+SELECT repo_stream.delete_record('did:plc:va', 'com.example.views.like', 'long') AS deleted;
 
 -- rolled back: nothing; a savepoint rolled back: only what was kept
 BEGIN;

@@ -100,7 +100,7 @@ view_path_extract(const ViewPath *p, const uint8_t *data, size_t len,
 	/* the reader is at the value of the last segment */
 	if (dcbor_read(&r, &it) != DCBOR_OK)
 		return -1;
-	if (it.type != DCBOR_TEXT || memchr(it.ptr, 0, it.len) != NULL)
+	if (it.type != DCBOR_TEXT || it.len > VIEW_KEY_MAX_LEN || memchr(it.ptr, 0, it.len) != NULL)
 		return 0;
 	*out = it.ptr;
 	*out_len = it.len;

@@ -25,6 +25,13 @@
 #define VIEW_PATH_MAX_LEN 512
 #define VIEW_PATH_MAX_SEGS 16
 
+/*
+ * Longest key, in bytes: as long as a DID may be.  A longer string counts
+ * under no key, so that a record's content cannot make a key too large
+ * for the count table's primary key (about 2,700 bytes) and stop the view.
+ */
+#define VIEW_KEY_MAX_LEN 2048
+
 typedef struct ViewPath
 {
 	bool		by_did;			/* "$did" */
@@ -46,7 +53,8 @@ bool		view_path_parse(const char *text, size_t len, ViewPath *out,
  * The string at path p in data[0..len), which must be valid DAG-CBOR
  * (dcbor_validate): 1 with *out, *out_len pointing into data; 0 when the
  * path is missing or ends on something other than a text string (or a
- * string holding U+0000, which PostgreSQL text cannot hold); -1 on
+ * string holding U+0000, which PostgreSQL text cannot hold, or one longer
+ * than VIEW_KEY_MAX_LEN); -1 on
  * malformed input.  p must not be by_did.
  */
 int			view_path_extract(const ViewPath *p, const uint8_t *data, size_t len,

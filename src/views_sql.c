@@ -74,7 +74,7 @@ rs_view_jsonb_key(Jsonb *record, const ViewPath *path)
 			c = v->val.binary.data;
 		}
 	}
-	if (v == NULL || v->type != jbvString)
+	if (v == NULL || v->type != jbvString || v->val.string.len > VIEW_KEY_MAX_LEN)
 		return NULL;
 	return cstring_to_text_with_len(v->val.string.val, v->val.string.len);
 }

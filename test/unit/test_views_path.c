@@ -24,7 +24,7 @@ parses(const char *text)
 static const char *
 at(const char *path, const RsBuf *rec)
 {
-	static char out[256];
+	static char out[VIEW_KEY_MAX_LEN + 1];
 	ViewPath	p;
 	const uint8_t *s;
 	size_t		n;
@@ -147,6 +147,24 @@ test_extract(void)
 	dcbor_put_text(&other, "a\0b", 3);
 	is_str(at("k", &other), "(missing)", "a string with U+0000 counts under no key");
 	rs_buf_free(&other);
+
+	/* a string longer than a key may be counts under no key */
+	{
+		char		big[VIEW_KEY_MAX_LEN + 1];
+
+		memset(big, 'x', sizeof(big));
+		rs_buf_init(&other, 4096);
+		dcbor_put_map(&other, 1);
+		dcbor_put_cstr(&other, "k");
+		dcbor_put_text(&other, big, VIEW_KEY_MAX_LEN);
+		ok(strlen(at("k", &other)) == VIEW_KEY_MAX_LEN, "a key of VIEW_KEY_MAX_LEN bytes counts");
+		other.len = 0;
+		dcbor_put_map(&other, 1);
+		dcbor_put_cstr(&other, "k");
+		dcbor_put_text(&other, big, VIEW_KEY_MAX_LEN + 1);
+		is_str(at("k", &other), "(missing)", "one byte longer counts under no key");
+		rs_buf_free(&other);
+	}
 
 	/* a top-level array or text: not a map */
 	rs_buf_init(&other, 32);
