@@ -17,6 +17,8 @@
  * The worker exits after NOTIFY_IDLE_MS without commits (so DROP DATABASE,
  * which waits up to 5 s for other sessions, is not refused) and the next
  * commit starts it again; that commit notifies in-transaction meanwhile.
+ *
+ * The same end-of-transaction hook wakes the computed views' worker.
  */
 #include "postgres.h"
 
@@ -36,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "notify_sql.h"
+#include "views_sql.h"
 
 #define NOTIFY_CHANNEL "repo_stream_events"
 #define NOTIFY_SLOTS 16			/* databases with a worker at a time */
@@ -75,6 +78,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* this transaction's hand-over, between pre-commit and its end */
 static int	my_slot = -1;
 static int64 my_seq = 0;
+static bool appended = false;	/* wake the views worker at commit */
 
 PGDLLEXPORT void rs_notify_worker_main(Datum arg);
 
@@ -164,6 +168,7 @@ rs_notify_events(int64 seq)
 	TimestampTz now;
 	int			i;
 
+	appended = true;
 	if (!notify_on_commit)
 		return;
 	if (my_slot >= 0)
@@ -220,6 +225,9 @@ rs_notify_xact_end(bool committed)
 	Latch	   *latch = NULL;
 	NotifySlot *s;
 
+	if (appended && committed)
+		rs_views_wake();
+	appended = false;
 	if (my_slot < 0)
 		return;
 	s = &shared->slots[my_slot];

@@ -23,7 +23,10 @@ void		rs_notify_init(void);
  */
 void		rs_notify_events(int64 seq);
 
-/* End of the top transaction: hands a committed seq to the worker. */
+/*
+ * End of the top transaction: hands a committed seq to the notify worker
+ * and wakes the views worker.
+ */
 void		rs_notify_xact_end(bool committed);
 
 #endif

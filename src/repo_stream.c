@@ -18,6 +18,7 @@
 #include "eventlog_sql.h"
 #include "keys_sql.h"
 #include "snapshot_sql.h"
+#include "views_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -66,6 +67,7 @@ _PG_init(void)
 
 	rs_keys_define_gucs();
 	rs_snapshot_define_gucs();
+	rs_views_init();
 
 	/* Last: drops placeholders "repo_stream.*" that no module defined. */
 	MarkGUCPrefixReserved("repo_stream");
