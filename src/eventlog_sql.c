@@ -528,7 +528,21 @@ rs_events_since(PG_FUNCTION_ARGS)
 				 errhint("A superuser moves it forward with SELECT setval('repo_stream.event_seq', " INT64_FORMAT ").",
 						 highest)));
 	newest = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	if (isnull || newest < pruned)
+	if (isnull)
+		newest = 0;
+
+	/*
+	 * Pruning TRUNCATEs segments, which no snapshot hides: a prune that
+	 * committed after our snapshot, before the statement above locked the
+	 * segments, left them empty while our snapshot still shows the old
+	 * pruned_through.  The segment locks we now hold keep later prunes out,
+	 * so a fresh read of pruned_through is final.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
+	SPI_execute("SELECT coalesce(max(pruned_through), 0) FROM repo_stream.log_state", true, 0);
+	pruned = Max(pruned, DatumGetInt64(rs_getdatum(0, 1, &isnull)));
+	PopActiveSnapshot();
+	if (newest < pruned)
 		newest = pruned;
 
 	if (cursor > newest)
