@@ -103,7 +103,7 @@ fuzz:
 valgrind:
 	bash test/valgrind/run.sh
 
-.PHONY: test demo deps unit bench fuzz fuzz-build valgrind
+.PHONY: test demo deps unit bench bench-profile fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 
@@ -115,3 +115,7 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+# where the CPU time of one put_record commit goes (as root; perf)
+bench-profile:
+	bash bench/profile.sh

@@ -52,7 +52,6 @@ if [ -x bench/mst_bench ]; then
 	bench/mst_bench
 fi
 
-bash bench/write_bench.sh
 if [ -z "${BENCH_QUICK:-}" ]; then
 	bash bench/log_size.sh
 fi
