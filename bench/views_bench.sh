@@ -75,7 +75,7 @@ for chunk in $(seq 0 $(( (LIKES + 99999) / 100000 - 1 ))); do
 	"${PSQL[@]}" -c "
 		INSERT INTO repo_stream.records (did, collection, rkey, record)
 		SELECT 'did:plc:vbench' || lpad((i % 1000 + 1)::text, 18, '0'), '$COLL', repo_stream.tid_now(),
-		       jsonb_build_object('\$type', 'app.bsky.feed.like',
+		       jsonb_build_object('\$type', '$COLL',
 		           'subject', jsonb_build_object('uri', 'at://did:plc:' || lpad((i::bigint * 7919 % 100000 % 1000)::text, 24, 'a')
 		                                                 || '/app.bsky.feed.post/' || lpad((i::bigint * 7919 % 100000)::text, 13, '2'),
 		                                         'cid', 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a'),
@@ -99,7 +99,7 @@ cat >"$DIR/new.sql" <<EOF
 \set p random(0, 99999)
 \set n random(1, 1000)
 SELECT repo_stream.put_record('did:plc:vbench' || lpad(:r::text, 18, '0'), '$COLL', 'new' || :client_id || '-' || :n,
-	jsonb_build_object('\$type', 'app.bsky.feed.like',
+	jsonb_build_object('\$type', '$COLL',
 		'subject', jsonb_build_object('uri', 'at://did:plc:' || lpad((:p % 1000)::text, 24, 'a')
 			|| '/app.bsky.feed.post/' || lpad(:p::text, 13, '2')),
 		'createdAt', '2026-11-26T04:00:00.000Z'));
@@ -141,7 +141,7 @@ cat >"$DIR/ops.sql" <<EOF
 \set r random(1, 1000)
 \set p random(0, 99999)
 SELECT repo_stream.put_record('did:plc:vbench' || lpad(:r::text, 18, '0'), '$COLL', repo_stream.tid_now(),
-	jsonb_build_object('\$type', 'app.bsky.feed.like',
+	jsonb_build_object('\$type', '$COLL',
 		'subject', jsonb_build_object('uri', 'at://did:plc:' || lpad((:p % 1000)::text, 24, 'a')
 			|| '/app.bsky.feed.post/' || lpad(:p::text, 13, '2')),
 		'createdAt', '2026-11-26T04:00:00.000Z'));

@@ -282,6 +282,56 @@ SELECT repo_stream.refresh_view('vw.likes_tx') AS applied;
 SELECT * FROM vw.likes_tx WHERE key = 'at://post/6';
 SELECT vw.exact('vw.likes_tx', 'com.example.views.like', '{subject,uri}') AS exact;
 
+-- ---------------------------------------------------------------- paths whose hashes collide
+-- The memory finds a path by h, the hashtext bits of its DID above those of
+-- its rkey, and a repo's paths by the range of its DID's bits.  These two
+-- DIDs hash alike: their records of the same rkey share h, and each repo's
+-- range holds the other's rows.  Rows are compared by (did, rkey), so the
+-- view stays exact through updates, deletes and a repo deletion.
+SELECT hashtext('did:plc:hc126299') = hashtext('did:plc:hc6786') AS dids_collide;
+SELECT repo_stream.create_repo('did:plc:hc126299') IS NOT NULL AS h1,
+       repo_stream.create_repo('did:plc:hc6786') IS NOT NULL AS h2;
+CREATE FUNCTION vw.like_hashed(d text, r text, uri text) RETURNS boolean LANGUAGE sql AS $$
+	SELECT repo_stream.put_record(d, 'com.example.views.hashed', r,
+		jsonb_build_object('subject', jsonb_build_object('uri', uri))) IS NOT NULL $$;
+-- the memory's rows and distinct hashes
+CREATE FUNCTION vw.memory_of(view text, OUT memory_rows bigint, OUT hashes bigint) LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('SELECT count(*), count(DISTINCT h) FROM repo_stream.view_memory_%s',
+	               (SELECT id FROM repo_stream.views WHERE name = view)) INTO memory_rows, hashes;
+END $$;
+SELECT bool_and(vw.like_hashed(d, r, 'at://' || d || '/' || r)) AS created
+FROM unnest(ARRAY['did:plc:hc126299', 'did:plc:hc6786']) d, unnest(ARRAY['x1', 'x2', 'x3']) r;
+SET ROLE regress_views_admin;
+SELECT repo_stream.create_count_view('vw.hashed', 'com.example.views.hashed', 'subject.uri');
+RESET ROLE;
+-- from the fill: six rows, three hashes
+SELECT * FROM vw.memory_of('vw.hashed');
+-- changes of paths the fill remembered, and creates a refresh remembers
+SELECT vw.like_hashed('did:plc:hc6786', 'x1', 'at://moved') AS updated;
+SELECT repo_stream.delete_record('did:plc:hc126299', 'com.example.views.hashed', 'x2') AS deleted;
+SELECT vw.like_hashed('did:plc:hc126299', 'x4', 'at://x4') AS created;
+SELECT vw.like_hashed('did:plc:hc6786', 'x4', 'at://x4') AS created;
+SELECT repo_stream.view_count_live('vw.hashed', 'at://moved') AS live_moved,
+       repo_stream.view_count_live('vw.hashed', 'at://did:plc:hc6786/x1') AS live_old_x1,
+       repo_stream.view_count_live('vw.hashed', 'at://did:plc:hc126299/x1') AS live_other_x1;
+SELECT repo_stream.refresh_view('vw.hashed') AS applied;
+SELECT * FROM vw.hashed ORDER BY key;
+-- changes of paths a refresh remembered
+SELECT vw.like_hashed('did:plc:hc126299', 'x4', 'at://moved') AS updated;
+SELECT repo_stream.delete_record('did:plc:hc6786', 'com.example.views.hashed', 'x4') AS deleted;
+SELECT repo_stream.refresh_view('vw.hashed') AS applied;
+SELECT * FROM vw.hashed ORDER BY key;
+-- a repo deletion takes its own rows out of the shared range, and no others
+SELECT repo_stream.delete_repo('did:plc:hc126299');
+SELECT repo_stream.view_count_live('vw.hashed', 'at://moved') AS live_moved,
+       repo_stream.view_count_live('vw.hashed', 'at://did:plc:hc6786/x2') AS live_x2;
+SELECT repo_stream.refresh_view('vw.hashed') AS applied;
+SELECT * FROM vw.hashed ORDER BY key;
+SELECT * FROM vw.memory_of('vw.hashed');
+SELECT vw.exact('vw.hashed', 'com.example.views.hashed', '{subject,uri}') AS exact;
+SELECT repo_stream.drop_view('vw.hashed');
+
 -- ---------------------------------------------------------------- handler views
 CREATE TABLE vw.calls (n serial, seq_ok boolean, did text, action text, path text, uri text, who text);
 GRANT ALL ON vw.calls, vw.calls_n_seq TO regress_views_admin;

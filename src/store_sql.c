@@ -62,14 +62,20 @@ forget_oids(Datum arg, Oid relid)
 	index_sets_stale = true;
 }
 
-Oid
-rs_rel_oid(RsRel rel)
+static void
+register_callback(void)
 {
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(forget_oids, (Datum) 0);
 		callback_registered = true;
 	}
+}
+
+Oid
+rs_rel_oid(RsRel rel)
+{
+	register_callback();
 	if (!OidIsValid(rel_oids[rel]))
 	{
 		char		name[NAMEDATALEN];
@@ -136,6 +142,8 @@ index_set(Relation rel)
 	ListCell   *lc;
 	MemoryContext old;
 
+	/* tables opened without rs_rel_oid (a view's) need it as much */
+	register_callback();
 	if (index_sets_stale)
 	{
 		memset(index_sets, 0, sizeof(index_sets));
@@ -153,8 +161,19 @@ index_set(Relation rel)
 	if (index_cxt == NULL)
 		index_cxt = AllocSetContextCreate(TopMemoryContext, "repo_stream index infos",
 										  ALLOCSET_SMALL_SIZES);
+	/*
+	 * Every slot taken (views' tables come on top of the write path's):
+	 * start over, as after an invalidation; no caller holds a set between
+	 * calls.
+	 */
+	if (set == NULL)
+	{
+		memset(index_sets, 0, sizeof(index_sets));
+		MemoryContextReset(index_cxt);
+		set = &index_sets[0];
+	}
 	indexes = RelationGetIndexList(rel);
-	if (set == NULL || list_length(indexes) > (int) lengthof(set->oids))
+	if (list_length(indexes) > (int) lengthof(set->oids))
 		elog(ERROR, "relation \"%s\" has too many indexes", RelationGetRelationName(rel));
 	set->n = 0;
 	old = MemoryContextSwitchTo(index_cxt);

@@ -29,6 +29,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -39,6 +43,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -52,6 +57,7 @@
 #include "eventlog_sql.h"
 #include "frame.h"
 #include "spi_sql.h"
+#include "store_sql.h"
 #include "views_sql.h"
 
 bool		rs_views_busy = false;
@@ -73,8 +79,6 @@ typedef struct ViewPlan
 
 enum
 {
-	VP_EVENTS,
-	VP_EVENTS_DID,
 	VP_PREV_FRAME,
 	VP_PRUNED,
 	VP_SKIPS_LOAD,
@@ -88,17 +92,6 @@ enum
 };
 
 static ViewPlan vplans[VP_COUNT] = {
-	[VP_EVENTS] = {
-		"SELECT seq, did, frame FROM repo_stream.event_log"
-		" WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-		3, {INT8OID, INT8OID, INT4OID}
-	},
-	/* live counts of a $did view: only the repo's own events matter */
-	[VP_EVENTS_DID] = {
-		"SELECT seq, did, frame FROM repo_stream.event_log"
-		" WHERE seq > $1 AND seq <= $2 AND did = $4 ORDER BY seq LIMIT $3",
-		4, {INT8OID, INT8OID, INT4OID, TEXTOID}
-	},
 	[VP_PREV_FRAME] = {
 		"SELECT frame FROM repo_stream.event_log"
 		" WHERE did = $1 AND seq < $2 AND kind IN ('commit', 'sync') ORDER BY seq DESC LIMIT 1",
@@ -293,6 +286,7 @@ typedef struct PathEntry
 	bool		in_table;		/* the memory table has a row for it */
 	bool		dirty;
 	uint32		mark;
+	HeapTuple	row;			/* in_table: its memory row (t_self: where) */
 } PathEntry;
 
 typedef struct DeltaEntry
@@ -327,113 +321,6 @@ typedef struct ViewItem
 	Jsonb	   *record;			/* handler views: the new record */
 } ViewItem;
 
-/*
- * Statements on a count view's own tables, prepared once per backend and
- * view (the worker refreshes often), kept while the tables' names stay.
- */
-enum
-{
-	VS_CNT_GET,
-	VS_CNT_ADD,
-	VS_CNT_ZERO,
-	VS_MEM_GET,
-	VS_MEM_REPO,
-	VS_MEM_INSERT,
-	VS_MEM_UPDATE,
-	VS_MEM_DELETE,
-	VS_COUNT
-};
-
-typedef struct ViewPlans
-{
-	int32		id;
-	char	   *count_rel;
-	char	   *memory_rel;
-	SPIPlanPtr	p[VS_COUNT];
-	struct ViewPlans *next;
-} ViewPlans;
-
-static ViewPlans *view_plans_list = NULL;
-
-static SPIPlanPtr
-keep(SPIPlanPtr plan)
-{
-	SPI_keepplan(plan);
-	return plan;
-}
-
-static ViewPlans *
-view_plans(ViewDef *v)
-{
-	Oid			t1[1] = {TEXTOID};
-	Oid			ta[1] = {TEXTARRAYOID};
-	Oid			t2[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Oid			t3[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Oid			tc[2] = {TEXTARRAYOID, INT8ARRAYOID};
-	ViewPlans  *vp,
-			  **link;
-	MemoryContext old;
-
-	for (link = &view_plans_list; (vp = *link) != NULL; link = &vp->next)
-	{
-		if (vp->id != v->id)
-			continue;
-		if (strcmp(vp->count_rel, v->count_rel) == 0 &&
-			strcmp(vp->memory_rel ? vp->memory_rel : "", v->memory_rel ? v->memory_rel : "") == 0)
-			return vp;
-		/* renamed, or another view under a reused id: prepare anew */
-		*link = vp->next;
-		for (int i = 0; i < VS_COUNT; i++)
-			if (vp->p[i])
-				SPI_freeplan(vp->p[i]);
-		pfree(vp);
-		break;
-	}
-
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	vp = palloc0(sizeof(ViewPlans));
-	vp->id = v->id;
-	vp->count_rel = pstrdup(v->count_rel);
-	vp->memory_rel = v->memory_rel ? pstrdup(v->memory_rel) : NULL;
-	MemoryContextSwitchTo(old);
-
-	vp->p[VS_CNT_GET] = keep(prepare_fmt(1, t1, "SELECT count FROM %s WHERE key = $1", v->count_rel));
-	vp->p[VS_CNT_ADD] = keep(prepare_fmt(2, tc,
-										 "INSERT INTO %s AS t (key, count) SELECT * FROM unnest($1, $2)"
-										 " ON CONFLICT (key) DO UPDATE SET count = t.count + excluded.count",
-										 v->count_rel));
-	vp->p[VS_CNT_ZERO] = keep(prepare_fmt(1, ta,
-										  "DELETE FROM %s WHERE key = ANY ($1) AND count <= 0 RETURNING key, count",
-										  v->count_rel));
-	if (v->memory_rel)
-	{
-		vp->p[VS_MEM_GET] = keep(prepare_fmt(2, t2,
-											 "SELECT m.did, m.rkey, m.key FROM %s m"
-											 " JOIN unnest($1, $2) AS u(did, rkey) ON m.did = u.did AND m.rkey = u.rkey",
-											 v->memory_rel));
-		vp->p[VS_MEM_REPO] = keep(prepare_fmt(1, t1, "SELECT rkey, key FROM %s WHERE did = $1", v->memory_rel));
-		/*
-		 * A path with no row gets an INSERT, not an upsert: a create is of a
-		 * path that had no record, so a conflict means the memory is wrong,
-		 * and the refresh had better fail than go on.
-		 */
-		vp->p[VS_MEM_INSERT] = keep(prepare_fmt(3, t3,
-												"INSERT INTO %s (did, rkey, key) SELECT * FROM unnest($1, $2, $3)",
-												v->memory_rel));
-		vp->p[VS_MEM_UPDATE] = keep(prepare_fmt(3, t3,
-												"UPDATE %s m SET key = u.key FROM unnest($1, $2, $3) AS u(did, rkey, key)"
-												" WHERE m.did = u.did AND m.rkey = u.rkey",
-												v->memory_rel));
-		vp->p[VS_MEM_DELETE] = keep(prepare_fmt(2, t2,
-												"DELETE FROM %s m USING unnest($1, $2) AS u(did, rkey)"
-												" WHERE m.did = u.did AND m.rkey = u.rkey",
-												v->memory_rel));
-	}
-	vp->next = view_plans_list;
-	view_plans_list = vp;
-	return vp;
-}
-
 typedef struct Engine
 {
 	ViewDef    *v;
@@ -448,7 +335,8 @@ typedef struct Engine
 	HTAB	   *skips;			/* did -> SkipEntry */
 	uint32		mark;
 	size_t		coll_len;
-	struct ViewPlans *plans;	/* statements on the view's tables */
+	ViewTables	tables;			/* count views: the count table and memory */
+	Snapshot	read_snap;		/* refresh: reads since the last flush (registered) */
 	FmgrInfo	handler_fn;
 	ViewItem   *items;
 	int			n_items,
@@ -487,7 +375,7 @@ engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("the count table of view \"%s\" is missing", v->name),
 					 errhint("Drop the view with repo_stream.drop_view and create it again.")));
-		e->plans = view_plans(v);
+		rs_view_tables_open(&e->tables, v, !live);
 	}
 	if (!v->is_count)
 		fmgr_info_cxt(v->handler, &e->handler_fn, e->ctx);
@@ -496,7 +384,26 @@ engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 static void
 engine_free(Engine *e)
 {
+	if (e->read_snap)
+		UnregisterSnapshot(e->read_snap);
+	if (e->v->is_count)
+		rs_view_tables_close(&e->tables);
 	MemoryContextDelete(e->ctx);
+}
+
+/*
+ * The snapshot for reading the view's tables: a live count's; else one
+ * taken after the last flush (which ends with CommandCounterIncrement), so
+ * it sees what this refresh and this transaction wrote.
+ */
+static Snapshot
+read_snapshot(Engine *e)
+{
+	if (e->live)
+		return GetActiveSnapshot();
+	if (e->read_snap == NULL)
+		e->read_snap = RegisterSnapshot(GetLatestSnapshot());
+	return e->read_snap;
 }
 
 static void
@@ -591,14 +498,7 @@ delta_of(Engine *e, const char *key)
 static int64
 stored_count(Engine *e, const char *key)
 {
-	Datum		arg = CStringGetTextDatum(key);
-	bool		isnull;
-	int64		n = 0;
-
-	if (run_plan(e->plans->p[VS_CNT_GET], &arg, e->live) > 0)
-		n = DatumGetInt64(rs_getdatum(0, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	return n;
+	return rs_view_count_get(&e->tables, read_snapshot(e), key);
 }
 
 static char *
@@ -873,6 +773,7 @@ path_entry(Engine *e, const char *did, const char *rkey, bool *found)
 		pe->in_table = false;
 		pe->dirty = false;
 		pe->mark = 0;
+		pe->row = NULL;
 	}
 	pfree(pk);
 	return pe;
@@ -888,16 +789,43 @@ text_array(const char **vals, int n)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* The old keys of the paths this chunk updates or deletes: one statement. */
+/* A memory row read for a path: the path's key as the table has it. */
+typedef struct FoundRow
+{
+	Engine	   *e;
+	PathEntry  *pe;				/* NULL: look the entry up by (did, rkey) */
+	const char *did;
+	bool		keep_known;		/* an entry this call knows better keeps its key */
+} FoundRow;
+
+static void
+found_row(void *arg, const char *rkey, const char *key, HeapTuple row)
+{
+	FoundRow   *fr = arg;
+	Engine	   *e = fr->e;
+	PathEntry  *pe = fr->pe;
+	MemoryContext old;
+
+	if (pe == NULL)
+	{
+		bool		found;
+
+		pe = path_entry(e, fr->did, rkey, &found);
+		if (found && pe->known && fr->keep_known)
+			return;
+	}
+	old = MemoryContextSwitchTo(e->state_ctx);
+	pe->key = pstrdup(key);
+	pe->row = e->live ? NULL : heap_copytuple(row);
+	MemoryContextSwitchTo(old);
+	pe->in_table = true;
+	pe->known = true;
+}
+
+/* The old keys of the paths this chunk updates or deletes, from the memory. */
 static void
 lookup_old_keys(Engine *e)
 {
-	const char **dids = palloc(sizeof(char *) * Max(e->n_items, 1));
-	const char **rkeys = palloc(sizeof(char *) * Max(e->n_items, 1));
-	int			n = 0;
-	Datum		args[2];
-	SPITupleTable *tt;
-
 	for (int i = 0; i < e->n_items; i++)
 	{
 		ViewItem   *it = &e->items[i];
@@ -909,40 +837,14 @@ lookup_old_keys(Engine *e)
 		pe = path_entry(e, it->did, it->rkey, &found);
 		if (found)
 			continue;
-		if (it->action == FRAME_ACTION_CREATE)
-			pe->known = true;	/* a create: the path had no record, so no row */
-		else
+		/* a create is of a path that had no record, so no row */
+		if (it->action != FRAME_ACTION_CREATE)
 		{
-			dids[n] = it->did;
-			rkeys[n] = it->rkey;
-			n++;
+			FoundRow	fr = {e, pe, NULL, false};
+
+			rs_view_memory_find(&e->tables, read_snapshot(e), it->did, it->rkey, found_row, &fr);
 		}
-	}
-	if (n == 0)
-		return;
-	args[0] = text_array(dids, n);
-	args[1] = text_array(rkeys, n);
-	run_plan(e->plans->p[VS_MEM_GET], args, e->live);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull,
-					found;
-		char	   *did = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		char	   *rkey = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		PathEntry  *pe = path_entry(e, did, rkey, &found);
-
-		pe->key = MemoryContextStrdup(e->state_ctx, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
-		pe->in_table = true;
-		pe->known = true;
-	}
-	SPI_freetuptable(tt);
-	/* the paths without a row counted under no key */
-	for (int i = 0; i < n; i++)
-	{
-		bool		found;
-		PathEntry  *pe = path_entry(e, dids[i], rkeys[i], &found);
-
+		/* without a row, it was counted under no key */
 		pe->known = true;
 	}
 }
@@ -964,25 +866,9 @@ set_path_key(Engine *e, PathEntry *pe, const char *key)
 static void
 load_repo_paths(Engine *e, const char *did)
 {
-	Datum		arg = CStringGetTextDatum(did);
-	SPITupleTable *tt;
+	FoundRow	fr = {e, NULL, did, true};
 
-	run_plan(e->plans->p[VS_MEM_REPO], &arg, e->live);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull,
-					found;
-		char	   *rkey = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		PathEntry  *pe = path_entry(e, did, rkey, &found);
-
-		if (found && pe->known)
-			continue;			/* this call already knows better */
-		pe->key = MemoryContextStrdup(e->state_ctx, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
-		pe->in_table = true;
-		pe->known = true;
-	}
-	SPI_freetuptable(tt);
+	rs_view_memory_repo(&e->tables, read_snapshot(e), did, found_row, &fr);
 }
 
 static bool
@@ -1031,133 +917,101 @@ replace_repo_paths(Engine *e, const char *did, SPITupleTable *records, uint64 n)
 			set_path_key(e, pe, NULL);
 }
 
-/* Memory rows to write in one statement: (did, rkey[, key]) arrays. */
-typedef struct PathBatch
+typedef struct SortedPath
 {
-	const char **did;
-	const char **rkey;
-	const char **key;
-	int			n;
-} PathBatch;
+	int64		h;
+	PathEntry  *pe;
+} SortedPath;
 
-static void
-batch_init(PathBatch *b, long cap)
+static int
+sorted_path_cmp(const void *a, const void *b)
 {
-	b->did = palloc(sizeof(char *) * cap);
-	b->rkey = palloc(sizeof(char *) * cap);
-	b->key = palloc(sizeof(char *) * cap);
-	b->n = 0;
+	int64		x = ((const SortedPath *) a)->h,
+				y = ((const SortedPath *) b)->h;
+
+	return x < y ? -1 : x > y;
 }
 
-static void
-batch_add(PathBatch *b, PathEntry *pe)
+static int
+delta_cmp(const void *a, const void *b)
 {
-	b->did[b->n] = pnstrdup(pe->pk, pe->did_len);
-	b->rkey[b->n] = pe->pk + pe->did_len + 1;
-	b->key[b->n] = pe->key;
-	b->n++;
+	return strcmp((*(DeltaEntry *const *) a)->key, (*(DeltaEntry *const *) b)->key);
 }
 
-static void
-batch_run(PathBatch *b, SPIPlanPtr plan)
-{
-	Datum		args[3];
-
-	if (b->n == 0)
-		return;
-	args[0] = text_array(b->did, b->n);
-	args[1] = text_array(b->rkey, b->n);
-	if (b->key[0] != NULL)
-		args[2] = text_array(b->key, b->n);
-	run_plan(plan, args, false);
-}
-
-/* Write the chunk's memory changes and count deltas; then forget them. */
+/*
+ * Write the chunk's memory changes and count deltas; then forget them.
+ * Each in index order (h; keys bytewise, the count table's "C" order), so
+ * that successive probes share the pages they descend through.
+ */
 static void
 flush_count(Engine *e)
 {
-	ViewDef    *v = e->v;
 	HASH_SEQ_STATUS st;
+	Snapshot	snap = read_snapshot(e);
 	long		n;
 
-	if (e->paths && hash_get_num_entries(e->paths) > 0)
+	if (e->paths && (n = hash_get_num_entries(e->paths)) > 0)
 	{
+		SortedPath *sorted = palloc(sizeof(SortedPath) * n);
 		PathEntry  *pe;
-		PathBatch	ins,
-					upd,
-					del;
+		long		k = 0;
 
-		n = hash_get_num_entries(e->paths);
-		batch_init(&ins, n);
-		batch_init(&upd, n);
-		batch_init(&del, n);
 		hash_seq_init(&st, e->paths);
 		while ((pe = hash_seq_search(&st)) != NULL)
 		{
-			if (!pe->dirty)
+			if (!pe->dirty || (!pe->in_table && pe->key == NULL))
 				continue;
-			if (pe->key == NULL)
-			{
-				if (pe->in_table)
-					batch_add(&del, pe);
-			}
-			else
-				batch_add(pe->in_table ? &upd : &ins, pe);
+			sorted[k].pe = pe;
+			sorted[k++].h = rs_view_path_hash(pe->pk, pe->did_len, pe->pk + pe->did_len + 1,
+											  strlen(pe->pk + pe->did_len + 1));
 		}
-		batch_run(&del, e->plans->p[VS_MEM_DELETE]);
-		batch_run(&upd, e->plans->p[VS_MEM_UPDATE]);
-		batch_run(&ins, e->plans->p[VS_MEM_INSERT]);
-	}
+		qsort(sorted, k, sizeof(SortedPath), sorted_path_cmp);
+		for (long i = 0; i < k; i++)
+		{
+			pe = sorted[i].pe;
+			if (pe->in_table)
+				rs_view_memory_set(&e->tables, pe->row, pe->key);
+			else
+			{
+				/*
+				 * No conflict check: a create is of a path with no record,
+				 * and the memory mirrors the records counted.
+				 */
+				char	   *did = pnstrdup(pe->pk, pe->did_len);
 
-	n = hash_get_num_entries(e->deltas);
-	if (n > 0)
+				rs_view_memory_insert(&e->tables, did, pe->pk + pe->did_len + 1, pe->key);
+				pfree(did);
+			}
+		}
+		pfree(sorted);
+	}
+	if ((n = hash_get_num_entries(e->deltas)) > 0)
 	{
+		DeltaEntry **sorted = palloc(sizeof(DeltaEntry *) * n);
 		DeltaEntry *de;
+		long		k = 0;
 		const char **keys = palloc(sizeof(char *) * n);
-		const char **neg = palloc(sizeof(char *) * n);
-		Datum	   *vals = palloc(sizeof(Datum) * n);
-		int			k = 0,
-					n_neg = 0;
-		Datum		args[2];
+		int64	   *deltas = palloc(sizeof(int64) * n);
 
 		hash_seq_init(&st, e->deltas);
 		while ((de = hash_seq_search(&st)) != NULL)
+			if (de->delta != 0)
+				sorted[k++] = de;
+		qsort(sorted, k, sizeof(DeltaEntry *), delta_cmp);
+		for (long i = 0; i < k; i++)
 		{
-			if (de->delta == 0)
-				continue;
-			keys[k] = de->key;
-			vals[k++] = Int64GetDatum(de->delta);
-			if (de->delta < 0)
-				neg[n_neg++] = de->key;
+			keys[i] = sorted[i]->key;
+			deltas[i] = sorted[i]->delta;
 		}
-		if (k > 0)
-		{
-			args[0] = text_array(keys, k);
-			args[1] = PointerGetDatum(construct_array(vals, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			run_plan(e->plans->p[VS_CNT_ADD], args, false);
-		}
-		if (n_neg > 0)
-		{
-			SPITupleTable *tt;
-
-			args[0] = text_array(neg, n_neg);
-			run_plan(e->plans->p[VS_CNT_ZERO], args, false);
-			tt = SPI_tuptable;
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				bool		isnull;
-				int64		c = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-
-				if (c < 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("view \"%s\": the count of key \"%s\" would be " INT64_FORMAT,
-									v->name, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)), c),
-							 errhint("Its memory no longer matches its table; drop the view and create it again.")));
-			}
-			SPI_freetuptable(tt);
-		}
+		rs_view_count_add(&e->tables, snap, e->v, (int) k, keys, deltas);
+		pfree(sorted);
+		pfree(keys);
+		pfree(deltas);
 	}
+	/* the next reads see these writes */
+	CommandCounterIncrement();
+	UnregisterSnapshot(e->read_snap);
+	e->read_snap = NULL;
 	state_reset(e);
 }
 
@@ -1326,116 +1180,238 @@ simulate(Engine *e)
 	}
 }
 
+/* ------------------------------------------------------------ reading the log */
+
 /*
- * Apply the first rows of a chunk of events (seq, did, frame); returns how
- * many it applied (fewer than n when a count view's chunk holds too many
- * ops) and sets *last to the last one's seq.
+ * The events in (from, horizon], in seq order, read straight from the
+ * segments' seq indexes (merged: a transaction that commits while the ring
+ * rotates can land in the segment before the current one).  A frame is
+ * decoded where it lies in its page, without the copy a statement's result
+ * would make.  Every segment is locked (AccessShareLock, to the end of the
+ * transaction) before anything is read, so none is pruned under the reader.
  */
-static uint64
-apply_chunk(Engine *e, SPITupleTable *tt, uint64 n, int64 *last)
+typedef struct EventReader
 {
-	uint64		done = 0;
-	MemoryContext old = MemoryContextSwitchTo(e->chunk_ctx);
+	Relation	heaps[RS_EVENT_SEGMENTS];
+	Relation	indexes[RS_EVENT_SEGMENTS];
+	IndexScanDesc scans[RS_EVENT_SEGMENTS];
+	TupleTableSlot *slots[RS_EVENT_SEGMENTS];
+	int64		seqs[RS_EVENT_SEGMENTS];
+	bool		ready[RS_EVENT_SEGMENTS];	/* slots[i] holds segment i's next event */
+	bool		done[RS_EVENT_SEGMENTS];
+	Snapshot	snap;			/* registered by the reader, or the live count's */
+	bool		own_snap;
+	const char *only_did;
+	size_t		only_did_len;
+} EventReader;
 
-	for (; done < n; done++)
+/* event_log's columns, as every segment has them (PARTITION OF) */
+#define EV_SEQ		1
+#define EV_DID		3
+#define EV_FRAME	6
+
+static void
+reader_lock(EventReader *r)
+{
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
 	{
-		bool		isnull;
-		int64		seq;
-		char	   *did;
-		bytea	   *frame;
+		TupleDesc	desc;
 
-		if (e->v->is_count && e->n_items >= CHUNK_MAX_ITEMS)
-			break;
-		seq = DatumGetInt64(SPI_getbinval(tt->vals[done], tt->tupdesc, 1, &isnull));
-		did = TextDatumGetCString(SPI_getbinval(tt->vals[done], tt->tupdesc, 2, &isnull));
-		frame = DatumGetByteaPP(SPI_getbinval(tt->vals[done], tt->tupdesc, 3, &isnull));
-		decode_event(e, seq, did, (const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame));
-		*last = seq;
-		if (!e->v->is_count)
-		{
-			/* handlers: one event at a time, in order */
-			for (int i = 0; i < e->n_items; i++)
-			{
-				ViewItem   *it = &e->items[i];
-
-				if (it->kind == ITEM_OP)
-					call_handler(e, it->seq, it->did,
-								 it->action == FRAME_ACTION_CREATE ? "create" :
-								 it->action == FRAME_ACTION_UPDATE ? "update" : "delete",
-								 it->path, it->record);
-				else
-					apply_repo_handler(e, it);
-			}
-			e->n_items = e->cap_items = 0;
-			e->items = NULL;
-			MemoryContextReset(e->chunk_ctx);
-		}
+		r->heaps[i] = rs_rel_open(RS_REL_EVENT_LOG_0 + i, AccessShareLock);
+		desc = RelationGetDescr(r->heaps[i]);
+		if (desc->natts < EV_FRAME ||
+			strcmp(NameStr(TupleDescAttr(desc, EV_SEQ - 1)->attname), "seq") != 0 ||
+			strcmp(NameStr(TupleDescAttr(desc, EV_DID - 1)->attname), "did") != 0 ||
+			strcmp(NameStr(TupleDescAttr(desc, EV_FRAME - 1)->attname), "frame") != 0)
+			elog(ERROR, "event log segment %d does not have the columns of event_log", i);
 	}
-	if (e->v->is_count)
-	{
-		simulate(e);
-		if (!e->live)
-			flush_count(e);
-		e->n_items = e->cap_items = 0;
-		e->items = NULL;
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(e->chunk_ctx);
-	return done;
 }
 
 /*
- * Read and apply the events in (cursor, horizon], at most max (0: all).
- * Returns the number applied, or -1 if events the view needed were pruned
- * while it read (it must rebuild, or count from the records).  *pos gets
- * the seq it got to.
+ * Start reading after from (the segments are locked): with snap (a live
+ * count's), else with a new snapshot, which sees every event up to the
+ * horizon (their transactions have ended).  only_did: that repo's events.
+ */
+static void
+reader_start(EventReader *r, int64 from, int64 horizon, Snapshot snap, const char *only_did)
+{
+	r->own_snap = snap == NULL;
+	r->snap = snap ? snap : RegisterSnapshot(GetLatestSnapshot());
+	r->only_did = only_did;
+	r->only_did_len = only_did ? strlen(only_did) : 0;
+	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+	{
+		List	   *indexes = RelationGetIndexList(r->heaps[i]);
+		ScanKeyData keys[2];
+
+		if (list_length(indexes) != 1)
+			elog(ERROR, "event log segment %d has %d indexes, not its seq index", i, list_length(indexes));
+		r->indexes[i] = index_open(linitial_oid(indexes), AccessShareLock);
+		list_free(indexes);
+		r->slots[i] = table_slot_create(r->heaps[i], NULL);
+		ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
+		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(horizon));
+		r->scans[i] = index_beginscan(r->heaps[i], r->indexes[i], r->snap, 2, 0);
+		index_rescan(r->scans[i], keys, 2, NULL, 0);
+	}
+}
+
+/*
+ * The next event: its seq, DID (palloc'd) and frame, which stays valid
+ * until the next call.  False at the end.
+ */
+static bool
+reader_next(EventReader *r, int64 *seq, char **did, const uint8 **frame, size_t *len)
+{
+	for (;;)
+	{
+		int			best = -1;
+		bool		isnull;
+		text	   *d;
+		bytea	   *f;
+
+		for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+		{
+			if (!r->ready[i] && !r->done[i])
+			{
+				if (index_getnext_slot(r->scans[i], ForwardScanDirection, r->slots[i]))
+				{
+					r->seqs[i] = DatumGetInt64(slot_getattr(r->slots[i], EV_SEQ, &isnull));
+					r->ready[i] = true;
+				}
+				else
+					r->done[i] = true;
+			}
+			if (r->ready[i] && (best < 0 || r->seqs[i] < r->seqs[best]))
+				best = i;
+		}
+		if (best < 0)
+			return false;
+		r->ready[best] = false;
+		d = DatumGetTextPP(slot_getattr(r->slots[best], EV_DID, &isnull));
+		if (r->only_did &&
+			!(VARSIZE_ANY_EXHDR(d) == r->only_did_len &&
+			  memcmp(VARDATA_ANY(d), r->only_did, r->only_did_len) == 0))
+			continue;
+		f = DatumGetByteaPP(slot_getattr(r->slots[best], EV_FRAME, &isnull));
+		*seq = r->seqs[best];
+		*did = text_to_cstring(d);
+		*frame = (const uint8 *) VARDATA_ANY(f);
+		*len = VARSIZE_ANY_EXHDR(f);
+		return true;
+	}
+}
+
+/* End the scans; the segments stay locked to the end of the transaction. */
+static void
+reader_close(EventReader *r)
+{
+	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+	{
+		if (r->scans[i])
+			index_endscan(r->scans[i]);
+		if (r->slots[i])
+			ExecDropSingleTupleTableSlot(r->slots[i]);
+		if (r->indexes[i])
+			index_close(r->indexes[i], AccessShareLock);
+		if (r->heaps[i])
+			table_close(r->heaps[i], NoLock);
+	}
+	if (r->own_snap && r->snap)
+		UnregisterSnapshot(r->snap);
+	memset(r, 0, sizeof(*r));
+}
+
+/* A handler view's items of one event, in order. */
+static void
+call_handlers(Engine *e)
+{
+	for (int i = 0; i < e->n_items; i++)
+	{
+		ViewItem   *it = &e->items[i];
+
+		if (it->kind == ITEM_OP)
+			call_handler(e, it->seq, it->did,
+						 it->action == FRAME_ACTION_CREATE ? "create" :
+						 it->action == FRAME_ACTION_UPDATE ? "update" : "delete",
+						 it->path, it->record);
+		else
+			apply_repo_handler(e, it);
+	}
+	e->n_items = e->cap_items = 0;
+	e->items = NULL;
+}
+
+/*
+ * Read and apply the events in (cursor, horizon], at most max (0: all), in
+ * chunks of VIEW_CHUNK_EVENTS (and at most CHUNK_MAX_ITEMS ops: a count
+ * view writes each chunk's changes at its end).  Returns the number
+ * applied, or -1 if events the view needed were pruned before it could
+ * read them (it must rebuild, or count from the records).  *pos gets the
+ * seq it got to.
  */
 static int64
 apply_events(Engine *e, int64 cursor, int64 max, const char *only_did, int64 *pos)
 {
+	EventReader r;
 	int64		applied = 0;
-	bool		first = true;
+	bool		end = false;
 
 	*pos = cursor;
-	for (;;)
+	/*
+	 * Segments are truncated (pruned) without MVCC.  Once every segment is
+	 * locked none goes away any more; but one may have gone since the
+	 * window was checked, so check again with a fresh snapshot.
+	 */
+	reader_lock(&r);
+	if (cursor < pruned_through(GetLatestSnapshot()))
 	{
-		int64		limit = VIEW_CHUNK_EVENTS;
-		Datum		args[4];
-		SPITupleTable *tt;
-		uint64		n,
-					done;
-
-		if (max > 0)
-			limit = Min(limit, max - applied);
-		if (limit <= 0)
-			break;
-		args[0] = Int64GetDatum(*pos);
-		args[1] = Int64GetDatum(e->horizon);
-		args[2] = Int32GetDatum((int32) limit);
-		args[3] = only_did ? CStringGetTextDatum(only_did) : (Datum) 0;
-		n = vexec(only_did ? VP_EVENTS_DID : VP_EVENTS, args, NULL, e->live);
-		tt = SPI_tuptable;
-		/*
-		 * Segments are truncated (pruned) without MVCC.  From the first read
-		 * on we hold a lock on every segment, so none goes away any more;
-		 * but one may have gone since the window was checked, so check again
-		 * with a fresh snapshot.
-		 */
-		if (first)
-		{
-			first = false;
-			if (cursor < pruned_through(GetLatestSnapshot()))
-				return -1;
-		}
-		if (n == 0)
-			break;
-		done = apply_chunk(e, tt, n, pos);
-		SPI_freetuptable(tt);
-		applied += done;
-		CHECK_FOR_INTERRUPTS();
-		if (done == n && n < (uint64) limit)
-			break;				/* caught up */
+		reader_close(&r);
+		return -1;
 	}
+	reader_start(&r, cursor, e->horizon, e->live ? e->snap : NULL, only_did);
+	while (!end && (max == 0 || applied < max))
+	{
+		MemoryContext old = MemoryContextSwitchTo(e->chunk_ctx);
+
+		for (int n = 0; n < VIEW_CHUNK_EVENTS && (max == 0 || applied < max); n++)
+		{
+			int64		seq;
+			char	   *did;
+			const uint8 *frame;
+			size_t		len;
+
+			if (e->v->is_count && e->n_items >= CHUNK_MAX_ITEMS)
+				break;
+			if (!reader_next(&r, &seq, &did, &frame, &len))
+			{
+				end = true;
+				break;
+			}
+			decode_event(e, seq, did, frame, len);
+			*pos = seq;
+			applied++;
+			if (!e->v->is_count)
+			{
+				/* handlers: one event at a time, in order */
+				call_handlers(e);
+				MemoryContextReset(e->chunk_ctx);
+			}
+		}
+		if (e->v->is_count)
+		{
+			simulate(e);
+			if (!e->live)
+				flush_count(e);
+			e->n_items = e->cap_items = 0;
+			e->items = NULL;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(e->chunk_ctx);
+		CHECK_FOR_INTERRUPTS();
+	}
+	reader_close(&r);
 	/* every seq up to the horizon is applied (the last ones may be unused) */
 	if (max == 0 || applied < max)
 		*pos = Max(*pos, e->horizon);
@@ -1534,8 +1510,7 @@ fill(ViewDef *v, bool rebuild)
 			if (v->memory_rel)
 			{
 				SPI_execute(psprintf("TRUNCATE %s", v->memory_rel), false, 0);
-				SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS view_memory_%d_pkey",
-									 v->memory_rel, v->id), false, 0);
+				SPI_execute(psprintf("DROP INDEX IF EXISTS repo_stream.view_memory_%d_h", v->id), false, 0);
 			}
 		}
 		push_records_snapshot(snap);
@@ -1546,7 +1521,7 @@ fill(ViewDef *v, bool rebuild)
 											   1, types, args, nulls, true, 0);
 		else
 		{
-			Oid			mtypes[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+			Oid			mtypes[4] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 
 			args[1] = path_segments(&v->path);
 			portal = SPI_cursor_open_with_args(NULL,
@@ -1554,7 +1529,7 @@ fill(ViewDef *v, bool rebuild)
 											   " repo_stream._view_key(record, $2) AS k FROM repo_stream.records"
 											   " WHERE collection = $1) s WHERE k IS NOT NULL",
 											   2, types, args, nulls, true, 0);
-			mem_ins = prepare_fmt(3, mtypes, "INSERT INTO %s (did, rkey, key) SELECT * FROM unnest($1, $2, $3)",
+			mem_ins = prepare_fmt(4, mtypes, "INSERT INTO %s (h, did, rkey, key) SELECT * FROM unnest($1, $2, $3, $4)",
 								  v->memory_rel);
 		}
 		PopActiveSnapshot();
@@ -1565,6 +1540,7 @@ fill(ViewDef *v, bool rebuild)
 			const char **dids,
 					  **rkeys,
 					  **keys;
+			Datum	   *hs;
 
 			SPI_cursor_fetch(portal, true, FILL_FETCH);
 			tt = SPI_tuptable;
@@ -1575,6 +1551,7 @@ fill(ViewDef *v, bool rebuild)
 			dids = palloc(sizeof(char *) * n);
 			rkeys = palloc(sizeof(char *) * n);
 			keys = palloc(sizeof(char *) * n);
+			hs = palloc(sizeof(Datum) * n);
 			for (uint64 i = 0; i < n; i++)
 			{
 				bool		isnull,
@@ -1591,13 +1568,17 @@ fill(ViewDef *v, bool rebuild)
 				dids[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 				rkeys[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
 				keys[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+				hs[i] = Int64GetDatum(rs_view_path_hash(dids[i], strlen(dids[i]), rkeys[i], strlen(rkeys[i])));
 				de = strptr_enter(counts, keys[i], ctx, &found);
 				de->delta = found ? de->delta + 1 : 1;
 			}
 			SPI_freetuptable(tt);
 			if (mem_ins)
 			{
-				Datum		margs[3] = {text_array(dids, n), text_array(rkeys, n), text_array(keys, n)};
+				Datum		margs[4] = {
+					PointerGetDatum(construct_array(hs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+					text_array(dids, n), text_array(rkeys, n), text_array(keys, n)
+				};
 
 				run_plan(mem_ins, margs, false);
 			}
@@ -1609,8 +1590,7 @@ fill(ViewDef *v, bool rebuild)
 		insert_counts(v, counts);
 		/* one sorted build: faster than as many inserts, and a compact index */
 		if (v->memory_rel)
-			SPI_execute(psprintf("ALTER TABLE %s ADD CONSTRAINT view_memory_%d_pkey PRIMARY KEY (did, rkey)",
-								 v->memory_rel, v->id), false, 0);
+			SPI_execute(psprintf("CREATE INDEX view_memory_%d_h ON %s (h)", v->id, v->memory_rel), false, 0);
 	}
 	else
 	{

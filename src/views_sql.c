@@ -456,11 +456,11 @@ rs_create_count_view(PG_FUNCTION_ARGS)
 
 		/*
 		 * What each counted record was counted under (its old key on update
-		 * or delete).  "C": the primary key is probed once per op, and byte
-		 * order is all it needs.  The fill adds the primary key afterwards.
+		 * or delete), found by h, the path's hash (views_store_sql.c).  The
+		 * fill adds the index on h afterwards.
 		 */
-		exec_sql(psprintf("CREATE TABLE %s (did text COLLATE \"C\" NOT NULL, rkey text COLLATE \"C\" NOT NULL,"
-						  " key text NOT NULL)", mem));
+		exec_sql(psprintf("CREATE TABLE %s (h bigint NOT NULL, did text COLLATE \"C\" NOT NULL,"
+						  " rkey text COLLATE \"C\" NOT NULL, key text NOT NULL)", mem));
 		make_member(mem);
 	}
 	{

@@ -3,6 +3,7 @@
  *
  *   views_sql.c          SQL entry points, view names, the catalog
  *   views_refresh_sql.c  the engine: fill, refresh, rebuild, live counts
+ *   views_store_sql.c    a count view's tables: memory and counts by heap and index calls
  *   views_worker_sql.c   GUCs, shared memory, the background worker
  *
  * docs/views.md explains the design.
@@ -12,7 +13,11 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "storage/lockdefs.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
 
 #include "views_path.h"
 
@@ -87,6 +92,65 @@ text	   *rs_view_jsonb_key(Jsonb *record, const ViewPath *path);
 
 /* True while a refresh, fill or drop runs in this backend (no nesting). */
 extern bool rs_views_busy;
+
+/* ---- views_store_sql.c (inside rs_enter_owner) ---- */
+
+/* A count view's tables, open for one refresh or live count. */
+typedef struct ViewTables
+{
+	Relation	count;
+	Relation	memory;			/* NULL for $did views */
+	Oid			memory_index;	/* its btree on h */
+	LOCKMODE	lockmode;
+} ViewTables;
+
+/*
+ * The memory's h of a path: the 32-bit hash_bytes of the DID above that of
+ * the rkey (as the bits of an int8), so a repo's paths share the top half.
+ * Equal for equal paths; a different path may collide, so rows are always
+ * compared by (did, rkey) too.
+ */
+int64		rs_view_path_hash(const char *did, size_t did_len, const char *rkey, size_t rkey_len);
+
+/* pg_class OID of view id's memory table (InvalidOid if there is none). */
+Oid			rs_view_memory_oid(int32 id);
+
+/*
+ * Open the count table and the memory (RowExclusiveLock to write, else
+ * AccessShareLock, held to the end of the transaction).  ERROR 42P01 if the
+ * memory is missing, 55000 if it is not (h, did, rkey, key) with one index.
+ */
+void		rs_view_tables_open(ViewTables *t, const ViewDef *v, bool write);
+void		rs_view_tables_close(ViewTables *t);
+
+/* A memory row: rkey, key (palloc'd) and a copy of the row (its t_self is its TID). */
+typedef void (*ViewMemoryFn) (void *arg, const char *rkey, const char *key, HeapTuple row);
+
+/* The memory row of path (did, rkey) as snap sees it, if any, to fn. */
+void		rs_view_memory_find(ViewTables *t, Snapshot snap, const char *did, const char *rkey,
+								ViewMemoryFn fn, void *arg);
+
+/* Every memory row of repo did as snap sees it, to fn. */
+void		rs_view_memory_repo(ViewTables *t, Snapshot snap, const char *did, ViewMemoryFn fn, void *arg);
+
+/* Add the row of a path counted under key (the path has none). */
+void		rs_view_memory_insert(ViewTables *t, const char *did, const char *rkey, const char *key);
+
+/* Change the key of a row found above; key NULL deletes it. */
+void		rs_view_memory_set(ViewTables *t, HeapTuple row, const char *key);
+
+/* The stored count of key as snap sees it (0 without a row). */
+int64		rs_view_count_get(ViewTables *t, Snapshot snap, const char *key);
+
+/*
+ * Add deltas[i] to the count of keys[i], for i < n: insert the row, update
+ * it, or delete it when the count reaches zero.  Keys in the count table's
+ * order ("C", bytewise) share the pages their probes descend through.
+ * ERROR XX001 (naming the view and key) if a count would go below zero:
+ * the memory no longer matches the table.
+ */
+void		rs_view_count_add(ViewTables *t, Snapshot snap, const ViewDef *v, int n,
+							  const char *const *keys, const int64 *deltas);
 
 /* ---- views_worker_sql.c ---- */
 
