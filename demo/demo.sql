@@ -107,7 +107,24 @@ SELECT * FROM repo_stream.events_since(1000);
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 11. Snapshots: a repo as one CAR file (com.atproto.sync.getRepo), in stream order'
+\echo '== 11. Changes: an update, a delete and a rotated key; every frame still verifies'
+SELECT repo_stream.create_repo('did:plc:dave') IS NOT NULL AS dave_created;
+SELECT repo_stream.put_record('did:plc:dave', 'app.bsky.feed.post', '3jzfcijpj2z3c',
+	'{"text": "first draft", "createdAt": "2026-11-26T04:00:04.000Z"}') IS NOT NULL AS posted;
+\echo '   ($type was missing: it was filled in from the collection)'
+SELECT record->>'$type' AS type FROM repo_stream.records WHERE did = 'did:plc:dave';
+UPDATE repo_stream.records SET record = record || '{"text": "final"}' WHERE did = 'did:plc:dave';
+SELECT repo_stream.rotate_key('did:plc:dave') IS NOT NULL AS key_rotated;
+SELECT repo_stream.delete_record('did:plc:dave', 'app.bsky.feed.post', '3jzfcijpj2z3c') AS deleted;
+SELECT e.seq, e.kind, jsonb_path_query_array(j, '$.body.ops[*].action') AS actions,
+       jsonb_path_query_array(j, '$.body.ops[*].prev') <> '[]' AS has_prev,
+       repo_stream.verify_frame(e.frame) AS verified_with_the_key_of_its_rev
+FROM repo_stream.events_since(0, 100, ARRAY['did:plc:dave']) e, repo_stream.frame_to_json(e.frame) j;
+\echo '   the key history a reader uses for that:'
+SELECT left(did_key, 20) || '...' AS did_key, since_rev, until_rev FROM repo_stream.repo_keys('did:plc:dave');
+
+\echo
+\echo '== 12. Snapshots: a repo as one CAR file (com.atproto.sync.getRepo), in stream order'
 SELECT count(*) AS chunks, min(seq) AS reflects_events_up_to_seq, min(rev) AS rev,
        sum(length(chunk)) AS car_bytes
 FROM repo_stream.export_repo('did:web:bob.example.com');
@@ -118,7 +135,7 @@ FROM repo_stream.export_repo('did:web:bob.example.com',
 SELECT did, rev, seq, status FROM repo_stream.list_repos();
 
 \echo
-\echo '== 12. A new consumer: a snapshot, then the log from the snapshot''s seq (docs/snapshots.md)'
+\echo '== 13. A new consumer: a snapshot, then the log from the snapshot''s seq (docs/snapshots.md)'
 \echo '   the snapshot holds every one of bob''s events up to its seq, and none after:'
 SELECT min(seq) AS snap_seq, min(rev) AS snap_rev, sum(length(chunk)) AS car_bytes
 FROM repo_stream.export_repo('did:web:bob.example.com') \gset
@@ -138,7 +155,7 @@ FROM repo_stream.events_since(:snap_seq, 100, ARRAY['did:web:bob.example.com']) 
 \echo '   (a logical replication consumer gets the same hand-off from a slot created with EXPORT_SNAPSHOT)'
 
 \echo
-\echo '== 13. A record proof (com.atproto.sync.getRecord), checked offline'
+\echo '== 14. A record proof (com.atproto.sync.getRecord), checked offline'
 \echo '   the check below uses only the proof bytes and the did:key: it reads the CAR,'
 \echo '   verifies the commit signature, and walks the MST from the root to the key'
 CREATE FUNCTION pg_temp.check_proof(car bytea, did_key text, key text) RETURNS text
@@ -193,7 +210,7 @@ SELECT pg_temp.check_proof(repo_stream.record_proof('did:web:bob.example.com', '
        repo_stream.repo_key('did:web:bob.example.com'), 'app.bsky.graph.follow/nope') AS absent;
 
 \echo
-\echo '== 14. Moving a repo to a second database (com.atproto.repo.importRepo)'
+\echo '== 15. Moving a repo to a second database (com.atproto.repo.importRepo)'
 SELECT string_agg(chunk, ''::bytea ORDER BY n) AS bob_car, repo_stream.repo_key('did:web:bob.example.com') AS bob_key
 FROM repo_stream.export_repo('did:web:bob.example.com') WITH ORDINALITY AS e(seq, rev, chunk, n) \gset
 SELECT encode(data_cid, 'hex') AS bob_root, current_database() AS home
@@ -220,7 +237,7 @@ SELECT did, status FROM repo_stream.list_repos();
 DROP DATABASE demo_two;
 
 \echo
-\echo '== 15. A computed view: likes per post, maintained from the event log by cursor'
+\echo '== 16. A computed view: likes per post, maintained from the event log by cursor'
 SELECT repo_stream.create_count_view('like_counts', 'app.bsky.feed.like', 'subject.uri');
 \echo '   filled from the current records, with its cursor at the log''s head:'
 SELECT key AS post, count FROM like_counts;
