@@ -16,6 +16,7 @@
 #include "commit_sql.h"
 #include "eventlog_sql.h"
 #include "keys_sql.h"
+#include "relay_sql.h"
 #include "snapshot_sql.h"
 
 PG_MODULE_MAGIC;
@@ -55,6 +56,7 @@ _PG_init(void)
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	rs_commit_init();
+	rs_relay_init();
 	rs_eventlog_define_gucs();
 
 	if (sodium_init() < 0)

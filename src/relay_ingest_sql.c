@@ -1,0 +1,1233 @@
+/*
+ * relay_ingest_sql.c - relay mode: one shard event in, checked, mirrored
+ * and queued; the queue out into this database's own log.
+ *
+ * The events arrive through native logical replication: the shard
+ * publishes repo_stream.event_log (via its partition root), the relay's
+ * subscription applies each row to the relay's own repo_stream.event_log,
+ * and the BEFORE ROW trigger relay_ingest (ENABLE REPLICA, so it fires only
+ * in apply workers) hands the frame to relay_ingest() and returns NULL: the
+ * shard's row is never stored.  What the relay appends to its log goes in
+ * with direct inserts (eventlog_sql.c), which fire no trigger, so there is
+ * no recursion.  The apply worker commits the relay's append together with
+ * the subscription's replication origin position, so after a crash or a
+ * restart of either side each shard transaction is applied exactly once.
+ *
+ * Checks, per event, under the repo's lock (as the write path takes it):
+ *  - host: the event comes from the shard that hosts the repo; a #sync from
+ *    another shard is a move, accepted once the old host has deactivated
+ *    (or no longer has) the repo;
+ *  - seq: per repo, a shard's seqs rise in commit order (the repo's lock is
+ *    held from the seq draw to the commit), so an event at or below the
+ *    repo's last applied seq is a duplicate (relay_add_shard's window and
+ *    the subscription overlap);
+ *  - #commit: signature by the key current at its rev (the key history the
+ *    shard reports, fetched again when a rotation is new), the inversion
+ *    of its ops onto prevData (verify.c), and the chain: since is the rev
+ *    and prevData the MST root the relay holds for the repo;
+ *  - #sync: signature; a new MST root means the records changed without
+ *    ops, so the repo is synced from a fresh export.
+ * A repo whose event fails is marked desynchronized and synced from a
+ * fresh export at once (relay_sync_sql.c); the event is never re-emitted.
+ *
+ * Mirror: the ops' records (from the frame's blocks) go into the relay's
+ * records table, #account statuses and heads into repos, through SPI with
+ * rs_suppress_ops set, so the write path makes no commit of its own.
+ *
+ * Re-sequence: accepted frames are queued and, at pre-commit (or every
+ * RELAY_FLUSH_EVENTS during a backfill), appended to the event log with
+ * rs_eventlog_append, each re-stamped with its relay seq (frame_set_seq):
+ * the same gapless, bounded log, events_since and output plugin as on a
+ * single node.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "replication/worker_internal.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "car.h"
+#include "cbor_sql.h"
+#include "commit.h"
+#include "commit_sql.h"
+#include "eventlog_sql.h"
+#include "frame.h"
+#include "keys_sql.h"
+#include "relay_sql.h"
+#include "spi_sql.h"
+#include "syntax.h"
+#include "verify.h"
+
+PG_FUNCTION_INFO_V1(rs_relay_event_trigger);
+PG_FUNCTION_INFO_V1(rs_relay_ingest);
+PG_FUNCTION_INFO_V1(rs_relay_finish_backfill);
+PG_FUNCTION_INFO_V1(rs_relay_resync);
+
+/* A backfill appends what it has queued every so often, not all at the end. */
+#define RELAY_FLUSH_EVENTS 1000
+#define RELAY_FLUSH_BYTES (32 * 1024 * 1024)
+
+#define RELAY_SUB_PREFIX "rs_relay_"
+
+typedef enum RelayOutcome
+{
+	RELAY_APPLIED,
+	RELAY_HISTORICAL,
+	RELAY_DUPLICATE,
+	RELAY_DROPPED,
+	RELAY_REJECTED,
+	RELAY_IGNORED
+} RelayOutcome;
+
+static const char *const outcome_names[] = {
+	"applied", "historical", "duplicate", "dropped", "rejected", "ignored"
+};
+
+typedef struct QueuedEvent
+{
+	char	   *did;
+	const char *kind;
+	bytea	   *frame;			/* seq re-stamped at append */
+} QueuedEvent;
+
+typedef struct ShardStats
+{
+	char	   *shard;
+	int64		max_seq;
+	TimestampTz last_event_at;
+	int64		events;
+	int64		duplicates;
+	int64		dropped;
+	int64		rejected;
+} ShardStats;
+
+typedef struct RepoEntry
+{
+	char		key[DID_MAX_LEN + 1];
+	RelayRepo	repo;
+} RepoEntry;
+
+/* This transaction's relay work; all of it in cxt, a child of TopTransactionContext. */
+static struct
+{
+	MemoryContext cxt;
+	HTAB	   *repos;
+	QueuedEvent *queue;
+	int			n_queue;
+	int			cap_queue;
+	size_t		queue_bytes;
+	ShardStats *stats;
+	int			n_stats;
+}			relay;
+
+static void relay_flush(void);
+
+/* ---------------------------------------------------------------- state */
+
+static void
+relay_begin(void)
+{
+	HASHCTL		ctl;
+
+	if (relay.cxt != NULL)
+		return;
+	relay.cxt = AllocSetContextCreate(TopTransactionContext, "repo_stream relay",
+									  ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = DID_MAX_LEN + 1;
+	ctl.entrysize = sizeof(RepoEntry);
+	ctl.hcxt = relay.cxt;
+	relay.repos = hash_create("repo_stream relay repos", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	relay.cap_queue = 64;
+	relay.queue = MemoryContextAlloc(relay.cxt, sizeof(QueuedEvent) * relay.cap_queue);
+	relay.n_queue = 0;
+	relay.queue_bytes = 0;
+	relay.stats = MemoryContextAlloc(relay.cxt, sizeof(ShardStats) * 8);
+	relay.n_stats = 0;
+}
+
+static void
+relay_forget(void)
+{
+	relay.cxt = NULL;
+	relay.repos = NULL;
+	relay.queue = NULL;
+	relay.n_queue = 0;
+	relay.stats = NULL;
+	relay.n_stats = 0;
+}
+
+MemoryContext
+rs_relay_cxt(void)
+{
+	relay_begin();
+	return relay.cxt;
+}
+
+static char *
+cxt_strdup(const char *s)
+{
+	return s ? MemoryContextStrdup(relay.cxt, s) : NULL;
+}
+
+static ShardStats *
+shard_stats(const char *shard)
+{
+	for (int i = 0; i < relay.n_stats; i++)
+		if (strcmp(relay.stats[i].shard, shard) == 0)
+			return &relay.stats[i];
+	if (relay.n_stats == 8)
+		relay_flush();
+	relay_begin();
+	memset(&relay.stats[relay.n_stats], 0, sizeof(ShardStats));
+	relay.stats[relay.n_stats].shard = cxt_strdup(shard);
+	return &relay.stats[relay.n_stats++];
+}
+
+/*
+ * The relay's state of a repo: from this transaction's table, else from
+ * relay_repos and repos.  exists false (and local false) for a DID the
+ * relay has never seen; local for a repo of this database itself.
+ */
+RelayRepo *
+rs_relay_repo(const char *did)
+{
+	RepoEntry  *e;
+	bool		found;
+	RelayRepo  *st;
+	RsOwnerContext oc;
+	Datum		arg;
+	Oid			type = TEXTOID;
+	MemoryContext old;
+
+	relay_begin();
+	if (strlen(did) > DID_MAX_LEN)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("DID longer than %d characters", DID_MAX_LEN)));
+	e = hash_search(relay.repos, did, HASH_ENTER, &found);
+	st = &e->repo;
+	if (found)
+		return st;
+	memset(st, 0, sizeof(*st));
+	st->did = e->key;
+	strlcpy(st->status, "active", RELAY_STATUS_LEN);
+
+	/* SPI copies results into the context current at SPI_connect */
+	old = MemoryContextSwitchTo(relay.cxt);
+	rs_enter_owner(&oc);
+	arg = CStringGetTextDatum(did);
+	SPI_execute_with_args("SELECT r.did IS NOT NULL, r.shard, r.shard_seq, r.desynchronized, r.desync_reason,"
+						  "       r.resyncs, r.sync_pending_seq, p.status, p.head_rev, p.data_cid,"
+						  "       p.head_cid, p.head_commit, p.did_key"
+						  "  FROM repo_stream.repos p LEFT JOIN repo_stream.relay_repos r USING (did)"
+						  " WHERE p.did = $1",
+						  1, &type, &arg, NULL, false, 1);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *b;
+		char	   *s;
+
+		st->exists = DatumGetBool(rs_getdatum(0, 1, &isnull));
+		st->local = !st->exists;
+		st->shard = rs_gettext(0, 2);
+		st->shard_seq = st->exists ? DatumGetInt64(rs_getdatum(0, 3, &isnull)) : 0;
+		st->desync = st->exists && DatumGetBool(rs_getdatum(0, 4, &isnull));
+		st->desync_reason = rs_gettext(0, 5);
+		st->resyncs = st->exists ? DatumGetInt32(rs_getdatum(0, 6, &isnull)) : 0;
+		st->sync_pending_seq = DatumGetInt64(rs_getdatum(0, 7, &isnull));
+		st->sync_pending = !isnull;
+		s = rs_gettext(0, 8);
+		strlcpy(st->status, s, RELAY_STATUS_LEN);
+		st->rev = rs_gettext(0, 9);
+		b = rs_getbytea(0, 10);
+		if (b != NULL && VARSIZE_ANY_EXHDR(b) == CID_LEN)
+		{
+			memcpy(st->data, VARDATA_ANY(b), CID_LEN);
+			st->has_data = true;
+		}
+		s = rs_gettext(0, 11);
+		if (s != NULL && cid_parse(s, strlen(s), st->head_cid))
+			st->has_head = true;
+		st->head_commit = rs_getbytea(0, 12);
+		st->did_key = rs_gettext(0, 13);
+	}
+	rs_leave_owner(&oc);
+	MemoryContextSwitchTo(old);
+	return st;
+}
+
+/* Rows for a repo new to the relay (repos: its key, no head yet). */
+void
+rs_relay_repo_create(RelayRepo *st, const char *shard, const char *status)
+{
+	RsOwnerContext oc;
+	Datum		args[4];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+	rs_enter_owner(&oc);
+	args[0] = CStringGetTextDatum(st->did);
+	args[1] = CStringGetTextDatum(st->did_key ? st->did_key : "");
+	args[2] = CStringGetTextDatum(status);
+	args[3] = CStringGetTextDatum(shard);
+	SPI_execute_with_args("WITH p AS (INSERT INTO repo_stream.repos (did, did_key, status) VALUES ($1, $2, $3))"
+						  " INSERT INTO repo_stream.relay_repos (did, shard) VALUES ($1, $4)",
+						  4, types, args, NULL, false, 0);
+	rs_leave_owner(&oc);
+	st->exists = true;
+	st->shard = cxt_strdup(shard);
+	strlcpy(st->status, status, RELAY_STATUS_LEN);
+}
+
+/* ---------------------------------------------------------------- queue */
+
+static void
+encode_queued(const void *payload, int64 seq, RsBuf *out)
+{
+	const QueuedEvent *q = payload;
+
+	if (frame_set_seq((const uint8 *) VARDATA(q->frame), VARSIZE(q->frame) - VARHDRSZ, seq, out) != FRAME_OK)
+		elog(ERROR, "relay: a queued frame of %s has no seq", q->did);
+}
+
+/* Queue a frame (any seq: it is re-stamped) for the relay's log. */
+void
+rs_relay_queue(RelayRepo *st, const char *kind, const uint8 *frame, size_t len)
+{
+	QueuedEvent *q;
+
+	relay_begin();
+	if (relay.n_queue == relay.cap_queue)
+	{
+		relay.cap_queue *= 2;
+		relay.queue = repalloc(relay.queue, sizeof(QueuedEvent) * relay.cap_queue);
+	}
+	q = &relay.queue[relay.n_queue++];
+	q->did = st->did;
+	q->kind = kind;
+	q->frame = MemoryContextAlloc(relay.cxt, len + VARHDRSZ);
+	SET_VARSIZE(q->frame, len + VARHDRSZ);
+	memcpy(VARDATA(q->frame), frame, len);
+	relay.queue_bytes += len;
+	st->dirty = true;
+}
+
+/* A #sync of the repo's head (its signed commit alone in the CAR), queued. */
+void
+rs_relay_queue_sync(RelayRepo *st)
+{
+	FrameSync	s = {0};
+	RsBuf		car,
+				out;
+	char		now_iso[FRAME_TIME_LEN + 1];
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!st->has_head || st->head_commit == NULL || st->rev == NULL)
+		elog(ERROR, "relay: repo %s has no head to announce", st->did);
+	rs_buf_init(&car, VARSIZE_ANY_EXHDR(st->head_commit) + 128);
+	car_write_header(&car, st->head_cid);
+	car_write_block(&car, st->head_cid, (const uint8 *) VARDATA_ANY(st->head_commit),
+					VARSIZE_ANY_EXHDR(st->head_commit));
+	frame_format_time(now + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY), now_iso);
+	s.did = st->did;
+	s.did_len = strlen(st->did);
+	s.rev = st->rev;
+	s.rev_len = strlen(st->rev);
+	s.blocks = car.data;
+	s.blocks_len = car.len;
+	s.time = now_iso;
+	s.time_len = FRAME_TIME_LEN;
+	rs_buf_init(&out, car.len + 256);
+	frame_encode_sync(&s, 1, &out);
+	rs_relay_queue(st, "sync", out.data, out.len);
+	rs_buf_free(&out);
+	rs_buf_free(&car);
+}
+
+void
+rs_relay_mark_desync(RelayRepo *st, const char *shard, const char *reason)
+{
+	ereport(WARNING,
+			(errmsg("relay: repo %s from shard %s is desynchronized: %s", st->did, shard, reason),
+			 errdetail("The event is dropped; the repo is synced again from a fresh export.")));
+	st->desync = true;
+	st->desync_changed = true;
+	st->desync_reason = cxt_strdup(reason);
+	st->dirty = true;
+	shard_stats(shard)->rejected++;
+}
+
+/* Write back a repo's state (repos and relay_repos); inside rs_enter_owner. */
+static void
+write_back(RelayRepo *st)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[15];
+	char		nulls[15];
+	char		cid_text[CID_TEXT_LEN + 1];
+
+	if (plan == NULL)
+	{
+		Oid			types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, INT8OID,
+			TEXTOID, INT8OID, BOOLOID, TEXTOID, BOOLOID, INT4OID, INT8OID};
+
+		plan = SPI_prepare("WITH p AS (UPDATE repo_stream.repos SET did_key = coalesce($2, did_key), status = $3,"
+						   "   head_cid = $4, head_rev = $5, data_cid = $6, head_commit = $7,"
+						   "   last_seq = coalesce($8, last_seq) WHERE did = $1)"
+						   " UPDATE repo_stream.relay_repos SET shard = $9, shard_seq = $10, desynchronized = $11,"
+						   "   desync_reason = $12, desync_at = CASE WHEN $13 THEN now() ELSE desync_at END,"
+						   "   resyncs = $14, sync_pending_seq = $15 WHERE did = $1",
+						   15, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(st->did);
+	args[1] = st->did_key ? CStringGetTextDatum(st->did_key) : (nulls[1] = 'n', (Datum) 0);
+	args[2] = CStringGetTextDatum(st->status);
+	if (st->has_head)
+	{
+		cid_format(st->head_cid, cid_text);
+		args[3] = CStringGetTextDatum(cid_text);
+	}
+	else
+		nulls[3] = 'n';
+	args[4] = st->rev ? CStringGetTextDatum(st->rev) : (nulls[4] = 'n', (Datum) 0);
+	args[5] = st->has_data ? PointerGetDatum(rs_bytea(st->data, CID_LEN)) : (nulls[5] = 'n', (Datum) 0);
+	args[6] = st->head_commit ? PointerGetDatum(st->head_commit) : (nulls[6] = 'n', (Datum) 0);
+	args[7] = st->last_seq > 0 ? Int64GetDatum(st->last_seq) : (nulls[7] = 'n', (Datum) 0);
+	args[8] = CStringGetTextDatum(st->shard);
+	args[9] = Int64GetDatum(st->shard_seq);
+	args[10] = BoolGetDatum(st->desync);
+	args[11] = st->desync && st->desync_reason ? CStringGetTextDatum(st->desync_reason) : (nulls[11] = 'n', (Datum) 0);
+	args[12] = BoolGetDatum(st->desync_changed && st->desync);
+	args[13] = Int32GetDatum(st->resyncs);
+	args[14] = st->sync_pending ? Int64GetDatum(st->sync_pending_seq) : (nulls[14] = 'n', (Datum) 0);
+	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "relay: writing the state of %s failed", st->did);
+	st->dirty = false;
+	st->desync_changed = false;
+}
+
+static void
+write_stats(void)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (plan == NULL)
+	{
+		Oid			types[7] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID};
+
+		plan = SPI_prepare("UPDATE repo_stream.relay_shards SET last_shard_seq = greatest(last_shard_seq, $2),"
+						   "   last_event_at = coalesce($3, last_event_at), last_received_at = now(),"
+						   "   events = events + $4, duplicates = duplicates + $5,"
+						   "   dropped_host = dropped_host + $6, rejected = rejected + $7"
+						   " WHERE name = $1", 7, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	for (int i = 0; i < relay.n_stats; i++)
+	{
+		ShardStats *s = &relay.stats[i];
+		Datum		args[7];
+		char		nulls[7] = "       ";
+
+		args[0] = CStringGetTextDatum(s->shard);
+		args[1] = Int64GetDatum(s->max_seq);
+		args[2] = TimestampTzGetDatum(s->last_event_at);
+		if (s->last_event_at == 0)
+			nulls[2] = 'n';
+		args[3] = Int64GetDatum(s->events);
+		args[4] = Int64GetDatum(s->duplicates);
+		args[5] = Int64GetDatum(s->dropped);
+		args[6] = Int64GetDatum(s->rejected);
+		SPI_execute_plan(plan, args, nulls, false, 0);
+	}
+}
+
+/*
+ * Append the queue to the event log (relay seqs), then write back every
+ * repo's state and the shards' counters.  The state table is dropped after:
+ * later events reload what was written.
+ */
+static void
+relay_flush(void)
+{
+	RsOwnerContext oc;
+	HASH_SEQ_STATUS hs;
+	RepoEntry  *e;
+	bool		pushed = false;
+
+	if (relay.cxt == NULL)
+		return;
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	if (relay.n_queue > 0)
+	{
+		RsPendingEvent *events = palloc(sizeof(RsPendingEvent) * relay.n_queue);
+		int64	   *seqs = palloc(sizeof(int64) * relay.n_queue);
+
+		for (int i = 0; i < relay.n_queue; i++)
+		{
+			events[i].did = relay.queue[i].did;
+			events[i].kind = relay.queue[i].kind;
+			events[i].encode = encode_queued;
+			events[i].payload = &relay.queue[i];
+		}
+		rs_enter_owner(&oc);
+		rs_eventlog_append(events, relay.n_queue, seqs);
+		rs_leave_owner(&oc);
+		for (int i = 0; i < relay.n_queue; i++)
+		{
+			RepoEntry  *r = hash_search(relay.repos, relay.queue[i].did, HASH_FIND, NULL);
+
+			if (r != NULL)
+			{
+				r->repo.last_seq = seqs[i];
+				r->repo.dirty = true;
+			}
+		}
+		pfree(events);
+		pfree(seqs);
+	}
+	rs_enter_owner(&oc);
+	hash_seq_init(&hs, relay.repos);
+	while ((e = hash_seq_search(&hs)) != NULL)
+		if (e->repo.dirty && e->repo.exists)
+			write_back(&e->repo);
+	write_stats();
+	rs_leave_owner(&oc);
+	if (relay.n_queue > 0)
+		rs_eventlog_rotate_if_due();
+	if (pushed)
+		PopActiveSnapshot();
+	MemoryContextDelete(relay.cxt);
+	relay_forget();
+}
+
+static void
+relay_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			relay_flush();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (relay.cxt != NULL && relay.n_queue > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that relayed events")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			relay_forget();		/* its memory went with the transaction */
+			break;
+		default:
+			break;
+	}
+}
+
+void
+rs_relay_init(void)
+{
+	RegisterXactCallback(relay_xact_callback, NULL);
+}
+
+/* ---------------------------------------------------------------- mirror */
+
+/* Upsert or delete one record of the mirror; inside rs_enter_owner. */
+static void
+mirror_op(const char *did, const FrameOp *op, const CarIndex *idx)
+{
+	static SPIPlanPtr put = NULL,
+				del = NULL;
+	const char *slash = memchr(op->path, '/', op->path_len);
+	Datum		args[5];
+	char		cid_text[CID_TEXT_LEN + 1];
+	int			rc;
+
+	if (put == NULL)
+	{
+		Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
+
+		put = SPI_prepare("INSERT INTO repo_stream.records (did, collection, rkey, record, cid)"
+						  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (did, collection, rkey)"
+						  " DO UPDATE SET record = EXCLUDED.record, cid = EXCLUDED.cid", 5, types);
+		del = SPI_prepare("DELETE FROM repo_stream.records WHERE did = $1 AND collection = $2 AND rkey = $3",
+						  3, types);
+		if (put == NULL || del == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(put);
+		SPI_keepplan(del);
+	}
+	if (slash == NULL)
+		elog(ERROR, "relay: op path without a collection");	/* frame_decode checked it */
+	args[0] = CStringGetTextDatum(did);
+	args[1] = PointerGetDatum(cstring_to_text_with_len(op->path, slash - op->path));
+	args[2] = PointerGetDatum(cstring_to_text_with_len(slash + 1, op->path_len - (slash - op->path) - 1));
+	if (op->action == FRAME_ACTION_DELETE)
+		rc = SPI_execute_plan(del, args, NULL, false, 0);
+	else
+	{
+		const CarBlock *b = car_index_get(idx, op->cid);
+
+		/* verification found every record block */
+		args[3] = JsonbPGetDatum(rs_cbor_to_jsonb(b->data, b->len, "record"));
+		cid_format(op->cid, cid_text);
+		args[4] = CStringGetTextDatum(cid_text);
+		rc = SPI_execute_plan(put, args, NULL, false, 0);
+	}
+	if (rc < 0)
+		elog(ERROR, "relay: mirroring %.*s of %s failed", (int) op->path_len, op->path, did);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static char *
+pnstr(const char *s, size_t len)
+{
+	return s ? pnstrdup(s, len) : NULL;
+}
+
+/*
+ * Verify a #commit or #sync with the key that signed its rev: the repo's
+ * current key, else its key history, else the history fetched again from
+ * the shard (a rotation the relay has not seen yet).  On VERIFY_OK out
+ * holds the data and block index.
+ */
+static VerifyResult
+verify_signed(RelayRepo *st, const char *shard, const Frame *f, VerifiedCommit *out,
+			  char *errmsg, size_t errlen)
+{
+	char	   *rev = pnstr(f->kind == FRAME_COMMIT ? f->commit.rev : f->sync.rev,
+							f->kind == FRAME_COMMIT ? f->commit.rev_len : f->sync.rev_len);
+	char	   *tried[3] = {NULL, NULL, NULL};
+	VerifyResult r = VERIFY_BAD_SIGNATURE;
+
+	for (int step = 0; step < 3; step++)
+	{
+		char	   *key;
+		uint8		pub[ED25519_PUBLIC_KEY_LEN];
+		bool		again = false;
+
+		if (step == 0)
+			key = st->did_key;
+		else
+		{
+			if (step == 2 && !rs_relay_try_fetch_keys(st, shard))
+				break;
+			key = rs_relay_key_for_rev(st->did, rev);
+		}
+		for (int i = 0; i < step; i++)
+			if (key != NULL && tried[i] != NULL && strcmp(key, tried[i]) == 0)
+				again = true;
+		tried[step] = key;
+		if (key == NULL || again || !did_key_parse_ed25519(key, strlen(key), pub, NULL))
+			continue;
+		r = f->kind == FRAME_COMMIT
+			? frame_verify_commit_keep(&f->commit, pub, out, errmsg, errlen)
+			: frame_verify_sync_keep(&f->sync, pub, out, errmsg, errlen);
+		if (r != VERIFY_BAD_SIGNATURE)
+			return r;
+	}
+	if (r == VERIFY_BAD_SIGNATURE && tried[0] == NULL && tried[1] == NULL && tried[2] == NULL)
+		snprintf(errmsg, errlen, "no key of the repo is known for rev %s", rev);
+	return r;
+}
+
+/* The commit block of a verified frame (the CAR's root). */
+static void
+take_head(RelayRepo *st, const VerifiedCommit *vc, const char *rev, size_t rev_len)
+{
+	const CarBlock *b = car_index_get(&vc->idx, vc->idx.root);
+	MemoryContext old = MemoryContextSwitchTo(relay.cxt);
+
+	memcpy(st->head_cid, vc->idx.root, CID_LEN);
+	st->has_head = true;
+	st->head_commit = rs_bytea(b->data, b->len);
+	memcpy(st->data, vc->data, CID_LEN);
+	st->has_data = true;
+	st->rev = pnstrdup(rev, rev_len);
+	MemoryContextSwitchTo(old);
+	st->dirty = true;
+}
+
+/* An event at or below the export a backfill started from: verified alone, re-emitted. */
+static RelayOutcome
+historical(RelayRepo *st, const char *shard, const Frame *f, const uint8 *raw, size_t len)
+{
+	char		vmsg[512];
+
+	if (f->kind == FRAME_COMMIT || f->kind == FRAME_SYNC)
+	{
+		VerifiedCommit vc;
+		VerifyResult r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+
+		if (r != VERIFY_OK)
+		{
+			ereport(WARNING,
+					(errmsg("relay: event seq " INT64_FORMAT " of shard %s (repo %s) does not verify, not relayed: %s",
+							f->seq, shard, st->did, vmsg)));
+			shard_stats(shard)->rejected++;
+			return RELAY_REJECTED;
+		}
+		car_index_free(&vc.idx);
+	}
+	rs_relay_queue(st, f->kind == FRAME_COMMIT ? "commit" : f->kind == FRAME_SYNC ? "sync" : "account", raw, len);
+	shard_stats(shard)->events++;
+	return RELAY_HISTORICAL;
+}
+
+/* A backfill's #sync goes out before the repo's first event past the export. */
+static void
+emit_pending_sync(RelayRepo *st)
+{
+	if (!st->sync_pending)
+		return;
+	rs_relay_queue_sync(st);
+	st->sync_pending = false;
+	st->dirty = true;
+}
+
+static bool
+same_text(const char *a, const char *b, size_t b_len)
+{
+	return a != NULL && b != NULL && strlen(a) == b_len && memcmp(a, b, b_len) == 0;
+}
+
+static RelayOutcome
+ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
+{
+	const FrameCommit *c = &f->commit;
+	VerifiedCommit vc;
+	char		vmsg[512];
+	char		why[700];
+	VerifyResult r;
+	RsOwnerContext oc;
+
+	if (strcmp(st->status, "deleted") == 0)
+	{
+		shard_stats(shard)->rejected++;
+		return RELAY_REJECTED;
+	}
+	if (st->desync && !st->resync_tried)
+		(void) rs_relay_try_resync(st, st->shard, st->desync_reason);
+	if (st->desync)
+	{
+		shard_stats(shard)->rejected++;
+		return RELAY_REJECTED;
+	}
+	if (seq <= st->shard_seq)
+	{
+		shard_stats(shard)->duplicates++;
+		return RELAY_DUPLICATE;
+	}
+	emit_pending_sync(st);
+
+	r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+	if (r == VERIFY_OK)
+	{
+		bool		first = c->since == NULL && !c->has_prev_data;
+
+		if (st->rev == NULL ? !first
+			: !(same_text(st->rev, c->since, c->since_len) && c->has_prev_data && st->has_data &&
+				memcmp(st->data, c->prev_data, CID_LEN) == 0))
+		{
+			char		prev_text[CID_TEXT_LEN + 1] = "none";
+
+			if (st->has_data)
+				cid_format(st->data, prev_text);
+			snprintf(why, sizeof(why), "broken chain at rev %.*s: since %.*s, the relay holds rev %s (data %s)",
+					 (int) c->rev_len, c->rev, c->since ? (int) c->since_len : 4, c->since ? c->since : "null",
+					 st->rev ? st->rev : "none", prev_text);
+			car_index_free(&vc.idx);
+			r = VERIFY_PREV_DATA_MISMATCH;
+		}
+	}
+	else
+		snprintf(why, sizeof(why), "commit rev %.*s (shard seq " INT64_FORMAT ") does not verify: %s",
+				 (int) c->rev_len, c->rev, seq, vmsg);
+	if (r != VERIFY_OK)
+	{
+		rs_relay_mark_desync(st, shard, why);
+		/* the export covers what the shard really committed; this frame is never relayed */
+		(void) rs_relay_try_resync(st, shard, why);
+		return RELAY_REJECTED;
+	}
+
+	rs_enter_owner(&oc);
+	rs_suppress_ops = true;
+	for (size_t i = 0; i < c->n_ops; i++)
+		mirror_op(st->did, &c->ops[i], &vc.idx);
+	rs_suppress_ops = false;
+	rs_leave_owner(&oc);
+	take_head(st, &vc, c->rev, c->rev_len);
+	car_index_free(&vc.idx);
+	st->shard_seq = seq;
+	rs_relay_queue(st, "commit", raw, len);
+	shard_stats(shard)->events++;
+	return RELAY_APPLIED;
+}
+
+static RelayOutcome
+ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
+{
+	const FrameSync *s = &f->sync;
+	VerifiedCommit vc;
+	char		vmsg[512];
+	char		why[700];
+	VerifyResult r;
+	bool		moved = false;
+
+	if (strcmp(st->shard, shard) != 0)
+	{
+		/* a move: the old host must have let the repo go */
+		char	   *there = NULL;
+
+		if (strcmp(st->status, "active") == 0)
+		{
+			PG_TRY();
+			{
+				there = rs_relay_remote_status(st->shard, st->did);
+			}
+			PG_CATCH();
+			{
+				/* cannot ask the old host: not a move we can confirm */
+				FlushErrorState();
+				there = pstrdup("unreachable");
+			}
+			PG_END_TRY();
+			if (there != NULL && strcmp(there, "active") == 0)
+			{
+				shard_stats(shard)->dropped++;
+				return RELAY_DROPPED;
+			}
+		}
+		if (!rs_relay_try_fetch_keys(st, shard))
+		{
+			shard_stats(shard)->rejected++;
+			return RELAY_REJECTED;
+		}
+		r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+		if (r != VERIFY_OK)
+		{
+			ereport(WARNING,
+					(errmsg("relay: #sync of %s from shard %s (not its host, %s) does not verify, not relayed: %s",
+							st->did, shard, st->shard, vmsg)));
+			shard_stats(shard)->rejected++;
+			return RELAY_REJECTED;
+		}
+		st->shard = MemoryContextStrdup(relay.cxt, shard);
+		st->sync_pending = false;
+		strlcpy(st->status, "active", RELAY_STATUS_LEN);
+		moved = true;
+	}
+	else
+	{
+		if (st->desync && !st->resync_tried)
+			(void) rs_relay_try_resync(st, st->shard, st->desync_reason);
+		if (st->desync)
+		{
+			shard_stats(shard)->rejected++;
+			return RELAY_REJECTED;
+		}
+		if (seq <= st->shard_seq)
+		{
+			shard_stats(shard)->duplicates++;
+			return RELAY_DUPLICATE;
+		}
+		emit_pending_sync(st);
+		r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+		if (r != VERIFY_OK)
+		{
+			snprintf(why, sizeof(why), "#sync rev %.*s (shard seq " INT64_FORMAT ") does not verify: %s",
+					 (int) s->rev_len, s->rev, seq, vmsg);
+			rs_relay_mark_desync(st, shard, why);
+			(void) rs_relay_try_resync(st, shard, why);
+			return RELAY_REJECTED;
+		}
+	}
+	st->shard_seq = seq;
+	st->dirty = true;
+	if (st->has_data && memcmp(st->data, vc.data, CID_LEN) == 0)
+	{
+		/* same records: a key rotation, or a move that carried the tree over */
+		take_head(st, &vc, s->rev, s->rev_len);
+		car_index_free(&vc.idx);
+		{
+			char	   *key = moved ? NULL : rs_relay_key_for_rev(st->did, st->rev);
+
+			if (key == NULL)
+				(void) rs_relay_try_fetch_keys(st, shard);
+			else
+				st->did_key = MemoryContextStrdup(relay.cxt, key);
+		}
+		rs_relay_queue(st, "sync", raw, len);
+		shard_stats(shard)->events++;
+		return RELAY_APPLIED;
+	}
+	car_index_free(&vc.idx);
+	/* new records without ops: take them from a fresh export, which announces itself */
+	snprintf(why, sizeof(why), "#sync rev %.*s replaces the repo's records", (int) s->rev_len, s->rev);
+	st->resync_tried = false;
+	if (!rs_relay_try_resync(st, shard, why))
+		return RELAY_REJECTED;
+	shard_stats(shard)->events++;
+	return RELAY_APPLIED;
+}
+
+static RelayOutcome
+ingest_account(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
+{
+	const FrameAccount *a = &f->account;
+
+	if (seq <= st->shard_seq)
+	{
+		shard_stats(shard)->duplicates++;
+		return RELAY_DUPLICATE;
+	}
+	emit_pending_sync(st);
+	if (a->active)
+		strlcpy(st->status, "active", RELAY_STATUS_LEN);
+	else if (same_text("deleted", a->status, a->status_len))
+	{
+		RsOwnerContext oc;
+		Datum		arg = CStringGetTextDatum(st->did);
+		Oid			type = TEXTOID;
+
+		strlcpy(st->status, "deleted", RELAY_STATUS_LEN);
+		rs_enter_owner(&oc);
+		rs_suppress_ops = true;
+		SPI_execute_with_args("DELETE FROM repo_stream.records WHERE did = $1", 1, &type, &arg, NULL, false, 0);
+		rs_suppress_ops = false;
+		rs_leave_owner(&oc);
+		st->desync = false;
+	}
+	else
+		strlcpy(st->status, "deactivated", RELAY_STATUS_LEN);
+	st->shard_seq = seq;
+	st->dirty = true;
+	rs_relay_queue(st, "account", raw, len);
+	shard_stats(shard)->events++;
+	return RELAY_APPLIED;
+}
+
+/*
+ * One event of a shard: seq is its seq there (the row's), frame its bytes.
+ * Never an ERROR for what the shard sent (that is counted, logged and
+ * dropped, or the repo desynchronized); ERRORs are the relay's own
+ * failures, which roll the event back to be applied again.
+ */
+static RelayOutcome
+relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len, TimestampTz logged_at)
+{
+	Frame		f;
+	char		vmsg[512];
+	FrameError	err;
+	RelayRepo  *st;
+	const char *did_p;
+	size_t		did_len;
+	char	   *did;
+	ShardStats *stats;
+	RelayOutcome out;
+
+	stats = shard_stats(shard);
+	stats->max_seq = Max(stats->max_seq, seq);
+	if (logged_at != 0)
+		stats->last_event_at = logged_at;
+
+	err = frame_decode(data, len, &f, vmsg, sizeof(vmsg));
+	if (err == FRAME_OK && (err = frame_check_lexicon(&f, vmsg, sizeof(vmsg))) != FRAME_OK)
+		frame_free(&f);
+	if (err != FRAME_OK)
+	{
+		ereport(WARNING,
+				(errmsg("relay: event seq " INT64_FORMAT " of shard %s is not a valid frame, not relayed: %s",
+						seq, shard, vmsg)));
+		stats->rejected++;
+		return RELAY_REJECTED;
+	}
+	did_p = frame_did(&f, &did_len);
+	if (did_p == NULL || (f.kind != FRAME_COMMIT && f.kind != FRAME_SYNC && f.kind != FRAME_ACCOUNT))
+	{
+		frame_free(&f);
+		return RELAY_IGNORED;
+	}
+	did = pnstrdup(did_p, did_len);
+	rs_repo_lock(did);
+	st = rs_relay_repo(did);
+
+	if (st->local)
+	{
+		ereport(WARNING,
+				(errmsg("relay: shard %s sent an event of %s, a repo of the relay itself; dropped", shard, did)));
+		stats->dropped++;
+		out = RELAY_DROPPED;
+	}
+	else if (!st->exists)
+	{
+		/* a repo new to the relay: its first commit, or its state from an export */
+		if (f.kind == FRAME_ACCOUNT)
+			out = RELAY_IGNORED;
+		else
+		{
+			if (f.kind == FRAME_COMMIT && f.commit.since == NULL && !f.commit.has_prev_data)
+			{
+				if (rs_relay_try_fetch_keys(st, shard))
+					out = ingest_commit(st, shard, seq, &f, data, len);
+				else
+				{
+					stats->rejected++;
+					out = RELAY_REJECTED;
+				}
+			}
+			else
+			{
+				char		why[256];
+
+				snprintf(why, sizeof(why), "first event seen (shard seq " INT64_FORMAT ") is not a first commit",
+						 seq);
+				if (rs_relay_try_resync(st, shard, why) && seq > st->shard_seq)
+					out = f.kind == FRAME_COMMIT ? ingest_commit(st, shard, seq, &f, data, len)
+						: ingest_sync(st, shard, seq, &f, data, len);
+				else if (st->exists)
+				{
+					stats->duplicates++;
+					out = RELAY_DUPLICATE;	/* the export reflects it */
+				}
+				else
+				{
+					stats->rejected++;
+					out = RELAY_REJECTED;
+				}
+			}
+		}
+	}
+	else if (st->sync_pending && seq <= st->sync_pending_seq && strcmp(st->shard, shard) == 0)
+		out = historical(st, shard, &f, data, len);
+	else if (strcmp(st->shard, shard) != 0 && f.kind != FRAME_SYNC)
+	{
+		stats->dropped++;
+		out = RELAY_DROPPED;
+	}
+	else if (f.kind == FRAME_COMMIT)
+		out = ingest_commit(st, shard, seq, &f, data, len);
+	else if (f.kind == FRAME_SYNC)
+		out = ingest_sync(st, shard, seq, &f, data, len);
+	else
+		out = ingest_account(st, shard, seq, &f, data, len);
+	frame_free(&f);
+
+	if (relay.cxt != NULL &&
+		(relay.n_queue >= RELAY_FLUSH_EVENTS || relay.queue_bytes >= RELAY_FLUSH_BYTES))
+		relay_flush();
+	return out;
+}
+
+/* ---------------------------------------------------------------- SQL */
+
+/* The shard a relay subscription (rs_relay_<name>) replicates; cached per backend. */
+static char *
+subscription_shard(const char *subname)
+{
+	static char *cached_sub = NULL;
+	static char *cached_shard = NULL;
+	RsOwnerContext oc;
+	Datum		arg;
+	Oid			type = NAMEOID;
+	char	   *shard;
+
+	if (cached_sub != NULL && strcmp(cached_sub, subname) == 0)
+		return cached_shard;
+	rs_enter_owner(&oc);
+	arg = CStringGetDatum(subname);
+	SPI_execute_with_args("SELECT name FROM repo_stream.relay_shards WHERE subscription = $1",
+						  1, &type, &arg, NULL, true, 1);
+	shard = SPI_processed == 1 ? rs_gettext(0, 1) : NULL;
+	rs_leave_owner(&oc);
+	if (shard == NULL)
+		return NULL;
+	cached_sub = MemoryContextStrdup(TopMemoryContext, subname);
+	cached_shard = MemoryContextStrdup(TopMemoryContext, shard);
+	return cached_shard;
+}
+
+/*
+ * relay_event_trigger() - BEFORE INSERT ROW on event_log, ENABLE REPLICA.
+ * In an apply worker of one of the relay's subscriptions: the shard's row
+ * is ingested and not stored (NULL).  Anywhere else (a restore with
+ * session_replication_role = replica, another subscription): the row is
+ * stored as given.
+ */
+Datum
+rs_relay_event_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	char	   *shard;
+	bool		isnull;
+	int64		seq;
+	bytea	   *frame;
+	TimestampTz logged_at;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("relay_event_trigger() may only be called as a row trigger on insert")));
+	tup = td->tg_trigtuple;
+	if (MyLogicalRepWorker == NULL || MySubscription == NULL ||
+		strncmp(MySubscription->name, RELAY_SUB_PREFIX, strlen(RELAY_SUB_PREFIX)) != 0 ||
+		(shard = subscription_shard(MySubscription->name)) == NULL)
+		return PointerGetDatum(tup);
+
+	desc = td->tg_relation->rd_att;
+	/* event_log (seq, segment, did, kind, logged_at, frame) */
+	seq = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
+	logged_at = DatumGetTimestampTz(heap_getattr(tup, 5, desc, &isnull));
+	if (isnull)
+		logged_at = 0;
+	frame = DatumGetByteaPP(heap_getattr(tup, 6, desc, &isnull));
+	(void) relay_ingest(shard, seq, (const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), logged_at);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * _relay_ingest(shard text, seq bigint, frame bytea) RETURNS text
+ *
+ * What the trigger does with one event, for relay_add_shard's backfill of
+ * the retained window.  Returns applied, historical (at or below the
+ * export the backfill started from: verified and re-emitted), duplicate,
+ * dropped (a shard that does not host the repo), rejected (not a frame, or
+ * it does not verify: logged, never relayed) or ignored (kinds the relay
+ * does not carry).  42704 for an unknown shard.
+ */
+Datum
+rs_relay_ingest(PG_FUNCTION_ARGS)
+{
+	char	   *shard = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		seq = PG_GETARG_INT64(1);
+	bytea	   *frame = PG_GETARG_BYTEA_PP(2);
+	RelayOutcome out;
+
+	out = relay_ingest(shard, seq, (const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame), 0);
+	PG_RETURN_TEXT_P(cstring_to_text(outcome_names[out]));
+}
+
+/*
+ * _relay_finish_backfill(shard text) RETURNS int
+ *
+ * The #sync of every repo of the shard whose backfill export has not been
+ * announced yet (no event past it in the window), in DID order; returns
+ * how many.
+ */
+Datum
+rs_relay_finish_backfill(PG_FUNCTION_ARGS)
+{
+	char	   *shard = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	RsOwnerContext oc;
+	Datum		arg = CStringGetTextDatum(shard);
+	Oid			type = TEXTOID;
+	char	  **dids;
+	uint64		n;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	relay_flush();				/* the states, with their pending marks, into relay_repos */
+	rs_enter_owner(&oc);
+	SPI_execute_with_args("SELECT did FROM repo_stream.relay_repos WHERE shard = $1 AND sync_pending_seq IS NOT NULL"
+						  " ORDER BY did", 1, &type, &arg, NULL, false, 0);
+	n = SPI_processed;
+	dids = MemoryContextAlloc(cxt, sizeof(char *) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		dids[i] = TextDatumGetCString(rs_getdatum(i, 1, &(bool){false}));
+		MemoryContextSwitchTo(old);
+	}
+	rs_leave_owner(&oc);
+	for (uint64 i = 0; i < n; i++)
+	{
+		RelayRepo  *st;
+
+		rs_repo_lock(dids[i]);
+		st = rs_relay_repo(dids[i]);
+		emit_pending_sync(st);
+	}
+	relay_flush();
+	PG_RETURN_INT32((int32) n);
+}
+
+/*
+ * relay_resync(did text DEFAULT NULL) RETURNS int
+ *
+ * Sync a mirrored repo again from a fresh export of the shard hosting it
+ * (NULL: every desynchronized repo), announcing it with a #sync; returns
+ * how many are in sync afterwards.  42704 for a DID the relay does not
+ * mirror.
+ */
+Datum
+rs_relay_resync(PG_FUNCTION_ARGS)
+{
+	List	   *dids = NIL;
+	ListCell   *lc;
+	int			ok = 0;
+
+	if (!PG_ARGISNULL(0))
+		dids = list_make1(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	else
+	{
+		RsOwnerContext oc;
+		MemoryContext cxt = CurrentMemoryContext;
+
+		rs_enter_owner(&oc);
+		SPI_execute("SELECT did FROM repo_stream.relay_repos WHERE desynchronized ORDER BY did", true, 0);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			dids = lappend(dids, rs_gettext(i, 1));
+			MemoryContextSwitchTo(old);
+		}
+		rs_leave_owner(&oc);
+	}
+	foreach(lc, dids)
+	{
+		char	   *did = lfirst(lc);
+		RelayRepo  *st;
+
+		rs_repo_lock(did);
+		st = rs_relay_repo(did);
+		if (!st->exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("repo \"%s\" is not mirrored by this relay", did)));
+		st->resync_tried = false;
+		if (rs_relay_try_resync(st, st->shard, st->desync ? st->desync_reason : "relay_resync()"))
+			ok++;
+	}
+	relay_flush();
+	PG_RETURN_INT32(ok);
+}
