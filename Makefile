@@ -1,7 +1,7 @@
 # repo_stream - PGXS build.  `make test` and `make demo` are the two entry
 # points the README documents; both work as root on a fresh Debian 12.
 
-EXTENSION = repo_stream
+EXTENSION = repo_stream repo_stream_router
 EXTVERSION = 0.1.0
 MODULE_big = repo_stream
 
@@ -13,6 +13,8 @@ OBJS = $(SRCS:.c=.o)
 PURE_SRCS = $(filter-out %_sql.c src/repo_stream.c src/decoder.c,$(SRCS))
 
 DATA_built = repo_stream--$(EXTVERSION).sql
+# the router database's extension (PL/Proxy functions; docs/scale-out.md)
+DATA = router/repo_stream_router--$(EXTVERSION).sql
 SHLIB_LINK = -lcbor -lsodium
 PG_CFLAGS = -Wall -Wmissing-prototypes
 
