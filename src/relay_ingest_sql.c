@@ -80,16 +80,6 @@ PG_FUNCTION_INFO_V1(rs_relay_resync);
 
 #define RELAY_SUB_PREFIX "rs_relay_"
 
-typedef enum RelayOutcome
-{
-	RELAY_APPLIED,
-	RELAY_HISTORICAL,
-	RELAY_DUPLICATE,
-	RELAY_DROPPED,
-	RELAY_REJECTED,
-	RELAY_IGNORED
-} RelayOutcome;
-
 static const char *const outcome_names[] = {
 	"applied", "historical", "duplicate", "dropped", "rejected", "ignored"
 };
@@ -230,7 +220,7 @@ rs_relay_repo(const char *did)
 	arg = CStringGetTextDatum(did);
 	SPI_execute_with_args("SELECT r.did IS NOT NULL, r.shard, r.shard_seq, r.desynchronized, r.desync_reason,"
 						  "       r.resyncs, r.sync_pending_seq, p.status, p.head_rev, p.data_cid,"
-						  "       p.head_cid, p.head_commit, p.did_key"
+						  "       p.head_cid, p.head_commit, p.did_key, r.hist_rev, r.hist_data, r.hist_complete"
 						  "  FROM repo_stream.repos p LEFT JOIN repo_stream.relay_repos r USING (did)"
 						  " WHERE p.did = $1",
 						  1, &type, &arg, NULL, false, 1);
@@ -263,6 +253,11 @@ rs_relay_repo(const char *did)
 			st->has_head = true;
 		st->head_commit = rs_getbytea(0, 12);
 		st->did_key = rs_gettext(0, 13);
+		st->hist_rev = rs_gettext(0, 14);
+		b = rs_getbytea(0, 15);
+		if (b != NULL && VARSIZE_ANY_EXHDR(b) == CID_LEN)
+			memcpy(st->hist_data, VARDATA_ANY(b), CID_LEN);
+		st->hist_complete = st->exists && DatumGetBool(rs_getdatum(0, 16, &isnull));
 	}
 	rs_leave_owner(&oc);
 	MemoryContextSwitchTo(old);
@@ -374,22 +369,23 @@ static void
 write_back(RelayRepo *st)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		args[15];
-	char		nulls[15];
+	Datum		args[18];
+	char		nulls[18];
 	char		cid_text[CID_TEXT_LEN + 1];
 
 	if (plan == NULL)
 	{
-		Oid			types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, INT8OID,
-			TEXTOID, INT8OID, BOOLOID, TEXTOID, BOOLOID, INT4OID, INT8OID};
+		Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, INT8OID,
+			TEXTOID, INT8OID, BOOLOID, TEXTOID, BOOLOID, INT4OID, INT8OID, TEXTOID, BYTEAOID, BOOLOID};
 
 		plan = SPI_prepare("WITH p AS (UPDATE repo_stream.repos SET did_key = coalesce($2, did_key), status = $3,"
 						   "   head_cid = $4, head_rev = $5, data_cid = $6, head_commit = $7,"
 						   "   last_seq = coalesce($8, last_seq) WHERE did = $1)"
 						   " UPDATE repo_stream.relay_repos SET shard = $9, shard_seq = $10, desynchronized = $11,"
 						   "   desync_reason = $12, desync_at = CASE WHEN $13 THEN now() ELSE desync_at END,"
-						   "   resyncs = $14, sync_pending_seq = $15 WHERE did = $1",
-						   15, types);
+						   "   resyncs = $14, sync_pending_seq = $15,"
+						   "   hist_rev = $16, hist_data = $17, hist_complete = $18 WHERE did = $1",
+						   18, types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
@@ -416,6 +412,10 @@ write_back(RelayRepo *st)
 	args[12] = BoolGetDatum(st->desync_changed && st->desync);
 	args[13] = Int32GetDatum(st->resyncs);
 	args[14] = st->sync_pending ? Int64GetDatum(st->sync_pending_seq) : (nulls[14] = 'n', (Datum) 0);
+	/* the window's chain is kept only while a #sync waits */
+	args[15] = st->sync_pending && st->hist_rev ? CStringGetTextDatum(st->hist_rev) : (nulls[15] = 'n', (Datum) 0);
+	args[16] = st->sync_pending && st->hist_rev ? PointerGetDatum(rs_bytea(st->hist_data, CID_LEN)) : (nulls[16] = 'n', (Datum) 0);
+	args[17] = BoolGetDatum(st->sync_pending && st->hist_complete);
 	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "relay: writing the state of %s failed", st->did);
 	st->dirty = false;
@@ -673,9 +673,22 @@ take_head(RelayRepo *st, const VerifiedCommit *vc, const char *rev, size_t rev_l
 	st->dirty = true;
 }
 
-/* An event at or below the export a backfill started from: verified alone, re-emitted. */
+static bool
+same_text(const char *a, const char *b, size_t b_len)
+{
+	return a != NULL && b != NULL && strlen(a) == b_len && memcmp(a, b, b_len) == 0;
+}
+
+/*
+ * An event at or below the export the repo's state was taken from (a
+ * backfill's window, a resync's catch-up): the records already reflect it,
+ * so it is only verified and re-emitted.  The chain is checked from the
+ * anchor: the relay's last good state (a resync), or the first such event
+ * (a backfill; complete when that is the repo's first commit).  A frame
+ * that does not verify or does not chain is never re-emitted.
+ */
 static RelayOutcome
-historical(RelayRepo *st, const char *shard, const Frame *f, const uint8 *raw, size_t len)
+historical(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
 {
 	char		vmsg[512];
 
@@ -683,20 +696,77 @@ historical(RelayRepo *st, const char *shard, const Frame *f, const uint8 *raw, s
 	{
 		VerifiedCommit vc;
 		VerifyResult r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+		const char *rev = f->kind == FRAME_COMMIT ? f->commit.rev : f->sync.rev;
+		size_t		rev_len = f->kind == FRAME_COMMIT ? f->commit.rev_len : f->sync.rev_len;
 
+		if (r == VERIFY_OK && f->kind == FRAME_COMMIT && st->hist_rev != NULL)
+		{
+			const FrameCommit *c = &f->commit;
+
+			if (!(same_text(st->hist_rev, c->since, c->since_len) && c->has_prev_data &&
+				  memcmp(st->hist_data, c->prev_data, CID_LEN) == 0))
+			{
+				snprintf(vmsg, sizeof(vmsg), "since %.*s does not follow rev %s",
+						 c->since ? (int) c->since_len : 4, c->since ? c->since : "null", st->hist_rev);
+				car_index_free(&vc.idx);
+				r = VERIFY_PREV_DATA_MISMATCH;
+			}
+		}
 		if (r != VERIFY_OK)
 		{
 			ereport(WARNING,
 					(errmsg("relay: event seq " INT64_FORMAT " of shard %s (repo %s) does not verify, not relayed: %s",
-							f->seq, shard, st->did, vmsg)));
+							seq, shard, st->did, vmsg)));
 			shard_stats(shard)->rejected++;
 			return RELAY_REJECTED;
 		}
+		if (st->hist_rev == NULL)
+			st->hist_complete = f->kind == FRAME_COMMIT && f->commit.since == NULL && !f->commit.has_prev_data;
+		st->hist_rev = MemoryContextStrdup(relay.cxt, pnstrdup(rev, rev_len));
+		memcpy(st->hist_data, vc.data, CID_LEN);
 		car_index_free(&vc.idx);
 	}
 	rs_relay_queue(st, f->kind == FRAME_COMMIT ? "commit" : f->kind == FRAME_SYNC ? "sync" : "account", raw, len);
 	shard_stats(shard)->events++;
 	return RELAY_HISTORICAL;
+}
+
+/* historical() for a frame given as bytes (a resync's catch-up). */
+RelayOutcome
+rs_relay_historical(RelayRepo *st, const char *shard, int64 seq, const uint8 *raw, size_t len)
+{
+	Frame		f;
+	char		msg[512];
+	RelayOutcome out;
+	size_t		did_len;
+	const char *did;
+
+	if (frame_decode(raw, len, &f, msg, sizeof(msg)) != FRAME_OK)
+		return RELAY_REJECTED;
+	did = frame_did(&f, &did_len);
+	if (frame_check_lexicon(&f, msg, sizeof(msg)) != FRAME_OK || !same_text(st->did, did, did_len))
+		out = RELAY_REJECTED;
+	else
+		out = historical(st, shard, seq, &f, raw, len);
+	frame_free(&f);
+	return out;
+}
+
+/*
+ * The #sync that announces a state taken from an export, unless the
+ * verified chain of events already re-emitted leads from a known start to
+ * exactly that state (then consumers have it in full).
+ */
+void
+rs_relay_announce(RelayRepo *st)
+{
+	if (!(st->hist_complete && st->hist_rev != NULL && st->rev != NULL &&
+		  strcmp(st->hist_rev, st->rev) == 0 && st->has_data &&
+		  memcmp(st->hist_data, st->data, CID_LEN) == 0))
+		rs_relay_queue_sync(st);
+	st->hist_rev = NULL;
+	st->hist_complete = false;
+	st->dirty = true;
 }
 
 /* A backfill's #sync goes out before the repo's first event past the export. */
@@ -705,16 +775,10 @@ emit_pending_sync(RelayRepo *st)
 {
 	if (!st->sync_pending)
 		return;
-	rs_relay_queue_sync(st);
+	rs_relay_announce(st);
 	st->sync_pending = false;
-	st->dirty = true;
 }
 
-static bool
-same_text(const char *a, const char *b, size_t b_len)
-{
-	return a != NULL && b != NULL && strlen(a) == b_len && memcmp(a, b, b_len) == 0;
-}
 
 static RelayOutcome
 ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
@@ -1025,7 +1089,7 @@ relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len, Timest
 		}
 	}
 	else if (st->sync_pending && seq <= st->sync_pending_seq && strcmp(st->shard, shard) == 0)
-		out = historical(st, shard, &f, data, len);
+		out = historical(st, shard, seq, &f, data, len);
 	else if (strcmp(st->shard, shard) != 0 && f.kind != FRAME_SYNC)
 	{
 		stats->dropped++;

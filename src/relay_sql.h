@@ -54,13 +54,30 @@ typedef struct RelayRepo
 	char	   *did_key;		/* current key */
 	bool		dirty;
 	int64		last_seq;		/* relay seq of its last event, 0: none yet */
+	/* the chain of events re-emitted from the shard's log (see historical()) */
+	char	   *hist_rev;		/* NULL: no anchor yet */
+	uint8		hist_data[CID_LEN];
+	bool		hist_complete;	/* anchored at a first commit or the relay's own state */
 } RelayRepo;
+
+typedef enum RelayOutcome
+{
+	RELAY_APPLIED,
+	RELAY_HISTORICAL,
+	RELAY_DUPLICATE,
+	RELAY_DROPPED,
+	RELAY_REJECTED,
+	RELAY_IGNORED
+} RelayOutcome;
 
 /* relay_ingest_sql.c */
 RelayRepo  *rs_relay_repo(const char *did);
 void		rs_relay_repo_create(RelayRepo *st, const char *shard, const char *status);
 void		rs_relay_queue(RelayRepo *st, const char *kind, const uint8 *frame, size_t len);
 void		rs_relay_queue_sync(RelayRepo *st);
+void		rs_relay_announce(RelayRepo *st);
+RelayOutcome rs_relay_historical(RelayRepo *st, const char *shard, int64 seq,
+								 const uint8 *raw, size_t len);
 void		rs_relay_mark_desync(RelayRepo *st, const char *shard, const char *reason);
 void		rs_relay_init(void);
 /* The memory context of this transaction's relay state. */

@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -41,22 +42,19 @@ PG_FUNCTION_INFO_V1(rs_relay_sync_repo);
 
 /*
  * Run a query through _relay_query on the shard, inside rs_enter_owner;
- * results in SPI_tuptable.  query is formatted with format() on the relay,
- * %L-quoting arg.
+ * results in SPI_tuptable.  query_fmt's %s is the DID, quoted as a literal.
  */
 static void
-remote(const char *shard, const char *query_fmt, const char *arg, const char *coldefs)
+remote(const char *shard, const char *query_fmt, const char *did, const char *coldefs)
 {
 	char	   *sql;
-	Datum		args[3];
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, TEXTOID};
 
-	sql = psprintf("SELECT * FROM repo_stream._relay_query($1, format($2, $3), '%s') AS t(%s)",
-				   coldefs, coldefs);
+	sql = psprintf("SELECT * FROM repo_stream._relay_query($1, $2, '%s') AS t(%s)", coldefs, coldefs);
 	args[0] = CStringGetTextDatum(shard);
-	args[1] = CStringGetTextDatum(query_fmt);
-	args[2] = CStringGetTextDatum(arg);
-	if (SPI_execute_with_args(sql, 3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+	args[1] = CStringGetTextDatum(psprintf(query_fmt, quote_literal_cstr(did)));
+	if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "relay: query on shard %s failed", shard);
 }
 
@@ -73,7 +71,7 @@ rs_relay_fetch_keys(RelayRepo *st, const char *shard)
 	MemoryContext cxt = CurrentMemoryContext;
 
 	rs_enter_owner(&oc);
-	remote(shard, "SELECT did_key, since_rev FROM repo_stream.repo_keys(%L) ORDER BY since_rev",
+	remote(shard, "SELECT did_key, since_rev FROM repo_stream.repo_keys(%s) ORDER BY since_rev",
 		   st->did, "did_key text, since_rev text");
 	n = SPI_processed;
 	if (n == 0)
@@ -136,7 +134,7 @@ rs_relay_remote_status(const char *shard, const char *did)
 	char	   *status = NULL;
 
 	rs_enter_owner(&oc);
-	remote(shard, "SELECT status FROM repo_stream.repos WHERE did = %L", did, "status text");
+	remote(shard, "SELECT status FROM repo_stream.repos WHERE did = %s", did, "status text");
 	if (SPI_processed == 1)
 		status = rs_gettext(0, 1);
 	rs_leave_owner(&oc);
@@ -219,7 +217,14 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 	bool		isnull;
 	Datum		arg;
 	Oid			type = TEXTOID;
+	/* the relay's last good state, where a resync's catch-up starts */
+	bool		anchored = st->exists && !pending && st->rev != NULL && st->has_data &&
+		st->shard != NULL && strcmp(st->shard, shard) == 0;
+	char	   *old_rev = st->rev;
+	uint8		old_data[CID_LEN];
+	int64		old_seq = st->shard_seq;
 
+	memcpy(old_data, st->data, CID_LEN);
 	status = rs_relay_remote_status(shard, st->did);
 	if (status == NULL)
 		ereport(ERROR,
@@ -259,7 +264,7 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 
 	rs_enter_owner(&oc);
 	remote(shard, "SELECT min(seq), min(rev), string_agg(chunk, ''::bytea ORDER BY n)"
-		   "  FROM repo_stream.export_repo(%L) WITH ORDINALITY AS e(seq, rev, chunk, n)",
+		   "  FROM repo_stream.export_repo(%s) WITH ORDINALITY AS e(seq, rev, chunk, n)",
 		   st->did, "seq bigint, rev text, car bytea");
 	seq = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	rev = rs_gettext(0, 2);
@@ -333,16 +338,60 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 	st->desync = false;
 	st->dirty = true;
 	car_import_free(&ss->ci);
+	st->hist_rev = NULL;
+	st->hist_complete = false;
 	if (pending)
 	{
 		st->sync_pending = true;
 		st->sync_pending_seq = seq;
+		return status;
 	}
-	else
+	st->sync_pending = false;
+
+	/*
+	 * Catch up: the repo's events in the shard's log after the last one the
+	 * relay applied, up to the export, re-emitted when they verify and chain
+	 * on from the relay's last good state (a forged or replayed frame does
+	 * not); then a #sync only if they do not lead to the export's state.
+	 */
+	if (anchored)
 	{
-		st->sync_pending = false;
-		rs_relay_queue_sync(st);
+		char	   *q;
+		uint64		n;
+		int64	   *seqs;
+		bytea	  **frames;
+		bool		outdated = false;
+
+		st->hist_rev = MemoryContextStrdup(state_cxt, old_rev);
+		memcpy(st->hist_data, old_data, CID_LEN);
+		st->hist_complete = true;
+		q = psprintf("SELECT seq, frame FROM repo_stream.events_since(" INT64_FORMAT ", 100000, ARRAY[%%s])"
+					 " WHERE seq IS NULL OR seq <= " INT64_FORMAT, old_seq, seq);
+		rs_enter_owner(&oc);
+		remote(shard, q, st->did, "seq bigint, frame bytea");
+		n = SPI_processed;
+		seqs = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
+		frames = MemoryContextAlloc(cxt, sizeof(bytea *) * (n + 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			seqs[i] = DatumGetInt64(rs_getdatum(i, 1, &isnull));
+			if (isnull)
+				outdated = true;	/* events the shard no longer has: the chain has a gap */
+			frames[i] = rs_getbytea(i, 2);
+		}
+		rs_leave_owner(&oc);
+		MemoryContextSwitchTo(cxt);
+		if (outdated)
+		{
+			st->hist_rev = NULL;
+			st->hist_complete = false;
+		}
+		for (uint64 i = 0; i < n; i++)
+			if (seqs[i] > 0)
+				(void) rs_relay_historical(st, shard, seqs[i], (const uint8 *) VARDATA_ANY(frames[i]),
+										   VARSIZE_ANY_EXHDR(frames[i]));
 	}
+	rs_relay_announce(st);
 	return status;
 }
 

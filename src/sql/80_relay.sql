@@ -38,8 +38,12 @@ CREATE TABLE relay_repos (
 	desync_reason text,
 	desync_at	timestamptz,
 	resyncs		int NOT NULL DEFAULT 0,
-	-- while a shard is being added: the export seq whose #sync is still to be emitted
-	sync_pending_seq bigint
+	-- while a shard is being added: the export seq whose #sync is still to be
+	-- emitted, and the verified chain of the window's events so far
+	sync_pending_seq bigint,
+	hist_rev	text,
+	hist_data	bytea,
+	hist_complete boolean NOT NULL DEFAULT false
 );
 CREATE INDEX relay_repos_shard ON relay_repos (shard);
 COMMENT ON TABLE relay_repos IS 'Relay mode: the shard hosting each mirrored repo, its chain position and whether it is desynchronized';
