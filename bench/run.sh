@@ -19,4 +19,4 @@ exec pg_virtualenv -o wal_level=logical -o "output_plugin_libraries=pgoutput, te
 	-o shared_buffers=512MB -o max_replication_slots=10 -o max_wal_senders=10 \
 	-o max_wal_size=4GB -o fsync=on bash -c 'psql -qX -v ON_ERROR_STOP=1 \
 		-c "CREATE EXTENSION IF NOT EXISTS repo_stream" -c "SELECT repo_stream.create_master_key()" >/dev/null &&
-	bash bench/sql_bench.sh && bash bench/decoder_bench.sh && bash bench/snapshot_bench.sh'
+	bash bench/sql_bench.sh && bash bench/decoder_bench.sh && bash bench/snapshot_bench.sh && bash bench/views_bench.sh'

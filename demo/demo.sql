@@ -168,3 +168,28 @@ SELECT repo_stream.import_repo(set_byte(:'bob_car'::bytea, length(:'bob_car'::by
 SELECT repo_stream.delete_repo('did:web:bob.example.com');
 SELECT did, status FROM repo_stream.list_repos();
 DROP DATABASE demo_two;
+
+\echo
+\echo '== 10. A computed view: likes per post, maintained from the event log by cursor'
+SELECT repo_stream.create_count_view('like_counts', 'app.bsky.feed.like', 'subject.uri');
+\echo '   filled from the current records, with its cursor at the log''s head:'
+SELECT key AS post, count FROM like_counts;
+SELECT name, cursor, lag_events, lag_seconds FROM repo_stream.view_status;
+\echo '   likes keep landing; this demo server runs no background worker, so the view lags:'
+SELECT repo_stream.create_repo('did:plc:carol') IS NOT NULL AS carol_created;
+SELECT repo_stream.put_record('did:plc:carol', 'app.bsky.feed.like', '3jzfcijpj2z3a',
+	'{"$type": "app.bsky.feed.like", "subject": {"uri": "at://did:plc:alice/app.bsky.feed.post/3jzfcijpj2z2a"}, "createdAt": "2026-11-26T04:01:00.000Z"}') IS NOT NULL AS carol_liked;
+SELECT name, cursor, lag_events, round(lag_seconds::numeric, 3) AS lag_seconds FROM repo_stream.view_status;
+SELECT repo_stream.put_record('did:plc:alice', 'app.bsky.feed.like', '3jzfcijpj2z3b',
+	'{"$type": "app.bsky.feed.like", "subject": {"uri": "at://did:plc:alice/app.bsky.feed.post/3jzfcijpj2z2a"}, "createdAt": "2026-11-26T04:02:00.000Z"}') IS NOT NULL AS alice_liked;
+SELECT pg_sleep(1) IS NOT NULL AS one_second_later;
+SELECT name, cursor, lag_events, round(lag_seconds::numeric, 1) AS lag_seconds FROM repo_stream.view_status;
+\echo '   the stored count is behind; view_count_live adds the events not applied yet, so it is exact now:'
+SELECT (SELECT count FROM like_counts WHERE key = 'at://did:plc:alice/app.bsky.feed.post/3jzfcijpj2z2a') AS stored,
+       repo_stream.view_count_live('like_counts', 'at://did:plc:alice/app.bsky.feed.post/3jzfcijpj2z2a') AS live;
+\echo '   a refresh applies them (in one transaction with the cursor), and the lag is back to zero:'
+SELECT repo_stream.refresh_view('like_counts') AS events_applied;
+SELECT key AS post, count FROM like_counts;
+SELECT name, cursor, lag_events, lag_seconds FROM repo_stream.view_status;
+\echo '   (with repo_stream in shared_preload_libraries a background worker refreshes every view,'
+\echo '    woken by each commit; see docs/views.md)'

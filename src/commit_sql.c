@@ -18,6 +18,7 @@
 #include "utils/snapmgr.h"
 
 #include "commit_int.h"
+#include "notify_sql.h"
 #include "commit_sql.h"
 #include "eventlog_sql.h"
 
@@ -178,6 +179,8 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
+			rs_notify_xact_end(event == XACT_EVENT_COMMIT);
+			/* FALLTHROUGH */
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			rs_pending_reset();

@@ -35,7 +35,6 @@
 #include "utils/array.h"
 #include "utils/rel.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "commands/sequence.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -53,6 +52,7 @@
 #include "spi_sql.h"
 #include "store_sql.h"
 #include "syntax.h"
+#include "notify_sql.h"
 
 #define EVENT_SEGMENTS RS_EVENT_SEGMENTS
 #define SEQ_LOCK_KEY INT64CONST(0x52535f5345510001)	/* "RS_SEQ" */
@@ -60,7 +60,6 @@
 #define SEQ_LOCK_FIELD4 0x5253	/* "RS" */
 #define ERRCODE_FUTURE_CURSOR MAKE_SQLSTATE('R','S','0','0','1')
 
-static bool notify_on_commit = true;
 static int	retention_events = 1000000;
 static int	retention_age_s = 7 * 24 * 3600;
 
@@ -70,11 +69,6 @@ PG_FUNCTION_INFO_V1(rs_prune_events);
 void
 rs_eventlog_define_gucs(void)
 {
-	DefineCustomBoolVariable("repo_stream.notify",
-							 "Send NOTIFY repo_stream_events (payload: the highest seq) when events commit.",
-							 "PostgreSQL serializes the commits of notifying transactions with a "
-							 "database-wide lock; consumers that use logical decoding can turn this off.",
-							 &notify_on_commit, true, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("repo_stream.retention_events",
 							"Events the log keeps at least; older ones are pruned (0: no count limit).",
 							"The log keeps between this many and 8/7 of this many events.",
@@ -314,7 +308,6 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 	int64		seq = 0;
 	int64		highest;
 	RsBuf		frame;
-	char		payload[32];
 	LOCKTAG		tag;
 	Snapshot	before;
 	Relation	segment;
@@ -374,11 +367,7 @@ rs_eventlog_append(const RsPendingEvent *events, int n, int64 *seqs)
 	rs_buf_free(&frame);
 	last_appended = seq;
 
-	if (notify_on_commit)
-	{
-		snprintf(payload, sizeof(payload), INT64_FORMAT, seq);
-		Async_Notify("repo_stream_events", payload);
-	}
+	rs_notify_events(seq);
 }
 
 void
@@ -539,7 +528,21 @@ rs_events_since(PG_FUNCTION_ARGS)
 				 errhint("A superuser moves it forward with SELECT setval('repo_stream.event_seq', " INT64_FORMAT ").",
 						 highest)));
 	newest = DatumGetInt64(rs_getdatum(0, 2, &isnull));
-	if (isnull || newest < pruned)
+	if (isnull)
+		newest = 0;
+
+	/*
+	 * Pruning TRUNCATEs segments, which no snapshot hides: a prune that
+	 * committed after our snapshot, before the statement above locked the
+	 * segments, left them empty while our snapshot still shows the old
+	 * pruned_through.  The segment locks we now hold keep later prunes out,
+	 * so a fresh read of pruned_through is final.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
+	SPI_execute("SELECT coalesce(max(pruned_through), 0) FROM repo_stream.log_state", true, 0);
+	pruned = Max(pruned, DatumGetInt64(rs_getdatum(0, 1, &isnull)));
+	PopActiveSnapshot();
+	if (newest < pruned)
 		newest = pruned;
 
 	if (cursor > newest)

@@ -14,10 +14,12 @@
 
 #include "buf.h"
 #include "commit_sql.h"
+#include "notify_sql.h"
 #include "eventlog_sql.h"
 #include "keys_sql.h"
 #include "relay_sql.h"
 #include "snapshot_sql.h"
+#include "views_sql.h"
 
 PG_MODULE_MAGIC;
 
@@ -57,6 +59,7 @@ _PG_init(void)
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	rs_commit_init();
 	rs_relay_init();
+	rs_notify_init();
 	rs_eventlog_define_gucs();
 
 	if (sodium_init() < 0)
@@ -66,6 +69,7 @@ _PG_init(void)
 
 	rs_keys_define_gucs();
 	rs_snapshot_define_gucs();
+	rs_views_init();
 
 	/* Last: drops placeholders "repo_stream.*" that no module defined. */
 	MarkGUCPrefixReserved("repo_stream");

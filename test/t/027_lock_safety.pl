@@ -213,5 +213,32 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', qq{SELECT min(seq) > $high FROM repo_stream.events_since($high, 100)}), 't',
 	'with seqs above every earlier one');
 
+# ---- 5. A prune that lands between a reader's snapshot and its segment
+# locks.  TRUNCATE is not hidden by snapshots, so the reader must take
+# pruned_through after it holds the segments, or it returns a gap without
+# an OutdatedCursor.  A superuser session plays the pruner: it holds the
+# oldest segment while the reader takes its snapshot and waits for it.
+my ($oldest, $through) = split /\|/, $node->safe_psql('postgres', q{
+	SELECT segment, max(seq) FROM repo_stream.event_log GROUP BY segment ORDER BY min(seq) LIMIT 1});
+my $pruner = $node->background_psql('postgres');
+$pruner->query_safe("BEGIN; LOCK repo_stream.event_log_$oldest IN ACCESS EXCLUSIVE MODE");
+$reader = $node->background_psql('postgres');
+$reader->query_until(qr/started/, q{
+	\echo started
+	SELECT count(*) FILTER (WHERE kind = 'info') || '/' || min(seq) FILTER (WHERE kind <> 'info') AS got
+	  FROM repo_stream.events_since(0, 1000000);
+});
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND relation = 'repo_stream.event_log_$oldest'::regclass}),
+	'the reader waits for the segment after taking its snapshot');
+$pruner->query_safe("TRUNCATE repo_stream.event_log_$oldest");
+$pruner->query_safe("UPDATE repo_stream.log_state SET pruned_through = $through");
+$pruner->query_safe('COMMIT');
+my $got = $reader->query_safe('SELECT 1');
+like($got, qr/^1\/@{[$through + 1]}$/m,
+	'it reports OutdatedCursor and starts right after the pruned seqs, instead of a silent gap');
+$reader->quit;
+$pruner->quit;
+
 $node->stop;
 done_testing();

@@ -1,0 +1,1791 @@
+/*
+ * views_refresh_sql.c - the view engine: fill, refresh, rebuild and live
+ * counts, all driven by the event log.
+ *
+ * Events are read by cursor, gaplessly: only seqs in (cursor, horizon],
+ * where the horizon comes from rs_seq_horizon (every seq at or below it
+ * belongs to a transaction that has ended).  Each #commit op of the view's
+ * collection is applied in seq order; #account "deleted" drops the repo's
+ * contribution; a #sync whose data root differs from the repo's previous
+ * event replaces the repo's contribution with its current records (read
+ * in one snapshot with repos.last_seq; its events up to that seq are then
+ * skipped, as already reflected).
+ *
+ * Count views keep, per counted record, the key it was counted under (the
+ * "memory", table repo_stream.view_memory_<id>, (did, rkey) -> key): an
+ * update or delete carries only the previous CID, so the old key comes from
+ * there.  Views grouped by $did need no memory (the key is the repo).
+ *
+ * A count view's chunk of events is applied in four steps: decode the ops
+ * and their new keys; look up the old keys of the paths the chunk updates
+ * or deletes (one statement); simulate the ops in order in memory (net
+ * count deltas per key, final key per path); write the memory changes and
+ * the deltas (one statement each).  view_count_live runs the same steps
+ * read-only over the events the view has not applied, under one snapshot.
+ *
+ * Reads of the records table use a snapshot that hides this transaction's
+ * own uncommitted changes (curcid 0): those become events above the
+ * horizon and are applied when they commit, never twice.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "cbor.h"
+#include "cbor_sql.h"
+#include "eventlog_sql.h"
+#include "frame.h"
+#include "spi_sql.h"
+#include "views_sql.h"
+
+bool		rs_views_busy = false;
+
+/* Ops decoded per chunk of a count view before it is applied (memory bound). */
+#define CHUNK_MAX_ITEMS 50000
+/* Rows per fetch when filling from the records table. */
+#define FILL_FETCH 10000
+
+/* ------------------------------------------------------------ plans */
+
+typedef struct ViewPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[4];
+	SPIPlanPtr	plan;
+} ViewPlan;
+
+enum
+{
+	VP_EVENTS,
+	VP_EVENTS_DID,
+	VP_PREV_FRAME,
+	VP_PRUNED,
+	VP_SKIPS_LOAD,
+	VP_SKIP_SAVE,
+	VP_SKIPS_TRIM,
+	VP_SKIPS_CLEAR,
+	VP_CURSOR_SAVE,
+	VP_REBUILT,
+	VP_CURSOR_READ,
+	VP_COUNT
+};
+
+static ViewPlan vplans[VP_COUNT] = {
+	[VP_EVENTS] = {
+		"SELECT seq, did, frame FROM repo_stream.event_log"
+		" WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+		3, {INT8OID, INT8OID, INT4OID}
+	},
+	/* live counts of a $did view: only the repo's own events matter */
+	[VP_EVENTS_DID] = {
+		"SELECT seq, did, frame FROM repo_stream.event_log"
+		" WHERE seq > $1 AND seq <= $2 AND did = $4 ORDER BY seq LIMIT $3",
+		4, {INT8OID, INT8OID, INT4OID, TEXTOID}
+	},
+	[VP_PREV_FRAME] = {
+		"SELECT frame FROM repo_stream.event_log"
+		" WHERE did = $1 AND seq < $2 AND kind IN ('commit', 'sync') ORDER BY seq DESC LIMIT 1",
+		2, {TEXTOID, INT8OID}
+	},
+	[VP_PRUNED] = {
+		"SELECT coalesce(max(pruned_through), 0) FROM repo_stream.log_state",
+		0, {0}
+	},
+	[VP_SKIPS_LOAD] = {
+		"SELECT did, through_seq FROM repo_stream.view_skips WHERE view_id = $1 AND through_seq > $2",
+		2, {INT4OID, INT8OID}
+	},
+	[VP_SKIP_SAVE] = {
+		"INSERT INTO repo_stream.view_skips AS s (view_id, did, through_seq) VALUES ($1, $2, $3)"
+		" ON CONFLICT (view_id, did) DO UPDATE SET through_seq = greatest(s.through_seq, excluded.through_seq)",
+		3, {INT4OID, TEXTOID, INT8OID}
+	},
+	[VP_SKIPS_TRIM] = {
+		"DELETE FROM repo_stream.view_skips WHERE view_id = $1 AND through_seq <= $2",
+		2, {INT4OID, INT8OID}
+	},
+	[VP_SKIPS_CLEAR] = {
+		"DELETE FROM repo_stream.view_skips WHERE view_id = $1",
+		1, {INT4OID}
+	},
+	[VP_CURSOR_SAVE] = {
+		"UPDATE repo_stream.views SET cursor = $2, last_refresh = now(),"
+		" last_error = NULL, last_error_at = NULL WHERE id = $1",
+		2, {INT4OID, INT8OID}
+	},
+	[VP_REBUILT] = {
+		"UPDATE repo_stream.views SET cursor = $2, last_refresh = now(), rebuilds = rebuilds + $3,"
+		" last_error = NULL, last_error_at = NULL WHERE id = $1",
+		3, {INT4OID, INT8OID, INT4OID}
+	},
+	[VP_CURSOR_READ] = {
+		"SELECT cursor FROM repo_stream.views WHERE id = $1",
+		1, {INT4OID}
+	},
+};
+
+/*
+ * Run one of the plans above.  read_only: under the active snapshot (live
+ * counts); otherwise with a fresh snapshot per statement (READ COMMITTED).
+ */
+static uint64
+vexec(int id, Datum *args, const char *nulls, bool read_only)
+{
+	ViewPlan   *p = &vplans[id];
+	int			rc;
+
+	if (p->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		p->plan = plan;
+	}
+	rc = SPI_execute_plan(p->plan, args, nulls, read_only, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s", p->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* A statement on the view's own tables, prepared per call (names differ). */
+static SPIPlanPtr
+prepare_fmt(int nargs, Oid *types, const char *fmt, ...) pg_attribute_printf(3, 4);
+
+static SPIPlanPtr
+prepare_fmt(int nargs, Oid *types, const char *fmt, ...)
+{
+	StringInfoData sql;
+	va_list		ap;
+	SPIPlanPtr	plan;
+
+	initStringInfo(&sql);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&sql, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&sql, needed);
+	}
+	plan = SPI_prepare(sql.data, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql.data, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+static uint64
+run_plan(SPIPlanPtr plan, Datum *args, bool read_only)
+{
+	int			rc = SPI_execute_plan(plan, args, NULL, read_only, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static int64
+pruned_through(Snapshot snap)
+{
+	bool		isnull;
+
+	if (snap)
+	{
+		vexec(VP_PRUNED, NULL, NULL, true);	/* prepares the plan */
+		if (SPI_execute_snapshot(vplans[VP_PRUNED].plan, NULL, NULL, snap,
+								 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "reading log_state failed");
+	}
+	else
+		vexec(VP_PRUNED, NULL, NULL, false);
+	return DatumGetInt64(rs_getdatum(0, 1, &isnull));
+}
+
+/*
+ * Push a copy of snap (a new latest snapshot if NULL) that does not see
+ * this transaction's own changes, for reads of the records table.  Pop it
+ * with PopActiveSnapshot.
+ */
+static void
+push_records_snapshot(Snapshot snap)
+{
+	PushCopiedSnapshot(snap ? snap : GetLatestSnapshot());
+	GetActiveSnapshot()->curcid = FirstCommandId;
+}
+
+/* ------------------------------------------------------------ hashing strings */
+
+static uint32
+strptr_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, strlen(s));
+}
+
+static int
+strptr_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A hash keyed by a char * (first field of entry) that the caller fills in. */
+static HTAB *
+strptr_hash_create(const char *name, Size entrysize, MemoryContext ctx)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = strptr_hash;
+	ctl.match = strptr_match;
+	ctl.hcxt = ctx;
+	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Find or add the entry for s; a new entry's key is a copy of s in ctx. */
+static void *
+strptr_enter(HTAB *h, const char *s, MemoryContext ctx, bool *found)
+{
+	char	  **entry = hash_search(h, &s, HASH_ENTER, found);
+
+	if (!*found)
+		*entry = MemoryContextStrdup(ctx, s);
+	return entry;
+}
+
+static void *
+strptr_find(HTAB *h, const char *s)
+{
+	return hash_search(h, &s, HASH_FIND, NULL);
+}
+
+/* ------------------------------------------------------------ engine state */
+
+/* A record path of a count view: the key it counts under as applied so far. */
+typedef struct PathEntry
+{
+	char	   *pk;				/* hash key: did, '\1', rkey */
+	size_t		did_len;
+	char	   *key;			/* NULL: counted under no key */
+	bool		known;			/* key and in_table are the truth */
+	bool		in_table;		/* the memory table has a row for it */
+	bool		dirty;
+	uint32		mark;
+} PathEntry;
+
+typedef struct DeltaEntry
+{
+	char	   *key;
+	int64		delta;
+} DeltaEntry;
+
+typedef struct SkipEntry
+{
+	char	   *did;
+	int64		through;
+	bool		is_new;
+} SkipEntry;
+
+typedef enum ViewItemKind
+{
+	ITEM_OP,
+	ITEM_REPO_DELETED,
+	ITEM_REPO_SYNC				/* a #sync that replaced the repo's records */
+} ViewItemKind;
+
+typedef struct ViewItem
+{
+	ViewItemKind	kind;
+	int64		seq;
+	char	   *did;
+	char	   *path;			/* collection/rkey */
+	char	   *rkey;			/* points into path */
+	FrameAction action;
+	char	   *key;			/* count views by path: the new key (NULL: none) */
+	Jsonb	   *record;			/* handler views: the new record */
+} ViewItem;
+
+/*
+ * Statements on a count view's own tables, prepared once per backend and
+ * view (the worker refreshes often), kept while the tables' names stay.
+ */
+enum
+{
+	VS_CNT_GET,
+	VS_CNT_ADD,
+	VS_CNT_ZERO,
+	VS_MEM_GET,
+	VS_MEM_REPO,
+	VS_MEM_INSERT,
+	VS_MEM_UPDATE,
+	VS_MEM_DELETE,
+	VS_COUNT
+};
+
+typedef struct ViewPlans
+{
+	int32		id;
+	char	   *count_rel;
+	char	   *memory_rel;
+	SPIPlanPtr	p[VS_COUNT];
+	struct ViewPlans *next;
+} ViewPlans;
+
+static ViewPlans *view_plans_list = NULL;
+
+static SPIPlanPtr
+keep(SPIPlanPtr plan)
+{
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static ViewPlans *
+view_plans(ViewDef *v)
+{
+	Oid			t1[1] = {TEXTOID};
+	Oid			ta[1] = {TEXTARRAYOID};
+	Oid			t2[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Oid			t3[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			tc[2] = {TEXTARRAYOID, INT8ARRAYOID};
+	ViewPlans  *vp,
+			  **link;
+	MemoryContext old;
+
+	for (link = &view_plans_list; (vp = *link) != NULL; link = &vp->next)
+	{
+		if (vp->id != v->id)
+			continue;
+		if (strcmp(vp->count_rel, v->count_rel) == 0 &&
+			strcmp(vp->memory_rel ? vp->memory_rel : "", v->memory_rel ? v->memory_rel : "") == 0)
+			return vp;
+		/* renamed, or another view under a reused id: prepare anew */
+		*link = vp->next;
+		for (int i = 0; i < VS_COUNT; i++)
+			if (vp->p[i])
+				SPI_freeplan(vp->p[i]);
+		pfree(vp);
+		break;
+	}
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	vp = palloc0(sizeof(ViewPlans));
+	vp->id = v->id;
+	vp->count_rel = pstrdup(v->count_rel);
+	vp->memory_rel = v->memory_rel ? pstrdup(v->memory_rel) : NULL;
+	MemoryContextSwitchTo(old);
+
+	vp->p[VS_CNT_GET] = keep(prepare_fmt(1, t1, "SELECT count FROM %s WHERE key = $1", v->count_rel));
+	vp->p[VS_CNT_ADD] = keep(prepare_fmt(2, tc,
+										 "INSERT INTO %s AS t (key, count) SELECT * FROM unnest($1, $2)"
+										 " ON CONFLICT (key) DO UPDATE SET count = t.count + excluded.count",
+										 v->count_rel));
+	vp->p[VS_CNT_ZERO] = keep(prepare_fmt(1, ta,
+										  "DELETE FROM %s WHERE key = ANY ($1) AND count <= 0 RETURNING key, count",
+										  v->count_rel));
+	if (v->memory_rel)
+	{
+		vp->p[VS_MEM_GET] = keep(prepare_fmt(2, t2,
+											 "SELECT m.did, m.rkey, m.key FROM %s m"
+											 " JOIN unnest($1, $2) AS u(did, rkey) ON m.did = u.did AND m.rkey = u.rkey",
+											 v->memory_rel));
+		vp->p[VS_MEM_REPO] = keep(prepare_fmt(1, t1, "SELECT rkey, key FROM %s WHERE did = $1", v->memory_rel));
+		/*
+		 * A path with no row gets an INSERT, not an upsert: a create is of a
+		 * path that had no record, so a conflict means the memory is wrong,
+		 * and the refresh had better fail than go on.
+		 */
+		vp->p[VS_MEM_INSERT] = keep(prepare_fmt(3, t3,
+												"INSERT INTO %s (did, rkey, key) SELECT * FROM unnest($1, $2, $3)",
+												v->memory_rel));
+		vp->p[VS_MEM_UPDATE] = keep(prepare_fmt(3, t3,
+												"UPDATE %s m SET key = u.key FROM unnest($1, $2, $3) AS u(did, rkey, key)"
+												" WHERE m.did = u.did AND m.rkey = u.rkey",
+												v->memory_rel));
+		vp->p[VS_MEM_DELETE] = keep(prepare_fmt(2, t2,
+												"DELETE FROM %s m USING unnest($1, $2) AS u(did, rkey)"
+												" WHERE m.did = u.did AND m.rkey = u.rkey",
+												v->memory_rel));
+	}
+	vp->next = view_plans_list;
+	view_plans_list = vp;
+	return vp;
+}
+
+typedef struct Engine
+{
+	ViewDef    *v;
+	bool		live;			/* read-only, under the active snapshot */
+	Snapshot	snap;			/* live: the horizon's snapshot */
+	int64		horizon;
+	MemoryContext ctx;			/* the whole call */
+	MemoryContext state_ctx;	/* paths and deltas: until flushed (all of a live count) */
+	MemoryContext chunk_ctx;	/* one chunk (count views) or event (handlers) */
+	HTAB	   *paths;			/* pk -> PathEntry (count views by path) */
+	HTAB	   *deltas;			/* key -> DeltaEntry (count views) */
+	HTAB	   *skips;			/* did -> SkipEntry */
+	uint32		mark;
+	size_t		coll_len;
+	struct ViewPlans *plans;	/* statements on the view's tables */
+	FmgrInfo	handler_fn;
+	ViewItem   *items;
+	int			n_items,
+				cap_items;
+} Engine;
+
+/* Forget the paths and deltas (after they were written). */
+static void
+state_reset(Engine *e)
+{
+	MemoryContextReset(e->state_ctx);
+	e->paths = e->v->memory_rel
+		? strptr_hash_create("repo_stream view paths", sizeof(PathEntry), e->state_ctx) : NULL;
+	e->deltas = e->v->is_count
+		? strptr_hash_create("repo_stream view deltas", sizeof(DeltaEntry), e->state_ctx) : NULL;
+}
+
+static void
+engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
+{
+	memset(e, 0, sizeof(*e));
+	e->v = v;
+	e->live = live;
+	e->snap = snap;
+	e->horizon = horizon;
+	e->ctx = AllocSetContextCreate(CurrentMemoryContext, "repo_stream view", ALLOCSET_DEFAULT_SIZES);
+	e->state_ctx = AllocSetContextCreate(e->ctx, "repo_stream view state", ALLOCSET_DEFAULT_SIZES);
+	e->chunk_ctx = AllocSetContextCreate(e->ctx, "repo_stream view chunk", ALLOCSET_DEFAULT_SIZES);
+	e->skips = strptr_hash_create("repo_stream view skips", sizeof(SkipEntry), e->ctx);
+	e->coll_len = v->collection ? strlen(v->collection) : 0;
+	state_reset(e);
+	if (v->is_count)
+	{
+		if (v->count_rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("the count table of view \"%s\" is missing", v->name),
+					 errhint("Drop the view with repo_stream.drop_view and create it again.")));
+		e->plans = view_plans(v);
+	}
+	if (!v->is_count)
+		fmgr_info_cxt(v->handler, &e->handler_fn, e->ctx);
+}
+
+static void
+engine_free(Engine *e)
+{
+	MemoryContextDelete(e->ctx);
+}
+
+static void
+load_skips(Engine *e)
+{
+	Datum		args[2];
+	SPITupleTable *tt;
+
+	args[0] = Int32GetDatum(e->v->id);
+	args[1] = Int64GetDatum(e->v->cursor);
+	vexec(VP_SKIPS_LOAD, args, NULL, e->live);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull,
+					found;
+		char	   *did = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		SkipEntry  *s = strptr_enter(e->skips, did, e->ctx, &found);
+
+		s->through = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		s->is_new = false;
+	}
+	SPI_freetuptable(tt);
+}
+
+static void
+add_skip(Engine *e, const char *did, int64 through)
+{
+	bool		found;
+	SkipEntry  *s = strptr_enter(e->skips, did, e->ctx, &found);
+
+	if (!found || through > s->through)
+	{
+		s->through = through;
+		s->is_new = true;
+	}
+}
+
+static bool
+skipped(Engine *e, const char *did, int64 seq)
+{
+	SkipEntry  *s;
+
+	if (hash_get_num_entries(e->skips) == 0)
+		return false;
+	s = strptr_find(e->skips, did);
+	return s != NULL && seq <= s->through;
+}
+
+static void
+save_skips(Engine *e, int64 cursor)
+{
+	HASH_SEQ_STATUS st;
+	SkipEntry  *s;
+	Datum		args[3];
+
+	hash_seq_init(&st, e->skips);
+	while ((s = hash_seq_search(&st)) != NULL)
+	{
+		if (!s->is_new || s->through <= cursor)
+			continue;
+		args[0] = Int32GetDatum(e->v->id);
+		args[1] = CStringGetTextDatum(s->did);
+		args[2] = Int64GetDatum(s->through);
+		vexec(VP_SKIP_SAVE, args, NULL, false);
+	}
+	args[0] = Int32GetDatum(e->v->id);
+	args[1] = Int64GetDatum(cursor);
+	vexec(VP_SKIPS_TRIM, args, NULL, false);
+}
+
+static void
+add_delta(Engine *e, const char *key, int64 d)
+{
+	bool		found;
+	DeltaEntry *de = strptr_enter(e->deltas, key, e->state_ctx, &found);
+
+	if (!found)
+		de->delta = 0;
+	de->delta += d;
+}
+
+static int64
+delta_of(Engine *e, const char *key)
+{
+	DeltaEntry *de = strptr_find(e->deltas, key);
+
+	return de ? de->delta : 0;
+}
+
+/* The stored count of key (0 if it has no row). */
+static int64
+stored_count(Engine *e, const char *key)
+{
+	Datum		arg = CStringGetTextDatum(key);
+	bool		isnull;
+	int64		n = 0;
+
+	if (run_plan(e->plans->p[VS_CNT_GET], &arg, e->live) > 0)
+		n = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+static char *
+path_key(const char *did, const char *rkey)
+{
+	return psprintf("%s\001%s", did, rkey);
+}
+
+/* ------------------------------------------------------------ handlers */
+
+/*
+ * Call the view's handler as the role that created the view, in a
+ * security-restricted operation (like REFRESH MATERIALIZED VIEW): it
+ * cannot change the session of whoever runs the refresh.
+ */
+static void
+call_handler(Engine *e, int64 seq, const char *did, const char *action,
+			 const char *path, Jsonb *record)
+{
+	LOCAL_FCINFO(fcinfo, 5);
+	Oid			save_uid;
+	int			save_sec;
+
+	InitFunctionCallInfoData(*fcinfo, &e->handler_fn, 5, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = Int64GetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = did ? CStringGetTextDatum(did) : (Datum) 0;
+	fcinfo->args[1].isnull = did == NULL;
+	fcinfo->args[2].value = CStringGetTextDatum(action);
+	fcinfo->args[2].isnull = false;
+	fcinfo->args[3].value = path ? CStringGetTextDatum(path) : (Datum) 0;
+	fcinfo->args[3].isnull = path == NULL;
+	fcinfo->args[4].value = record ? JsonbPGetDatum(record) : (Datum) 0;
+	fcinfo->args[4].isnull = record == NULL;
+
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(e->v->owner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	(void) FunctionCallInvoke(fcinfo);
+	SetUserIdAndSecContext(save_uid, save_sec);
+	CommandCounterIncrement();
+}
+
+/* The creating role must still exist and may still execute the handler. */
+static void
+check_handler_access(ViewDef *v)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(v->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that created view \"%s\" no longer exists", v->name)));
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(v->handler)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of view \"%s\" no longer exists", v->name)));
+	rs_view_check_handler(v->handler);
+	if (pg_proc_aclcheck(v->handler, v->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not execute %s, the handler of view \"%s\"",
+						GetUserNameFromId(v->owner, false),
+						format_procedure(v->handler), v->name)));
+}
+
+void
+rs_view_check_handler(Oid handler)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
+	Form_pg_proc p;
+	static const Oid want[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	const char *why = NULL;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", handler)));
+	p = (Form_pg_proc) GETSTRUCT(tup);
+	if (p->prokind != PROKIND_FUNCTION)
+		why = "it is not a plain function";
+	else if (p->pronargs != 5 || memcmp(p->proargtypes.values, want, sizeof(want)) != 0)
+		why = "its arguments must be (seq bigint, did text, action text, path text, record jsonb)";
+	else if (p->proretset)
+		why = "it returns a set";
+	else if (p->proisstrict)
+		why = "it is STRICT, so it would never see a delete (record is NULL) or delete_repo (path is NULL)";
+	ReleaseSysCache(tup);
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot be a view handler: %s", format_procedure(handler), why)));
+}
+
+/* ------------------------------------------------------------ decoding */
+
+static ViewItem *
+new_item(Engine *e, ViewItemKind kind, int64 seq, const char *did, size_t did_len)
+{
+	ViewItem   *it;
+
+	if (e->n_items == e->cap_items)
+	{
+		int			cap = e->cap_items ? e->cap_items * 2 : 1024;
+		ViewItem   *items = MemoryContextAlloc(e->chunk_ctx, sizeof(ViewItem) * cap);
+
+		if (e->n_items)
+			memcpy(items, e->items, sizeof(ViewItem) * e->n_items);
+		e->items = items;
+		e->cap_items = cap;
+	}
+	it = &e->items[e->n_items++];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->seq = seq;
+	it->did = pnstrdup(did, did_len);
+	return it;
+}
+
+static void
+corrupt_event(int64 seq, const char *why) pg_attribute_noreturn();
+
+static void
+corrupt_event(int64 seq, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("event " INT64_FORMAT " of the log cannot be applied: %s", seq, why)));
+}
+
+/*
+ * Did this #sync change the repo's data root?  Compared with the repo's
+ * previous #commit or #sync in the log; when that is gone (pruned), treat
+ * it as changed: replacing the repo's contribution is always exact, only
+ * slower.
+ */
+static bool
+sync_changed(Engine *e, const char *did, int64 seq, const FrameSync *s)
+{
+	uint8		root[CID_LEN],
+				prev_root[CID_LEN];
+	Datum		args[2];
+	Frame		prev;
+	bytea	   *b;
+	bool		same = false;
+	char		err[256];
+
+	if (!view_car_data_root(s->blocks, s->blocks_len, root))
+		corrupt_event(seq, "the #sync's blocks do not hold a readable commit");
+	args[0] = CStringGetTextDatum(did);
+	args[1] = Int64GetDatum(seq);
+	if (vexec(VP_PREV_FRAME, args, NULL, e->live) == 0)
+		return true;
+	{
+		bool		isnull;
+
+		b = DatumGetByteaPCopy(rs_getdatum(0, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if (frame_decode((const uint8 *) VARDATA(b), VARSIZE(b) - VARHDRSZ, &prev, err, sizeof(err)) != FRAME_OK)
+		return true;
+	if (prev.kind == FRAME_COMMIT)
+		same = view_car_data_root(prev.commit.blocks, prev.commit.blocks_len, prev_root) &&
+			memcmp(root, prev_root, CID_LEN) == 0;
+	else if (prev.kind == FRAME_SYNC)
+		same = view_car_data_root(prev.sync.blocks, prev.sync.blocks_len, prev_root) &&
+			memcmp(root, prev_root, CID_LEN) == 0;
+	frame_free(&prev);
+	return !same;
+}
+
+/*
+ * The block of an op's new record, validated: the log is the extension's
+ * own (so its blocks are found without hashing them), but a view must not
+ * walk bytes it has not validated.
+ */
+static void
+op_block(int64 seq, const FrameCommit *c, const FrameOp *op, const uint8 **data, size_t *len)
+{
+	size_t		off;
+	DcborError	derr;
+
+	if (!view_car_find(c->blocks, c->blocks_len, op->cid, data, len))
+		corrupt_event(seq, psprintf("the block of %.*s is not in its CAR", (int) op->path_len, op->path));
+	if ((derr = dcbor_validate(*data, *len, &off)) != DCBOR_OK)
+		corrupt_event(seq, psprintf("the record %.*s is not valid DAG-CBOR at byte %zu: %s",
+									(int) op->path_len, op->path, off, dcbor_strerror(derr)));
+}
+
+/* Turn one event into items (in chunk_ctx); skipped events give none. */
+static void
+decode_event(Engine *e, int64 seq, const char *did, const uint8 *data, size_t len)
+{
+	ViewDef    *v = e->v;
+	Frame		f;
+	char		err[256];
+
+	if (skipped(e, did, seq))
+		return;
+	if (frame_decode(data, len, &f, err, sizeof(err)) != FRAME_OK)
+		corrupt_event(seq, err);
+	if (f.kind == FRAME_COMMIT)
+	{
+		for (size_t i = 0; i < f.commit.n_ops; i++)
+		{
+			const FrameOp *op = &f.commit.ops[i];
+			ViewItem   *it;
+
+			if (v->collection &&
+				!(op->path_len > e->coll_len && op->path[e->coll_len] == '/' &&
+				  memcmp(op->path, v->collection, e->coll_len) == 0))
+				continue;
+			it = new_item(e, ITEM_OP, seq, f.commit.repo, f.commit.repo_len);
+			it->path = pnstrdup(op->path, op->path_len);
+			it->rkey = strchr(it->path, '/') + 1;
+			it->action = op->action;
+			if (op->action == FRAME_ACTION_DELETE)
+				continue;
+			if (!v->is_count)
+			{
+				const uint8 *data;
+				size_t		len;
+
+				op_block(seq, &f.commit, op, &data, &len);
+				it->record = rs_cbor_to_jsonb(data, len, "record");
+			}
+			else if (!v->path.by_did)
+			{
+				const uint8 *data,
+						   *s;
+				size_t		len,
+							n;
+				int			r;
+
+				op_block(seq, &f.commit, op, &data, &len);
+				r = view_path_extract(&v->path, data, len, &s, &n);
+
+				if (r < 0)
+					corrupt_event(seq, "a record could not be read");
+				if (r > 0)
+					it->key = pnstrdup((const char *) s, n);
+			}
+		}
+	}
+	else if (f.kind == FRAME_ACCOUNT)
+	{
+		if (!f.account.active && f.account.status &&
+			f.account.status_len == 7 && memcmp(f.account.status, "deleted", 7) == 0)
+			new_item(e, ITEM_REPO_DELETED, seq, f.account.did, f.account.did_len);
+	}
+	else if (f.kind == FRAME_SYNC)
+	{
+		char	   *sdid = pnstrdup(f.sync.did, f.sync.did_len);
+
+		if (sync_changed(e, sdid, seq, &f.sync))
+			new_item(e, ITEM_REPO_SYNC, seq, f.sync.did, f.sync.did_len);
+	}
+	frame_free(&f);
+}
+
+/* ------------------------------------------------------------ count views by path */
+
+static PathEntry *
+path_entry(Engine *e, const char *did, const char *rkey, bool *found)
+{
+	char	   *pk = path_key(did, rkey);
+	PathEntry  *pe = strptr_enter(e->paths, pk, e->state_ctx, found);
+
+	if (!*found)
+	{
+		pe->did_len = strlen(did);
+		pe->key = NULL;
+		pe->known = false;
+		pe->in_table = false;
+		pe->dirty = false;
+		pe->mark = 0;
+	}
+	pfree(pk);
+	return pe;
+}
+
+static Datum
+text_array(const char **vals, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* The old keys of the paths this chunk updates or deletes: one statement. */
+static void
+lookup_old_keys(Engine *e)
+{
+	const char **dids = palloc(sizeof(char *) * Max(e->n_items, 1));
+	const char **rkeys = palloc(sizeof(char *) * Max(e->n_items, 1));
+	int			n = 0;
+	Datum		args[2];
+	SPITupleTable *tt;
+
+	for (int i = 0; i < e->n_items; i++)
+	{
+		ViewItem   *it = &e->items[i];
+		bool		found;
+		PathEntry  *pe;
+
+		if (it->kind != ITEM_OP)
+			continue;
+		pe = path_entry(e, it->did, it->rkey, &found);
+		if (found)
+			continue;
+		if (it->action == FRAME_ACTION_CREATE)
+			pe->known = true;	/* a create: the path had no record, so no row */
+		else
+		{
+			dids[n] = it->did;
+			rkeys[n] = it->rkey;
+			n++;
+		}
+	}
+	if (n == 0)
+		return;
+	args[0] = text_array(dids, n);
+	args[1] = text_array(rkeys, n);
+	run_plan(e->plans->p[VS_MEM_GET], args, e->live);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull,
+					found;
+		char	   *did = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		char	   *rkey = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		PathEntry  *pe = path_entry(e, did, rkey, &found);
+
+		pe->key = MemoryContextStrdup(e->state_ctx, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
+		pe->in_table = true;
+		pe->known = true;
+	}
+	SPI_freetuptable(tt);
+	/* the paths without a row counted under no key */
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+		PathEntry  *pe = path_entry(e, dids[i], rkeys[i], &found);
+
+		pe->known = true;
+	}
+}
+
+static void
+set_path_key(Engine *e, PathEntry *pe, const char *key)
+{
+	if (pe->key)
+		add_delta(e, pe->key, -1);
+	if (key)
+		add_delta(e, key, 1);
+	if (pe->key == NULL ? key == NULL : (key != NULL && strcmp(pe->key, key) == 0))
+		return;
+	pe->key = key ? MemoryContextStrdup(e->state_ctx, key) : NULL;
+	pe->dirty = true;
+}
+
+/* All the paths of a repo the memory table holds, merged into e->paths. */
+static void
+load_repo_paths(Engine *e, const char *did)
+{
+	Datum		arg = CStringGetTextDatum(did);
+	SPITupleTable *tt;
+
+	run_plan(e->plans->p[VS_MEM_REPO], &arg, e->live);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull,
+					found;
+		char	   *rkey = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		PathEntry  *pe = path_entry(e, did, rkey, &found);
+
+		if (found && pe->known)
+			continue;			/* this call already knows better */
+		pe->key = MemoryContextStrdup(e->state_ctx, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
+		pe->in_table = true;
+		pe->known = true;
+	}
+	SPI_freetuptable(tt);
+}
+
+static bool
+entry_of_repo(const PathEntry *pe, const char *did, size_t did_len)
+{
+	return pe->did_len == did_len && memcmp(pe->pk, did, did_len) == 0;
+}
+
+/*
+ * A repo was deleted (records NULL) or its records replaced: set every path
+ * of the repo to its key in records (rows of rkey, key), the others to none.
+ */
+static void
+replace_repo_paths(Engine *e, const char *did, SPITupleTable *records, uint64 n)
+{
+	size_t		did_len = strlen(did);
+	HASH_SEQ_STATUS st;
+	PathEntry  *pe;
+
+	load_repo_paths(e, did);
+	e->mark++;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull,
+					found;
+		Datum		rk = SPI_getbinval(records->vals[i], records->tupdesc, 2, &isnull);
+		Datum		k;
+		char	   *rkey;
+
+		if (isnull)
+			continue;			/* the repo has no records (LEFT JOIN row) */
+		rkey = TextDatumGetCString(rk);
+		k = SPI_getbinval(records->vals[i], records->tupdesc, 3, &isnull);
+		pe = path_entry(e, did, rkey, &found);
+		if (!found || !pe->known)
+		{
+			pe->known = true;	/* loaded above: no row */
+			pe->key = NULL;
+		}
+		set_path_key(e, pe, isnull ? NULL : TextDatumGetCString(k));
+		pe->mark = e->mark;
+	}
+	hash_seq_init(&st, e->paths);
+	while ((pe = hash_seq_search(&st)) != NULL)
+		if (entry_of_repo(pe, did, did_len) && pe->mark != e->mark)
+			set_path_key(e, pe, NULL);
+}
+
+/* Memory rows to write in one statement: (did, rkey[, key]) arrays. */
+typedef struct PathBatch
+{
+	const char **did;
+	const char **rkey;
+	const char **key;
+	int			n;
+} PathBatch;
+
+static void
+batch_init(PathBatch *b, long cap)
+{
+	b->did = palloc(sizeof(char *) * cap);
+	b->rkey = palloc(sizeof(char *) * cap);
+	b->key = palloc(sizeof(char *) * cap);
+	b->n = 0;
+}
+
+static void
+batch_add(PathBatch *b, PathEntry *pe)
+{
+	b->did[b->n] = pnstrdup(pe->pk, pe->did_len);
+	b->rkey[b->n] = pe->pk + pe->did_len + 1;
+	b->key[b->n] = pe->key;
+	b->n++;
+}
+
+static void
+batch_run(PathBatch *b, SPIPlanPtr plan)
+{
+	Datum		args[3];
+
+	if (b->n == 0)
+		return;
+	args[0] = text_array(b->did, b->n);
+	args[1] = text_array(b->rkey, b->n);
+	if (b->key[0] != NULL)
+		args[2] = text_array(b->key, b->n);
+	run_plan(plan, args, false);
+}
+
+/* Write the chunk's memory changes and count deltas; then forget them. */
+static void
+flush_count(Engine *e)
+{
+	ViewDef    *v = e->v;
+	HASH_SEQ_STATUS st;
+	long		n;
+
+	if (e->paths && hash_get_num_entries(e->paths) > 0)
+	{
+		PathEntry  *pe;
+		PathBatch	ins,
+					upd,
+					del;
+
+		n = hash_get_num_entries(e->paths);
+		batch_init(&ins, n);
+		batch_init(&upd, n);
+		batch_init(&del, n);
+		hash_seq_init(&st, e->paths);
+		while ((pe = hash_seq_search(&st)) != NULL)
+		{
+			if (!pe->dirty)
+				continue;
+			if (pe->key == NULL)
+			{
+				if (pe->in_table)
+					batch_add(&del, pe);
+			}
+			else
+				batch_add(pe->in_table ? &upd : &ins, pe);
+		}
+		batch_run(&del, e->plans->p[VS_MEM_DELETE]);
+		batch_run(&upd, e->plans->p[VS_MEM_UPDATE]);
+		batch_run(&ins, e->plans->p[VS_MEM_INSERT]);
+	}
+
+	n = hash_get_num_entries(e->deltas);
+	if (n > 0)
+	{
+		DeltaEntry *de;
+		const char **keys = palloc(sizeof(char *) * n);
+		const char **neg = palloc(sizeof(char *) * n);
+		Datum	   *vals = palloc(sizeof(Datum) * n);
+		int			k = 0,
+					n_neg = 0;
+		Datum		args[2];
+
+		hash_seq_init(&st, e->deltas);
+		while ((de = hash_seq_search(&st)) != NULL)
+		{
+			if (de->delta == 0)
+				continue;
+			keys[k] = de->key;
+			vals[k++] = Int64GetDatum(de->delta);
+			if (de->delta < 0)
+				neg[n_neg++] = de->key;
+		}
+		if (k > 0)
+		{
+			args[0] = text_array(keys, k);
+			args[1] = PointerGetDatum(construct_array(vals, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			run_plan(e->plans->p[VS_CNT_ADD], args, false);
+		}
+		if (n_neg > 0)
+		{
+			SPITupleTable *tt;
+
+			args[0] = text_array(neg, n_neg);
+			run_plan(e->plans->p[VS_CNT_ZERO], args, false);
+			tt = SPI_tuptable;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				int64		c = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+				if (c < 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("view \"%s\": the count of key \"%s\" would be " INT64_FORMAT,
+									v->name, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)), c),
+							 errhint("Its memory no longer matches its table; drop the view and create it again.")));
+			}
+			SPI_freetuptable(tt);
+		}
+	}
+	state_reset(e);
+}
+
+/* ------------------------------------------------------------ repo replacement */
+
+/*
+ * The repo's records now (a snapshot blind to this transaction's own
+ * changes) with repos.last_seq, in one statement, so one snapshot.  Rows:
+ * (last_seq, rkey or path, key or record) for count views by path and
+ * handler views; (last_seq, count) for $did views.  Returns the row count
+ * (0 if the repo row is gone); *last_seq gets repos.last_seq.
+ */
+static uint64
+read_repo_records(Engine *e, const char *did, int64 seq, int64 *last_seq)
+{
+	ViewDef    *v = e->v;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTARRAYOID};
+	const char *sql;
+	int			nargs = 2;
+	uint64		n;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(did);
+	args[1] = v->collection ? CStringGetTextDatum(v->collection) : (Datum) 0;
+	nulls[1] = v->collection ? ' ' : 'n';
+	if (!v->is_count)
+		sql = "SELECT r.last_seq, x.path, x.rec FROM repo_stream.repos r LEFT JOIN LATERAL"
+			" (SELECT collection || '/' || rkey AS path,"
+			"         repo_stream.cbor_to_json(repo_stream.json_to_cbor(record)) AS rec"
+			"    FROM repo_stream.records WHERE did = r.did AND ($2::text IS NULL OR collection = $2)"
+			"   ORDER BY collection, rkey) x ON true WHERE r.did = $1";
+	else if (v->path.by_did)
+		sql = "SELECT r.last_seq, (SELECT count(*) FROM repo_stream.records"
+			"  WHERE did = r.did AND collection = $2) FROM repo_stream.repos r WHERE r.did = $1";
+	else
+	{
+		const char **segs = palloc(sizeof(char *) * v->path.n_segs);
+
+		for (int i = 0; i < v->path.n_segs; i++)
+			segs[i] = pnstrdup(v->path.segs[i], v->path.lens[i]);
+		args[2] = text_array(segs, v->path.n_segs);
+		nargs = 3;
+		sql = "SELECT r.last_seq, x.rkey, x.k FROM repo_stream.repos r LEFT JOIN LATERAL"
+			" (SELECT rkey, repo_stream._view_key(record, $3) AS k FROM repo_stream.records"
+			"   WHERE did = r.did AND collection = $2) x ON true WHERE r.did = $1";
+	}
+	push_records_snapshot(e->snap);
+	if (SPI_execute_with_args(sql, nargs, types, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading the records of repo \"%s\" failed", did);
+	PopActiveSnapshot();
+	n = SPI_processed;
+	*last_seq = seq;
+	if (n > 0)
+	{
+		Datum		d = rs_getdatum(0, 1, &isnull);
+
+		if (!isnull && DatumGetInt64(d) > seq)
+			*last_seq = DatumGetInt64(d);
+	}
+	return n;
+}
+
+static void
+apply_repo_count(Engine *e, ViewItem *it)
+{
+	ViewDef    *v = e->v;
+	bool		sync = it->kind == ITEM_REPO_SYNC;
+
+	if (v->path.by_did)
+	{
+		int64		now = stored_count(e, it->did) + delta_of(e, it->did);
+		int64		want = 0;
+
+		if (sync)
+		{
+			int64		last_seq;
+			bool		isnull;
+
+			if (read_repo_records(e, it->did, it->seq, &last_seq) > 0)
+				want = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+			SPI_freetuptable(SPI_tuptable);
+			add_skip(e, it->did, last_seq);
+		}
+		add_delta(e, it->did, want - now);
+		return;
+	}
+	if (sync)
+	{
+		int64		last_seq;
+		uint64		n = read_repo_records(e, it->did, it->seq, &last_seq);
+		SPITupleTable *tt = SPI_tuptable;
+
+		replace_repo_paths(e, it->did, tt, n);
+		SPI_freetuptable(tt);
+		add_skip(e, it->did, last_seq);
+	}
+	else
+		replace_repo_paths(e, it->did, NULL, 0);
+}
+
+static void
+apply_repo_handler(Engine *e, ViewItem *it)
+{
+	int64		last_seq;
+	uint64		n;
+	SPITupleTable *tt;
+
+	call_handler(e, it->seq, it->did, "delete_repo", NULL, NULL);
+	if (it->kind != ITEM_REPO_SYNC)
+		return;
+	n = read_repo_records(e, it->did, it->seq, &last_seq);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		p = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		Datum		r;
+
+		if (isnull)
+			continue;
+		r = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+		call_handler(e, it->seq, it->did, "create", TextDatumGetCString(p), DatumGetJsonbP(r));
+	}
+	SPI_freetuptable(tt);
+	add_skip(e, it->did, last_seq);
+}
+
+/* ------------------------------------------------------------ chunks */
+
+/* Apply the decoded items of a count view's chunk in seq order. */
+static void
+simulate(Engine *e)
+{
+	ViewDef    *v = e->v;
+
+	if (v->memory_rel)
+		lookup_old_keys(e);
+	for (int i = 0; i < e->n_items; i++)
+	{
+		ViewItem   *it = &e->items[i];
+
+		/* a repo replaced earlier in this chunk: its later events are in */
+		if (skipped(e, it->did, it->seq))
+			continue;
+		if (it->kind != ITEM_OP)
+		{
+			apply_repo_count(e, it);
+			continue;
+		}
+		if (v->path.by_did)
+		{
+			if (it->action == FRAME_ACTION_CREATE)
+				add_delta(e, it->did, 1);
+			else if (it->action == FRAME_ACTION_DELETE)
+				add_delta(e, it->did, -1);
+		}
+		else
+		{
+			bool		found;
+			PathEntry  *pe = path_entry(e, it->did, it->rkey, &found);
+
+			set_path_key(e, pe, it->action == FRAME_ACTION_DELETE ? NULL : it->key);
+		}
+	}
+}
+
+/*
+ * Apply the first rows of a chunk of events (seq, did, frame); returns how
+ * many it applied (fewer than n when a count view's chunk holds too many
+ * ops) and sets *last to the last one's seq.
+ */
+static uint64
+apply_chunk(Engine *e, SPITupleTable *tt, uint64 n, int64 *last)
+{
+	uint64		done = 0;
+	MemoryContext old = MemoryContextSwitchTo(e->chunk_ctx);
+
+	for (; done < n; done++)
+	{
+		bool		isnull;
+		int64		seq;
+		char	   *did;
+		bytea	   *frame;
+
+		if (e->v->is_count && e->n_items >= CHUNK_MAX_ITEMS)
+			break;
+		seq = DatumGetInt64(SPI_getbinval(tt->vals[done], tt->tupdesc, 1, &isnull));
+		did = TextDatumGetCString(SPI_getbinval(tt->vals[done], tt->tupdesc, 2, &isnull));
+		frame = DatumGetByteaPP(SPI_getbinval(tt->vals[done], tt->tupdesc, 3, &isnull));
+		decode_event(e, seq, did, (const uint8 *) VARDATA_ANY(frame), VARSIZE_ANY_EXHDR(frame));
+		*last = seq;
+		if (!e->v->is_count)
+		{
+			/* handlers: one event at a time, in order */
+			for (int i = 0; i < e->n_items; i++)
+			{
+				ViewItem   *it = &e->items[i];
+
+				if (it->kind == ITEM_OP)
+					call_handler(e, it->seq, it->did,
+								 it->action == FRAME_ACTION_CREATE ? "create" :
+								 it->action == FRAME_ACTION_UPDATE ? "update" : "delete",
+								 it->path, it->record);
+				else
+					apply_repo_handler(e, it);
+			}
+			e->n_items = e->cap_items = 0;
+			e->items = NULL;
+			MemoryContextReset(e->chunk_ctx);
+		}
+	}
+	if (e->v->is_count)
+	{
+		simulate(e);
+		if (!e->live)
+			flush_count(e);
+		e->n_items = e->cap_items = 0;
+		e->items = NULL;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(e->chunk_ctx);
+	return done;
+}
+
+/*
+ * Read and apply the events in (cursor, horizon], at most max (0: all).
+ * Returns the number applied, or -1 if events the view needed were pruned
+ * while it read (it must rebuild, or count from the records).  *pos gets
+ * the seq it got to.
+ */
+static int64
+apply_events(Engine *e, int64 cursor, int64 max, const char *only_did, int64 *pos)
+{
+	int64		applied = 0;
+	bool		first = true;
+
+	*pos = cursor;
+	for (;;)
+	{
+		int64		limit = VIEW_CHUNK_EVENTS;
+		Datum		args[4];
+		SPITupleTable *tt;
+		uint64		n,
+					done;
+
+		if (max > 0)
+			limit = Min(limit, max - applied);
+		if (limit <= 0)
+			break;
+		args[0] = Int64GetDatum(*pos);
+		args[1] = Int64GetDatum(e->horizon);
+		args[2] = Int32GetDatum((int32) limit);
+		args[3] = only_did ? CStringGetTextDatum(only_did) : (Datum) 0;
+		n = vexec(only_did ? VP_EVENTS_DID : VP_EVENTS, args, NULL, e->live);
+		tt = SPI_tuptable;
+		/*
+		 * Segments are truncated (pruned) without MVCC.  From the first read
+		 * on we hold a lock on every segment, so none goes away any more;
+		 * but one may have gone since the window was checked, so check again
+		 * with a fresh snapshot.
+		 */
+		if (first)
+		{
+			first = false;
+			if (cursor < pruned_through(GetLatestSnapshot()))
+				return -1;
+		}
+		if (n == 0)
+			break;
+		done = apply_chunk(e, tt, n, pos);
+		SPI_freetuptable(tt);
+		applied += done;
+		CHECK_FOR_INTERRUPTS();
+		if (done == n && n < (uint64) limit)
+			break;				/* caught up */
+	}
+	/* every seq up to the horizon is applied (the last ones may be unused) */
+	if (max == 0 || applied < max)
+		*pos = Max(*pos, e->horizon);
+	return applied;
+}
+
+/* ------------------------------------------------------------ fill and rebuild */
+
+static void
+check_read_committed(void)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("repo_stream.refresh_view runs only in READ COMMITTED transactions"),
+				 errdetail("A refresh reads the log up to a horizon newer than a REPEATABLE READ snapshot.")));
+}
+
+/* Write a hash of key -> count (DeltaEntry) into the count table. */
+static void
+insert_counts(ViewDef *v, HTAB *counts)
+{
+	HASH_SEQ_STATUS st;
+	DeltaEntry *de;
+	long		n = hash_get_num_entries(counts);
+	const char **keys = palloc(sizeof(char *) * Max(n, 1));
+	Datum	   *vals = palloc(sizeof(Datum) * Max(n, 1));
+	int			k = 0;
+	Oid			types[2] = {TEXTARRAYOID, INT8ARRAYOID};
+	SPIPlanPtr	ins = prepare_fmt(2, types, "INSERT INTO %s (key, count) SELECT * FROM unnest($1, $2)",
+								  v->count_rel);
+
+	hash_seq_init(&st, counts);
+	while ((de = hash_seq_search(&st)) != NULL)
+	{
+		keys[k] = de->key;
+		vals[k++] = Int64GetDatum(de->delta);
+		if (k == FILL_FETCH)
+		{
+			Datum		args[2] = {text_array(keys, k),
+			PointerGetDatum(construct_array(vals, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+
+			run_plan(ins, args, false);
+			k = 0;
+		}
+	}
+	if (k > 0)
+	{
+		Datum		args[2] = {text_array(keys, k),
+		PointerGetDatum(construct_array(vals, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+
+		run_plan(ins, args, false);
+	}
+	SPI_freeplan(ins);
+}
+
+static Datum
+path_segments(const ViewPath *p)
+{
+	const char **segs = palloc(sizeof(char *) * Max(p->n_segs, 1));
+
+	for (int i = 0; i < p->n_segs; i++)
+		segs[i] = pnstrdup(p->segs[i], p->lens[i]);
+	return text_array(segs, p->n_segs);
+}
+
+/*
+ * Fill the view from the records as of a new horizon (rebuild: after
+ * emptying it); returns the horizon, which becomes the cursor.
+ */
+static int64
+fill(ViewDef *v, bool rebuild)
+{
+	Snapshot	snap;
+	int64		horizon = rs_seq_horizon(&snap);
+	MemoryContext ctx = AllocSetContextCreate(CurrentMemoryContext, "repo_stream view fill",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext batch = AllocSetContextCreate(ctx, "repo_stream view fill batch",
+												ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(ctx);
+	Portal		portal;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+
+	args[0] = v->collection ? CStringGetTextDatum(v->collection) : (Datum) 0;
+	nulls[0] = v->collection ? ' ' : 'n';
+	if (v->is_count)
+	{
+		HTAB	   *counts = strptr_hash_create("repo_stream view fill", sizeof(DeltaEntry), ctx);
+		SPIPlanPtr	mem_ins = NULL;
+
+		if (rebuild)
+		{
+			SPI_execute(psprintf("DELETE FROM %s", v->count_rel), false, 0);
+			if (v->memory_rel)
+			{
+				SPI_execute(psprintf("TRUNCATE %s", v->memory_rel), false, 0);
+				SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS view_memory_%d_pkey",
+									 v->memory_rel, v->id), false, 0);
+			}
+		}
+		push_records_snapshot(snap);
+		if (v->path.by_did)
+			portal = SPI_cursor_open_with_args(NULL,
+											   "SELECT did, count(*) FROM repo_stream.records"
+											   " WHERE collection = $1 GROUP BY did",
+											   1, types, args, nulls, true, 0);
+		else
+		{
+			Oid			mtypes[3] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+
+			args[1] = path_segments(&v->path);
+			portal = SPI_cursor_open_with_args(NULL,
+											   "SELECT did, rkey, k FROM (SELECT did, rkey,"
+											   " repo_stream._view_key(record, $2) AS k FROM repo_stream.records"
+											   " WHERE collection = $1) s WHERE k IS NOT NULL",
+											   2, types, args, nulls, true, 0);
+			mem_ins = prepare_fmt(3, mtypes, "INSERT INTO %s (did, rkey, key) SELECT * FROM unnest($1, $2, $3)",
+								  v->memory_rel);
+		}
+		PopActiveSnapshot();
+		for (;;)
+		{
+			SPITupleTable *tt;
+			uint64		n;
+			const char **dids,
+					  **rkeys,
+					  **keys;
+
+			SPI_cursor_fetch(portal, true, FILL_FETCH);
+			tt = SPI_tuptable;
+			n = SPI_processed;
+			if (n == 0)
+				break;
+			MemoryContextSwitchTo(batch);
+			dids = palloc(sizeof(char *) * n);
+			rkeys = palloc(sizeof(char *) * n);
+			keys = palloc(sizeof(char *) * n);
+			for (uint64 i = 0; i < n; i++)
+			{
+				bool		isnull,
+							found;
+				DeltaEntry *de;
+
+				if (v->path.by_did)
+				{
+					de = strptr_enter(counts, TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+									  ctx, &found);
+					de->delta = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+					continue;
+				}
+				dids[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+				rkeys[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+				keys[i] = TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+				de = strptr_enter(counts, keys[i], ctx, &found);
+				de->delta = found ? de->delta + 1 : 1;
+			}
+			SPI_freetuptable(tt);
+			if (mem_ins)
+			{
+				Datum		margs[3] = {text_array(dids, n), text_array(rkeys, n), text_array(keys, n)};
+
+				run_plan(mem_ins, margs, false);
+			}
+			MemoryContextSwitchTo(ctx);
+			MemoryContextReset(batch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		SPI_cursor_close(portal);
+		insert_counts(v, counts);
+		/* one sorted build: faster than as many inserts, and a compact index */
+		if (v->memory_rel)
+			SPI_execute(psprintf("ALTER TABLE %s ADD CONSTRAINT view_memory_%d_pkey PRIMARY KEY (did, rkey)",
+								 v->memory_rel, v->id), false, 0);
+	}
+	else
+	{
+		Engine		e;
+
+		engine_init(&e, v, false, NULL, horizon);
+		if (rebuild)
+			call_handler(&e, horizon, NULL, "reset", NULL, NULL);
+		push_records_snapshot(snap);
+		portal = SPI_cursor_open_with_args(NULL,
+										   "SELECT did, collection || '/' || rkey,"
+										   " repo_stream.cbor_to_json(repo_stream.json_to_cbor(record))"
+										   " FROM repo_stream.records WHERE ($1::text IS NULL OR collection = $1)"
+										   " ORDER BY did, collection, rkey",
+										   1, types, args, nulls, true, 0);
+		PopActiveSnapshot();
+		for (;;)
+		{
+			SPITupleTable *tt;
+			uint64		n;
+
+			SPI_cursor_fetch(portal, true, VIEW_CHUNK_EVENTS);
+			tt = SPI_tuptable;
+			n = SPI_processed;
+			if (n == 0)
+				break;
+			MemoryContextSwitchTo(batch);
+			for (uint64 i = 0; i < n; i++)
+			{
+				bool		isnull;
+
+				call_handler(&e, horizon,
+							 TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+							 "create",
+							 TextDatumGetCString(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
+							 DatumGetJsonbP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
+			}
+			SPI_freetuptable(tt);
+			MemoryContextSwitchTo(ctx);
+			MemoryContextReset(batch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		SPI_cursor_close(portal);
+		engine_free(&e);
+	}
+	UnregisterSnapshot(snap);
+
+	args[0] = Int32GetDatum(v->id);
+	if (rebuild)
+		vexec(VP_SKIPS_CLEAR, args, NULL, false);
+	{
+		Datum		uargs[3] = {Int32GetDatum(v->id), Int64GetDatum(horizon), Int32GetDatum(rebuild ? 1 : 0)};
+
+		vexec(VP_REBUILT, uargs, NULL, false);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(ctx);
+	v->cursor = horizon;
+	return horizon;
+}
+
+void
+rs_view_fill(ViewDef *v)
+{
+	if (!v->is_count)
+		check_handler_access(v);
+	(void) fill(v, false);
+}
+
+int64
+rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events)
+{
+	Engine		e;
+	int64		applied,
+				pos;
+
+	check_read_committed();
+	if (!v->is_count)
+		check_handler_access(v);
+	if (horizon == 0)
+		horizon = rs_seq_horizon(NULL);
+	if (v->cursor < pruned_through(NULL))
+	{
+		ereport(LOG,
+				(errmsg("repo_stream view \"%s\": its cursor " INT64_FORMAT " predates the retained log; rebuilding it",
+						v->name, v->cursor)));
+		fill(v, true);
+		return 0;
+	}
+	engine_init(&e, v, false, NULL, Max(horizon, v->cursor));
+	load_skips(&e);
+	applied = apply_events(&e, v->cursor, max_events, NULL, &pos);
+	if (applied < 0)
+	{
+		engine_free(&e);
+		ereport(LOG,
+				(errmsg("repo_stream view \"%s\": events after its cursor " INT64_FORMAT " were pruned; rebuilding it",
+						v->name, v->cursor)));
+		fill(v, true);
+		return 0;
+	}
+	save_skips(&e, pos);
+	{
+		Datum		args[2] = {Int32GetDatum(v->id), Int64GetDatum(pos)};
+
+		vexec(VP_CURSOR_SAVE, args, NULL, false);
+	}
+	engine_free(&e);
+	v->cursor = pos;
+	return applied;
+}
+
+/* ------------------------------------------------------------ live counts */
+
+/* The count of key over the records the snapshot sees (the slow, exact way). */
+static int64
+count_from_records(ViewDef *v, Snapshot snap, const char *key)
+{
+	Datum		args[3];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTARRAYOID};
+	bool		isnull;
+	int64		n;
+
+	args[0] = CStringGetTextDatum(v->collection);
+	args[1] = CStringGetTextDatum(key);
+	push_records_snapshot(snap);
+	if (v->path.by_did)
+		SPI_execute_with_args("SELECT count(*) FROM repo_stream.records WHERE did = $2 AND collection = $1",
+							  2, types, args, NULL, true, 0);
+	else
+	{
+		args[2] = path_segments(&v->path);
+		SPI_execute_with_args("SELECT count(*) FROM repo_stream.records"
+							  " WHERE collection = $1 AND repo_stream._view_key(record, $3) = $2",
+							  3, types, args, NULL, true, 0);
+	}
+	PopActiveSnapshot();
+	n = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+int64
+rs_view_live(ViewDef *v, const char *key)
+{
+	Snapshot	snap;
+	int64		horizon = rs_seq_horizon(&snap);
+	int64		result;
+	Datum		arg = Int32GetDatum(v->id);
+	bool		isnull;
+
+	/* everything below reads under the horizon's snapshot */
+	PushActiveSnapshot(snap);
+	if (vexec(VP_CURSOR_READ, &arg, NULL, true) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("view \"%s\" does not exist", v->name)));
+	v->cursor = DatumGetInt64(rs_getdatum(0, 1, &isnull));
+	if (v->cursor < pruned_through(snap))
+		result = count_from_records(v, snap, key);
+	else
+	{
+		Engine		e;
+		int64		pos;
+
+		engine_init(&e, v, true, snap, horizon);
+		result = stored_count(&e, key);
+		load_skips(&e);
+		if (apply_events(&e, v->cursor, 0, v->path.by_did ? key : NULL, &pos) < 0)
+			result = count_from_records(v, snap, key);
+		else
+			result += delta_of(&e, key);
+		engine_free(&e);
+	}
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
+	return result;
+}
