@@ -122,6 +122,11 @@ static struct
 }			relay;
 
 static void relay_flush(void);
+static RelayOutcome relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len,
+								 TimestampTz logged_at);
+
+/* relay_ingest calls nest during a catch-up: only the outermost may flush */
+static int	ingest_depth = 0;
 
 /* ---------------------------------------------------------------- state */
 
@@ -780,6 +785,58 @@ emit_pending_sync(RelayRepo *st)
 }
 
 
+/*
+ * The repo's events in the shard's log after the last one the relay
+ * applied, applied now as if they had arrived (a move overtook them: the
+ * new host's #sync came first).  Later arrivals of the same events are
+ * dropped by the host check.  Nothing if the shard cannot be asked.
+ */
+static void
+catch_up(RelayRepo *st, const char *shard)
+{
+	int64	   *seqs;
+	bytea	  **frames;
+	int			n = rs_relay_try_fetch_events(st, shard, st->shard_seq, PG_INT64_MAX, &seqs, &frames);
+
+	for (int i = 0; i < n; i++)
+		if (seqs[i] > 0)
+			(void) relay_ingest(shard, seqs[i], (const uint8 *) VARDATA_ANY(frames[i]),
+								VARSIZE_ANY_EXHDR(frames[i]), 0);
+}
+
+/* Another shard of the relay where the repo is active (a move), or NULL. */
+static char *
+active_elsewhere(RelayRepo *st, const char *shard)
+{
+	RsOwnerContext oc;
+	Datum		arg = CStringGetTextDatum(shard);
+	Oid			type = TEXTOID;
+	List	   *others = NIL;
+	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	rs_enter_owner(&oc);
+	SPI_execute_with_args("SELECT name FROM repo_stream.relay_shards WHERE name <> $1 ORDER BY name",
+						  1, &type, &arg, NULL, false, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		others = lappend(others, TextDatumGetCString(rs_getdatum(i, 1, &(bool){false})));
+		MemoryContextSwitchTo(old);
+	}
+	rs_leave_owner(&oc);
+	foreach(lc, others)
+	{
+		char	   *other = lfirst(lc);
+		char	   *status = rs_relay_try_remote_status(other, st->did);
+
+		if (status != NULL && strcmp(status, "active") == 0)
+			return other;
+	}
+	return NULL;
+}
+
 static RelayOutcome
 ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const uint8 *raw, size_t len)
 {
@@ -871,22 +928,19 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 
 		if (strcmp(st->status, "active") == 0)
 		{
-			PG_TRY();
-			{
-				there = rs_relay_remote_status(st->shard, st->did);
-			}
-			PG_CATCH();
-			{
-				/* cannot ask the old host: not a move we can confirm */
-				FlushErrorState();
-				there = pstrdup("unreachable");
-			}
-			PG_END_TRY();
+			there = rs_relay_try_remote_status(st->shard, st->did);
 			if (there != NULL && strcmp(there, "active") == 0)
 			{
 				shard_stats(shard)->dropped++;
 				return RELAY_DROPPED;
 			}
+		}
+		/* what the old host logged before letting go, in its order, first */
+		catch_up(st, st->shard);
+		if (strcmp(st->shard, shard) == 0 && seq <= st->shard_seq)
+		{
+			shard_stats(shard)->duplicates++;
+			return RELAY_DUPLICATE;
 		}
 		if (!rs_relay_try_fetch_keys(st, shard))
 		{
@@ -934,6 +988,7 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 	}
 	st->shard_seq = seq;
 	st->dirty = true;
+	strlcpy(st->status, "active", RELAY_STATUS_LEN);	/* served by its host */
 	if (st->has_data && memcmp(st->data, vc.data, CID_LEN) == 0)
 	{
 		/* same records: a key rotation, or a move that carried the tree over */
@@ -972,6 +1027,24 @@ ingest_account(RelayRepo *st, const char *shard, int64 seq, const Frame *f, cons
 		return RELAY_DUPLICATE;
 	}
 	emit_pending_sync(st);
+	if (!a->active && same_text("deleted", a->status, a->status_len))
+	{
+		char	   *other = active_elsewhere(st, shard);
+
+		if (other != NULL)
+		{
+			/*
+			 * The host let go of a repo that moved, before the new host's
+			 * #sync reached the relay: the new host is the host from now on
+			 * (its seqs start over), and this deletion is not the repo's.
+			 */
+			st->shard = MemoryContextStrdup(relay.cxt, other);
+			st->shard_seq = 0;
+			st->dirty = true;
+			shard_stats(shard)->dropped++;
+			return RELAY_DROPPED;
+		}
+	}
 	if (a->active)
 		strlcpy(st->status, "active", RELAY_STATUS_LEN);
 	else if (same_text("deleted", a->status, a->status_len))
@@ -1041,6 +1114,7 @@ relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len, Timest
 	did = pnstrdup(did_p, did_len);
 	rs_repo_lock(did);
 	st = rs_relay_repo(did);
+	ingest_depth++;
 
 	if (st->local)
 	{
@@ -1101,9 +1175,10 @@ relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len, Timest
 		out = ingest_sync(st, shard, seq, &f, data, len);
 	else
 		out = ingest_account(st, shard, seq, &f, data, len);
+	ingest_depth--;
 	frame_free(&f);
 
-	if (relay.cxt != NULL &&
+	if (relay.cxt != NULL && ingest_depth == 0 &&
 		(relay.n_queue >= RELAY_FLUSH_EVENTS || relay.queue_bytes >= RELAY_FLUSH_BYTES))
 		relay_flush();
 	return out;

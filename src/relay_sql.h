@@ -101,6 +101,22 @@ char	   *rs_relay_key_for_rev(const char *did, const char *rev);
  */
 char	   *rs_relay_remote_status(const char *shard, const char *did);
 
+/* rs_relay_remote_status, "unreachable" (after a WARNING) if the shard cannot be asked. */
+char	   *rs_relay_try_remote_status(const char *shard, const char *did);
+
+/*
+ * The repo's events in the shard's log with after < seq <= upto, in seq
+ * order: *seqs_out (0 for an OutdatedCursor row: the log no longer goes
+ * back that far) and *frames_out.  Returns how many.  ERROR if the shard
+ * cannot be asked.
+ */
+int			rs_relay_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
+								  int64 **seqs_out, bytea ***frames_out);
+
+/* The same in a subtransaction: -1 (after a WARNING) if it failed. */
+int			rs_relay_try_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
+									  int64 **seqs_out, bytea ***frames_out);
+
 /*
  * Mirror the repo from a fresh export of the shard: keys, records (all
  * replaced), head, shard seq; verified like an import.  With pending, the

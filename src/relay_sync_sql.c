@@ -141,6 +141,110 @@ rs_relay_remote_status(const char *shard, const char *did)
 	return status;
 }
 
+char *
+rs_relay_try_remote_status(const char *shard, const char *did)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *status = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		status = rs_relay_remote_status(shard, did);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errmsg("relay: cannot ask shard %s about %s: %s", shard, did, edata->message)));
+		FreeErrorData(edata);
+		status = pstrdup("unreachable");
+	}
+	PG_END_TRY();
+	return status;
+}
+
+int
+rs_relay_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
+					  int64 **seqs_out, bytea ***frames_out)
+{
+	RsOwnerContext oc;
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *q;
+	int			n;
+	int64	   *seqs;
+	bytea	  **frames;
+	bool		isnull;
+
+	q = psprintf("SELECT seq, frame FROM repo_stream.events_since(" INT64_FORMAT ", 100000, ARRAY[%%s])"
+				 " WHERE seq IS NULL OR seq <= " INT64_FORMAT, after, upto);
+	rs_enter_owner(&oc);
+	remote(shard, q, st->did, "seq bigint, frame bytea");
+	n = (int) SPI_processed;
+	seqs = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
+	frames = MemoryContextAlloc(cxt, sizeof(bytea *) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		seqs[i] = DatumGetInt64(rs_getdatum(i, 1, &isnull));
+		if (isnull)
+			seqs[i] = 0;		/* OutdatedCursor: the shard no longer has some of them */
+		frames[i] = rs_getbytea(i, 2);
+	}
+	rs_leave_owner(&oc);
+	MemoryContextSwitchTo(cxt);
+	*seqs_out = seqs;
+	*frames_out = frames;
+	return n;
+}
+
+int
+rs_relay_try_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
+						  int64 **seqs_out, bytea ***frames_out)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			n = -1;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		n = rs_relay_fetch_events(st, shard, after, upto, seqs_out, frames_out);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errmsg("relay: cannot read the log of shard %s for %s: %s", shard, st->did, edata->message)));
+		FreeErrorData(edata);
+		n = -1;
+	}
+	PG_END_TRY();
+	return n;
+}
+
 /* ---------------------------------------------------------------- sync */
 
 typedef struct SyncState
@@ -356,37 +460,21 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 	 */
 	if (anchored)
 	{
-		char	   *q;
-		uint64		n;
 		int64	   *seqs;
 		bytea	  **frames;
-		bool		outdated = false;
+		int			n = rs_relay_fetch_events(st, shard, old_seq, seq, &seqs, &frames);
 
 		st->hist_rev = MemoryContextStrdup(state_cxt, old_rev);
 		memcpy(st->hist_data, old_data, CID_LEN);
 		st->hist_complete = true;
-		q = psprintf("SELECT seq, frame FROM repo_stream.events_since(" INT64_FORMAT ", 100000, ARRAY[%%s])"
-					 " WHERE seq IS NULL OR seq <= " INT64_FORMAT, old_seq, seq);
-		rs_enter_owner(&oc);
-		remote(shard, q, st->did, "seq bigint, frame bytea");
-		n = SPI_processed;
-		seqs = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
-		frames = MemoryContextAlloc(cxt, sizeof(bytea *) * (n + 1));
-		for (uint64 i = 0; i < n; i++)
-		{
-			seqs[i] = DatumGetInt64(rs_getdatum(i, 1, &isnull));
-			if (isnull)
-				outdated = true;	/* events the shard no longer has: the chain has a gap */
-			frames[i] = rs_getbytea(i, 2);
-		}
-		rs_leave_owner(&oc);
-		MemoryContextSwitchTo(cxt);
-		if (outdated)
-		{
-			st->hist_rev = NULL;
-			st->hist_complete = false;
-		}
-		for (uint64 i = 0; i < n; i++)
+		for (int i = 0; i < n; i++)
+			if (seqs[i] == 0)
+			{
+				/* events the shard no longer has: the chain has a gap */
+				st->hist_rev = NULL;
+				st->hist_complete = false;
+			}
+		for (int i = 0; i < n; i++)
 			if (seqs[i] > 0)
 				(void) rs_relay_historical(st, shard, seqs[i], (const uint8 *) VARDATA_ANY(frames[i]),
 										   VARSIZE_ANY_EXHDR(frames[i]));
