@@ -237,7 +237,8 @@ COMMENT ON FUNCTION relay_add_shard(text, text) IS
 -- -------------------------------------------------------------- status
 
 -- Events the shard has logged above what the relay received, and the age
--- of the oldest of them; NULLs when the shard cannot be reached.
+-- of the oldest of them; NULLs when the shard cannot be reached (or the
+-- caller may not read relay_shards: the lag needs a superuser).
 CREATE FUNCTION _relay_lag(shard text, OUT lag_events bigint, OUT lag_seconds double precision)
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -285,5 +286,5 @@ REVOKE EXECUTE ON FUNCTION
 	_relay_finish_backfill(text), relay_resync(text), relay_add_shard(text, text),
 	_relay_lag(text)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION relay_resync(text) TO repo_stream_admin;
+GRANT EXECUTE ON FUNCTION relay_resync(text), _relay_lag(text) TO repo_stream_admin;
 GRANT SELECT ON relay_status TO repo_stream_admin;
