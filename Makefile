@@ -105,7 +105,7 @@ fuzz:
 valgrind:
 	bash test/valgrind/run.sh
 
-.PHONY: test demo deps unit bench fuzz fuzz-build valgrind
+.PHONY: test demo demo-cluster deps unit bench fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 
@@ -114,6 +114,10 @@ test:
 
 demo:
 	bash demo/demo.sh
+
+# two shards, a router and a relay on this machine (docs/scale-out.md)
+demo-cluster:
+	bash demo/cluster.sh
 
 bench:
 	bash bench/run.sh

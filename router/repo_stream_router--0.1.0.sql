@@ -30,7 +30,7 @@ SELECT pg_catalog.pg_extension_config_dump('directory', '');
 -- partition per shard, padded to a power of two as PL/Proxy requires
 -- (padding partitions repeat the first shard and are never routed to).
 CREATE FUNCTION _router_configure() RETURNS void
-	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
 DECLARE
 	n int;
 	size int := 1;
