@@ -164,6 +164,22 @@ relay_forget(void)
 	relay.n_stats = 0;
 }
 
+SPIPlanPtr
+rs_relay_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
+{
+	if (*cache == NULL)
+	{
+		/* lookups by primary key: the generic plan is the plan */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
 MemoryContext
 rs_relay_cxt(void)
 {
@@ -199,6 +215,7 @@ shard_stats(const char *shard)
 RelayRepo *
 rs_relay_repo(const char *did)
 {
+	static SPIPlanPtr load_plan = NULL;
 	RepoEntry  *e;
 	bool		found;
 	RelayRepo  *st;
@@ -223,12 +240,13 @@ rs_relay_repo(const char *did)
 	old = MemoryContextSwitchTo(relay.cxt);
 	rs_enter_owner(&oc);
 	arg = CStringGetTextDatum(did);
-	SPI_execute_with_args("SELECT r.did IS NOT NULL, r.shard, r.shard_seq, r.desynchronized, r.desync_reason,"
-						  "       r.resyncs, r.sync_pending_seq, p.status, p.head_rev, p.data_cid,"
-						  "       p.head_cid, p.head_commit, p.did_key, r.hist_rev, r.hist_data, r.hist_complete"
-						  "  FROM repo_stream.repos p LEFT JOIN repo_stream.relay_repos r USING (did)"
-						  " WHERE p.did = $1",
-						  1, &type, &arg, NULL, false, 1);
+	SPI_execute_plan(rs_relay_plan(&load_plan,
+								   "SELECT r.did IS NOT NULL, r.shard, r.shard_seq, r.desynchronized, r.desync_reason,"
+								   "       r.resyncs, r.sync_pending_seq, p.status, p.head_rev, p.data_cid,"
+								   "       p.head_cid, p.head_commit, p.did_key, r.hist_rev, r.hist_data, r.hist_complete"
+								   "  FROM repo_stream.repos p LEFT JOIN repo_stream.relay_repos r USING (did)"
+								   " WHERE p.did = $1", 1, &type),
+					 &arg, NULL, false, 1);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -383,7 +401,7 @@ write_back(RelayRepo *st)
 		Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, INT8OID,
 			TEXTOID, INT8OID, BOOLOID, TEXTOID, BOOLOID, INT4OID, INT8OID, TEXTOID, BYTEAOID, BOOLOID};
 
-		plan = SPI_prepare("WITH p AS (UPDATE repo_stream.repos SET did_key = coalesce($2, did_key), status = $3,"
+		rs_relay_plan(&plan, "WITH p AS (UPDATE repo_stream.repos SET did_key = coalesce($2, did_key), status = $3,"
 						   "   head_cid = $4, head_rev = $5, data_cid = $6, head_commit = $7,"
 						   "   last_seq = coalesce($8, last_seq) WHERE did = $1)"
 						   " UPDATE repo_stream.relay_repos SET shard = $9, shard_seq = $10, desynchronized = $11,"
@@ -391,9 +409,6 @@ write_back(RelayRepo *st)
 						   "   resyncs = $14, sync_pending_seq = $15,"
 						   "   hist_rev = $16, hist_data = $17, hist_complete = $18 WHERE did = $1",
 						   18, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
 	}
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(st->did);
@@ -436,14 +451,11 @@ write_stats(void)
 	{
 		Oid			types[7] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID};
 
-		plan = SPI_prepare("UPDATE repo_stream.relay_shards SET last_shard_seq = greatest(last_shard_seq, $2),"
-						   "   last_event_at = coalesce($3, last_event_at), last_received_at = now(),"
-						   "   events = events + $4, duplicates = duplicates + $5,"
-						   "   dropped_host = dropped_host + $6, rejected = rejected + $7"
-						   " WHERE name = $1", 7, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
+		rs_relay_plan(&plan, "UPDATE repo_stream.relay_shards SET last_shard_seq = greatest(last_shard_seq, $2),"
+					  "   last_event_at = coalesce($3, last_event_at), last_received_at = now(),"
+					  "   events = events + $4, duplicates = duplicates + $5,"
+					  "   dropped_host = dropped_host + $6, rejected = rejected + $7"
+					  " WHERE name = $1", 7, types);
 	}
 	for (int i = 0; i < relay.n_stats; i++)
 	{
@@ -576,15 +588,11 @@ mirror_op(const char *did, const FrameOp *op, const CarIndex *idx)
 	{
 		Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
 
-		put = SPI_prepare("INSERT INTO repo_stream.records (did, collection, rkey, record, cid)"
-						  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (did, collection, rkey)"
-						  " DO UPDATE SET record = EXCLUDED.record, cid = EXCLUDED.cid", 5, types);
-		del = SPI_prepare("DELETE FROM repo_stream.records WHERE did = $1 AND collection = $2 AND rkey = $3",
-						  3, types);
-		if (put == NULL || del == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(put);
-		SPI_keepplan(del);
+		rs_relay_plan(&put, "INSERT INTO repo_stream.records (did, collection, rkey, record, cid)"
+					  " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (did, collection, rkey)"
+					  " DO UPDATE SET record = EXCLUDED.record, cid = EXCLUDED.cid", 5, types);
+		rs_relay_plan(&del, "DELETE FROM repo_stream.records WHERE did = $1 AND collection = $2 AND rkey = $3",
+					  3, types);
 	}
 	if (slash == NULL)
 		elog(ERROR, "relay: op path without a collection");	/* frame_decode checked it */

@@ -19,6 +19,8 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+
 #include "cid.h"
 #include "keys.h"
 
@@ -80,6 +82,9 @@ RelayOutcome rs_relay_historical(RelayRepo *st, const char *shard, int64 seq,
 								 const uint8 *raw, size_t len);
 void		rs_relay_mark_desync(RelayRepo *st, const char *shard, const char *reason);
 void		rs_relay_init(void);
+/* A saved plan with a generic plan, made on first use into *cache (inside SPI). */
+SPIPlanPtr	rs_relay_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types);
+
 /* The memory context of this transaction's relay state. */
 MemoryContext rs_relay_cxt(void);
 

@@ -108,6 +108,7 @@ rs_relay_fetch_keys(RelayRepo *st, const char *shard)
 char *
 rs_relay_key_for_rev(const char *did, const char *rev)
 {
+	static SPIPlanPtr plan = NULL;
 	RsOwnerContext oc;
 	Datum		args[2];
 	Oid			types[2] = {TEXTOID, TEXTOID};
@@ -117,10 +118,11 @@ rs_relay_key_for_rev(const char *did, const char *rev)
 	args[0] = CStringGetTextDatum(did);
 	args[1] = CStringGetTextDatum(rev);
 	/* the key whose range holds rev; before the first, the first */
-	SPI_execute_with_args("SELECT did_key FROM repo_stream.repo_key_history WHERE did = $1"
-						  " ORDER BY since_rev <= $2 DESC, CASE WHEN since_rev <= $2 THEN since_rev END DESC,"
-						  "          since_rev LIMIT 1",
-						  2, types, args, NULL, false, 1);
+	SPI_execute_plan(rs_relay_plan(&plan,
+								   "SELECT did_key FROM repo_stream.repo_key_history WHERE did = $1"
+								   " ORDER BY since_rev <= $2 DESC, CASE WHEN since_rev <= $2 THEN since_rev END DESC,"
+								   "          since_rev LIMIT 1", 2, types),
+					 args, NULL, false, 1);
 	if (SPI_processed == 1)
 		key = rs_gettext(0, 1);
 	rs_leave_owner(&oc);
