@@ -128,6 +128,8 @@ lag=$("${R[@]}" -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l):
 read -r p50 p99 pmax <<<"$lag"
 verified=$("${R[@]}" -c "SELECT count(*) FILTER (WHERE repo_stream.verify_frame(frame)) || '/' || count(*)
 	FROM repo_stream.event_log WHERE seq > $from")
+sizes=$("${R[@]}" -c "SELECT avg(octet_length(frame))::int FROM repo_stream.event_log WHERE seq > $from AND kind = 'commit'")
+mirror=$("${R[@]}" -c "SELECT pg_total_relation_size('repo_stream.records') / greatest(count(*), 1) FROM repo_stream.records")
 
 printf '%-58s %10s %10s %8s\n' 'relay (2 shards, 4+4 pgbench clients, this machine)' 'subject' 'baseline' 'ratio'
 awk -v i="$I" -v w="$W" 'BEGIN {printf "%-58s %10.0f %10.0f %7.2fx   target >= 1\n",
@@ -138,3 +140,5 @@ printf '%-58s %10s\n' "events behind when the writers stopped; drained in (s)" \
 	"$behind; $(printf '%.1f' "$(echo "$t2 - $t1" | bc -l)")"
 printf '%-58s %10s\n' "relay lag per event, ms: p50 / p99 / max" "$p50 / $p99 / $pmax"
 printf '%-58s %10s\n' "relayed events that verify (verify_frame)" "$verified"
+printf '%-58s %10s\n' "bytes per relayed single-record #commit frame" "$sizes"
+printf '%-58s %10s\n' "bytes per record of the relay's mirror (records + index)" "$mirror"

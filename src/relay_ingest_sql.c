@@ -43,6 +43,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -66,6 +67,7 @@
 #include "keys_sql.h"
 #include "relay_sql.h"
 #include "spi_sql.h"
+#include "store_sql.h"
 #include "syntax.h"
 #include "verify.h"
 
@@ -101,6 +103,27 @@ typedef struct ShardStats
 	int64		dropped;
 	int64		rejected;
 } ShardStats;
+
+/* repos columns (src/sql/00_base.sql) */
+#define REPOS_DID_KEY 2
+#define REPOS_STATUS 3
+#define REPOS_HEAD_CID 4
+#define REPOS_HEAD_REV 5
+#define REPOS_DATA_CID 6
+#define REPOS_HEAD_COMMIT 7
+#define REPOS_LAST_SEQ 8
+/* relay_repos columns (src/sql/80_relay.sql) */
+#define RR_SHARD 2
+#define RR_SHARD_SEQ 3
+#define RR_DESYNC 4
+#define RR_DESYNC_REASON 5
+#define RR_DESYNC_AT 6
+#define RR_RESYNCS 7
+#define RR_SYNC_PENDING_SEQ 8
+#define RR_HIST_REV 9
+#define RR_HIST_DATA 10
+#define RR_HIST_COMPLETE 11
+#define RR_NATTS 11
 
 typedef struct RepoEntry
 {
@@ -215,13 +238,12 @@ shard_stats(const char *shard)
 RelayRepo *
 rs_relay_repo(const char *did)
 {
-	static SPIPlanPtr load_plan = NULL;
 	RepoEntry  *e;
 	bool		found;
 	RelayRepo  *st;
-	RsOwnerContext oc;
-	Datum		arg;
-	Oid			type = TEXTOID;
+	Datum		key;
+	Relation	rel;
+	HeapTuple	tup;
 	MemoryContext old;
 
 	relay_begin();
@@ -236,53 +258,72 @@ rs_relay_repo(const char *did)
 	st->did = e->key;
 	strlcpy(st->status, "active", RELAY_STATUS_LEN);
 
-	/* SPI copies results into the context current at SPI_connect */
+	/*
+	 * Two primary-key probes, without the executor (this runs for every
+	 * event).  We hold the repo's lock: only we change these rows now, and
+	 * SnapshotSelf also sees what this transaction wrote.
+	 */
 	old = MemoryContextSwitchTo(relay.cxt);
-	rs_enter_owner(&oc);
-	arg = CStringGetTextDatum(did);
-	SPI_execute_plan(rs_relay_plan(&load_plan,
-								   "SELECT r.did IS NOT NULL, r.shard, r.shard_seq, r.desynchronized, r.desync_reason,"
-								   "       r.resyncs, r.sync_pending_seq, p.status, p.head_rev, p.data_cid,"
-								   "       p.head_cid, p.head_commit, p.did_key, r.hist_rev, r.hist_data, r.hist_complete"
-								   "  FROM repo_stream.repos p LEFT JOIN repo_stream.relay_repos r USING (did)"
-								   " WHERE p.did = $1", 1, &type),
-					 &arg, NULL, false, 1);
-	if (SPI_processed == 1)
+	key = CStringGetTextDatum(did);
+	rel = rs_rel_open(RS_REL_REPOS, AccessShareLock);
+	tup = rs_rel_lookup(rel, SnapshotSelf, 1, &key);
+	if (tup != NULL)
 	{
+		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
-		bytea	   *b;
-		char	   *s;
+		Datum		d;
 
-		st->exists = DatumGetBool(rs_getdatum(0, 1, &isnull));
-		st->local = !st->exists;
-		st->shard = rs_gettext(0, 2);
-		st->shard_seq = st->exists ? DatumGetInt64(rs_getdatum(0, 3, &isnull)) : 0;
-		st->desync = st->exists && DatumGetBool(rs_getdatum(0, 4, &isnull));
-		st->desync_reason = rs_gettext(0, 5);
-		st->resyncs = st->exists ? DatumGetInt32(rs_getdatum(0, 6, &isnull)) : 0;
-		st->sync_pending_seq = DatumGetInt64(rs_getdatum(0, 7, &isnull));
-		st->sync_pending = !isnull;
-		s = rs_gettext(0, 8);
-		strlcpy(st->status, s, RELAY_STATUS_LEN);
-		st->rev = rs_gettext(0, 9);
-		b = rs_getbytea(0, 10);
-		if (b != NULL && VARSIZE_ANY_EXHDR(b) == CID_LEN)
+		strlcpy(st->status, TextDatumGetCString(heap_getattr(tup, REPOS_STATUS, desc, &isnull)), RELAY_STATUS_LEN);
+		d = heap_getattr(tup, REPOS_HEAD_REV, desc, &isnull);
+		st->rev = isnull ? NULL : TextDatumGetCString(d);
+		d = heap_getattr(tup, REPOS_DATA_CID, desc, &isnull);
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == CID_LEN)
 		{
-			memcpy(st->data, VARDATA_ANY(b), CID_LEN);
+			memcpy(st->data, VARDATA_ANY(DatumGetByteaPP(d)), CID_LEN);
 			st->has_data = true;
 		}
-		s = rs_gettext(0, 11);
-		if (s != NULL && cid_parse(s, strlen(s), st->head_cid))
-			st->has_head = true;
-		st->head_commit = rs_getbytea(0, 12);
-		st->did_key = rs_gettext(0, 13);
-		st->hist_rev = rs_gettext(0, 14);
-		b = rs_getbytea(0, 15);
-		if (b != NULL && VARSIZE_ANY_EXHDR(b) == CID_LEN)
-			memcpy(st->hist_data, VARDATA_ANY(b), CID_LEN);
-		st->hist_complete = st->exists && DatumGetBool(rs_getdatum(0, 16, &isnull));
+		d = heap_getattr(tup, REPOS_HEAD_CID, desc, &isnull);
+		if (!isnull)
+		{
+			char	   *s = TextDatumGetCString(d);
+
+			st->has_head = cid_parse(s, strlen(s), st->head_cid);
+		}
+		d = heap_getattr(tup, REPOS_HEAD_COMMIT, desc, &isnull);
+		st->head_commit = isnull ? NULL : DatumGetByteaPCopy(d);
+		st->did_key = TextDatumGetCString(heap_getattr(tup, REPOS_DID_KEY, desc, &isnull));
 	}
-	rs_leave_owner(&oc);
+	table_close(rel, AccessShareLock);
+	if (tup != NULL)
+	{
+		rel = rs_rel_open(RS_REL_RELAY_REPOS, AccessShareLock);
+		tup = rs_rel_lookup(rel, SnapshotSelf, 1, &key);
+		st->exists = tup != NULL;
+		st->local = !st->exists;
+		if (tup != NULL)
+		{
+			TupleDesc	desc = RelationGetDescr(rel);
+			bool		isnull;
+			Datum		d;
+
+			st->shard = TextDatumGetCString(heap_getattr(tup, RR_SHARD, desc, &isnull));
+			st->shard_seq = DatumGetInt64(heap_getattr(tup, RR_SHARD_SEQ, desc, &isnull));
+			st->desync = DatumGetBool(heap_getattr(tup, RR_DESYNC, desc, &isnull));
+			d = heap_getattr(tup, RR_DESYNC_REASON, desc, &isnull);
+			st->desync_reason = isnull ? NULL : TextDatumGetCString(d);
+			st->resyncs = DatumGetInt32(heap_getattr(tup, RR_RESYNCS, desc, &isnull));
+			d = heap_getattr(tup, RR_SYNC_PENDING_SEQ, desc, &isnull);
+			st->sync_pending = !isnull;
+			st->sync_pending_seq = isnull ? 0 : DatumGetInt64(d);
+			d = heap_getattr(tup, RR_HIST_REV, desc, &isnull);
+			st->hist_rev = isnull ? NULL : TextDatumGetCString(d);
+			d = heap_getattr(tup, RR_HIST_DATA, desc, &isnull);
+			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == CID_LEN)
+				memcpy(st->hist_data, VARDATA_ANY(DatumGetByteaPP(d)), CID_LEN);
+			st->hist_complete = DatumGetBool(heap_getattr(tup, RR_HIST_COMPLETE, desc, &isnull));
+		}
+		table_close(rel, AccessShareLock);
+	}
 	MemoryContextSwitchTo(old);
 	return st;
 }
@@ -387,57 +428,88 @@ rs_relay_mark_desync(RelayRepo *st, const char *shard, const char *reason)
 	shard_stats(shard)->rejected++;
 }
 
-/* Write back a repo's state (repos and relay_repos); inside rs_enter_owner. */
+/*
+ * Write back a repo's state into its repos and relay_repos rows, with
+ * direct updates (extension-owned tables; we hold the repo's lock).
+ */
 static void
 write_back(RelayRepo *st)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		args[18];
-	char		nulls[18];
+	Datum		key = CStringGetTextDatum(st->did);
+	Datum		v[RR_NATTS];
+	bool		n[RR_NATTS];
+	bool		r[RR_NATTS];
 	char		cid_text[CID_TEXT_LEN + 1];
+	Relation	rel;
+	HeapTuple	tup;
 
-	if (plan == NULL)
+	memset(n, 0, sizeof(n));
+	memset(r, 0, sizeof(r));
+	rel = rs_rel_open(RS_REL_REPOS, RowExclusiveLock);
+	tup = rs_rel_lookup(rel, SnapshotSelf, 1, &key);
+	if (tup == NULL)
+		elog(ERROR, "relay: repo %s has no repos row", st->did);
+	if (st->did_key != NULL && st->did_key[0] != '\0')
 	{
-		Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID, INT8OID,
-			TEXTOID, INT8OID, BOOLOID, TEXTOID, BOOLOID, INT4OID, INT8OID, TEXTOID, BYTEAOID, BOOLOID};
-
-		rs_relay_plan(&plan, "WITH p AS (UPDATE repo_stream.repos SET did_key = coalesce($2, did_key), status = $3,"
-						   "   head_cid = $4, head_rev = $5, data_cid = $6, head_commit = $7,"
-						   "   last_seq = coalesce($8, last_seq) WHERE did = $1)"
-						   " UPDATE repo_stream.relay_repos SET shard = $9, shard_seq = $10, desynchronized = $11,"
-						   "   desync_reason = $12, desync_at = CASE WHEN $13 THEN now() ELSE desync_at END,"
-						   "   resyncs = $14, sync_pending_seq = $15,"
-						   "   hist_rev = $16, hist_data = $17, hist_complete = $18 WHERE did = $1",
-						   18, types);
+		v[REPOS_DID_KEY - 1] = CStringGetTextDatum(st->did_key);
+		r[REPOS_DID_KEY - 1] = true;
 	}
-	memset(nulls, ' ', sizeof(nulls));
-	args[0] = CStringGetTextDatum(st->did);
-	args[1] = st->did_key ? CStringGetTextDatum(st->did_key) : (nulls[1] = 'n', (Datum) 0);
-	args[2] = CStringGetTextDatum(st->status);
+	v[REPOS_STATUS - 1] = CStringGetTextDatum(st->status);
+	r[REPOS_STATUS - 1] = true;
 	if (st->has_head)
 	{
 		cid_format(st->head_cid, cid_text);
-		args[3] = CStringGetTextDatum(cid_text);
+		v[REPOS_HEAD_CID - 1] = CStringGetTextDatum(cid_text);
 	}
-	else
-		nulls[3] = 'n';
-	args[4] = st->rev ? CStringGetTextDatum(st->rev) : (nulls[4] = 'n', (Datum) 0);
-	args[5] = st->has_data ? PointerGetDatum(rs_bytea(st->data, CID_LEN)) : (nulls[5] = 'n', (Datum) 0);
-	args[6] = st->head_commit ? PointerGetDatum(st->head_commit) : (nulls[6] = 'n', (Datum) 0);
-	args[7] = st->last_seq > 0 ? Int64GetDatum(st->last_seq) : (nulls[7] = 'n', (Datum) 0);
-	args[8] = CStringGetTextDatum(st->shard);
-	args[9] = Int64GetDatum(st->shard_seq);
-	args[10] = BoolGetDatum(st->desync);
-	args[11] = st->desync && st->desync_reason ? CStringGetTextDatum(st->desync_reason) : (nulls[11] = 'n', (Datum) 0);
-	args[12] = BoolGetDatum(st->desync_changed && st->desync);
-	args[13] = Int32GetDatum(st->resyncs);
-	args[14] = st->sync_pending ? Int64GetDatum(st->sync_pending_seq) : (nulls[14] = 'n', (Datum) 0);
+	n[REPOS_HEAD_CID - 1] = !st->has_head;
+	r[REPOS_HEAD_CID - 1] = true;
+	v[REPOS_HEAD_REV - 1] = st->rev ? CStringGetTextDatum(st->rev) : (Datum) 0;
+	n[REPOS_HEAD_REV - 1] = st->rev == NULL;
+	r[REPOS_HEAD_REV - 1] = true;
+	v[REPOS_DATA_CID - 1] = st->has_data ? PointerGetDatum(rs_bytea(st->data, CID_LEN)) : (Datum) 0;
+	n[REPOS_DATA_CID - 1] = !st->has_data;
+	r[REPOS_DATA_CID - 1] = true;
+	v[REPOS_HEAD_COMMIT - 1] = st->head_commit ? PointerGetDatum(st->head_commit) : (Datum) 0;
+	n[REPOS_HEAD_COMMIT - 1] = st->head_commit == NULL;
+	r[REPOS_HEAD_COMMIT - 1] = true;
+	if (st->last_seq > 0)
+	{
+		v[REPOS_LAST_SEQ - 1] = Int64GetDatum(st->last_seq);
+		r[REPOS_LAST_SEQ - 1] = true;
+	}
+	(void) rs_rel_update(rel, tup, v, n, r);
+	table_close(rel, RowExclusiveLock);
+
+	memset(n, 0, sizeof(n));
+	memset(r, 0, sizeof(r));
+	rel = rs_rel_open(RS_REL_RELAY_REPOS, RowExclusiveLock);
+	tup = rs_rel_lookup(rel, SnapshotSelf, 1, &key);
+	if (tup == NULL)
+		elog(ERROR, "relay: repo %s has no relay_repos row", st->did);
+	v[RR_SHARD - 1] = CStringGetTextDatum(st->shard);
+	v[RR_SHARD_SEQ - 1] = Int64GetDatum(st->shard_seq);
+	v[RR_DESYNC - 1] = BoolGetDatum(st->desync);
+	v[RR_DESYNC_REASON - 1] = st->desync && st->desync_reason ? CStringGetTextDatum(st->desync_reason) : (Datum) 0;
+	n[RR_DESYNC_REASON - 1] = !(st->desync && st->desync_reason);
+	v[RR_RESYNCS - 1] = Int32GetDatum(st->resyncs);
+	v[RR_SYNC_PENDING_SEQ - 1] = Int64GetDatum(st->sync_pending_seq);
+	n[RR_SYNC_PENDING_SEQ - 1] = !st->sync_pending;
 	/* the window's chain is kept only while a #sync waits */
-	args[15] = st->sync_pending && st->hist_rev ? CStringGetTextDatum(st->hist_rev) : (nulls[15] = 'n', (Datum) 0);
-	args[16] = st->sync_pending && st->hist_rev ? PointerGetDatum(rs_bytea(st->hist_data, CID_LEN)) : (nulls[16] = 'n', (Datum) 0);
-	args[17] = BoolGetDatum(st->sync_pending && st->hist_complete);
-	if (SPI_execute_plan(plan, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "relay: writing the state of %s failed", st->did);
+	v[RR_HIST_REV - 1] = st->sync_pending && st->hist_rev ? CStringGetTextDatum(st->hist_rev) : (Datum) 0;
+	n[RR_HIST_REV - 1] = !(st->sync_pending && st->hist_rev);
+	v[RR_HIST_DATA - 1] = st->sync_pending && st->hist_rev ? PointerGetDatum(rs_bytea(st->hist_data, CID_LEN)) : (Datum) 0;
+	n[RR_HIST_DATA - 1] = !(st->sync_pending && st->hist_rev);
+	v[RR_HIST_COMPLETE - 1] = BoolGetDatum(st->sync_pending && st->hist_complete);
+	for (int i = RR_SHARD; i <= RR_HIST_COMPLETE; i++)
+		r[i - 1] = i != RR_DESYNC_AT;
+	if (st->desync_changed && st->desync)
+	{
+		v[RR_DESYNC_AT - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+		r[RR_DESYNC_AT - 1] = true;
+	}
+	(void) rs_rel_update(rel, tup, v, n, r);
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
 	st->dirty = false;
 	st->desync_changed = false;
 }
