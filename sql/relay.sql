@@ -53,9 +53,13 @@ VALUES ('regress', 'dbname=unused', 'rs_relay_regress', 'unused');
 SET client_min_messages = error;
 SELECT repo_stream._relay_ingest('regress', 1, '\x00'::bytea);
 SELECT repo_stream._relay_ingest('regress', 2, '\xa261746523696e666f626f7001a1646e616d656154'::bytea);
--- a frame of a repo of this database itself: dropped
-SELECT repo_stream.create_repo('did:plc:relaylocal') IS NOT NULL;
-SELECT repo_stream._relay_ingest('regress', 3, frame) FROM repo_stream.event_log WHERE did = 'did:plc:relaylocal';
+-- an #account of a repo of this database itself (not a mirror): dropped
+-- (the repo row alone, so that this file leaves no event for later files)
+INSERT INTO repo_stream.repos (did, did_key) VALUES ('did:plc:relaylocal', 'did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH');
+SELECT repo_stream.frame_to_json(f)->'body' AS frame,
+       repo_stream._relay_ingest('regress', 3, f) AS outcome
+  FROM (SELECT '\xa2617468236163636f756e74626f7001a463646964726469643a706c633a72656c61796c6f63616c63736571016474696d657818323032362d31312d33305430303a30303a30302e3030305a66616374697665f5'::bytea AS f) x;
+DELETE FROM repo_stream.repos WHERE did = 'did:plc:relaylocal';
 SET client_min_messages = warning;
 SELECT name, last_shard_seq, events, dropped_host, rejected FROM repo_stream.relay_shards;
 SELECT count(*) FROM repo_stream.event_log WHERE seq > 0 AND did = 'did:plc:restored';
