@@ -42,5 +42,5 @@ CONF
 	echo "started $n on port $((BASE + i))"
 done
 conn() { echo "host=$DIR port=$((BASE + $1)) dbname=postgres"; }
-psql -X -q -v ON_ERROR_STOP=1 -v shard1="$(conn 1)" -v shard2="$(conn 2)" \
+psql -X -q -v ON_ERROR_STOP=1 -d "$(conn 1)" -v shard1="$(conn 1)" -v shard2="$(conn 2)" \
 	-v router="$(conn 3)" -v relay="$(conn 4)" -f cluster.sql
