@@ -866,6 +866,33 @@ emit_pending_sync(RelayRepo *st)
 
 
 /*
+ * Whether an event of the repo's host at shard seq `seq` goes on to the
+ * checks: a desynchronized repo tries one resync first and is rejected if
+ * still out of sync; a seq already applied is a duplicate.  Else a pending
+ * #sync of a backfill goes out first, and true.
+ */
+static bool
+admit(RelayRepo *st, const char *shard, int64 seq, RelayOutcome *outcome)
+{
+	if (st->desync && !st->resync_tried)
+		(void) rs_relay_try_resync(st, st->shard, st->desync_reason);
+	if (st->desync)
+	{
+		shard_stats(shard)->rejected++;
+		*outcome = RELAY_REJECTED;
+		return false;
+	}
+	if (seq <= st->shard_seq)
+	{
+		shard_stats(shard)->duplicates++;
+		*outcome = RELAY_DUPLICATE;
+		return false;
+	}
+	emit_pending_sync(st);
+	return true;
+}
+
+/*
  * The repo's events in the shard's log after the last one the relay
  * applied, applied now as if they had arrived (a move overtook them: the
  * new host's #sync came first).  Later arrivals of the same events are
@@ -925,6 +952,7 @@ ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const
 	char		vmsg[512];
 	char		why[700];
 	VerifyResult r;
+	RelayOutcome outcome;
 	RsOwnerContext oc;
 
 	if (strcmp(st->status, "deleted") == 0)
@@ -932,19 +960,8 @@ ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const
 		shard_stats(shard)->rejected++;
 		return RELAY_REJECTED;
 	}
-	if (st->desync && !st->resync_tried)
-		(void) rs_relay_try_resync(st, st->shard, st->desync_reason);
-	if (st->desync)
-	{
-		shard_stats(shard)->rejected++;
-		return RELAY_REJECTED;
-	}
-	if (seq <= st->shard_seq)
-	{
-		shard_stats(shard)->duplicates++;
-		return RELAY_DUPLICATE;
-	}
-	emit_pending_sync(st);
+	if (!admit(st, shard, seq, &outcome))
+		return outcome;
 
 	r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
 	if (r == VERIFY_OK)
@@ -999,6 +1016,7 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 	char		vmsg[512];
 	char		why[700];
 	VerifyResult r;
+	RelayOutcome outcome;
 	bool		moved = false;
 
 	if (strcmp(st->shard, shard) != 0)
@@ -1043,19 +1061,8 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 	}
 	else
 	{
-		if (st->desync && !st->resync_tried)
-			(void) rs_relay_try_resync(st, st->shard, st->desync_reason);
-		if (st->desync)
-		{
-			shard_stats(shard)->rejected++;
-			return RELAY_REJECTED;
-		}
-		if (seq <= st->shard_seq)
-		{
-			shard_stats(shard)->duplicates++;
-			return RELAY_DUPLICATE;
-		}
-		emit_pending_sync(st);
+		if (!admit(st, shard, seq, &outcome))
+			return outcome;
 		r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
 		if (r != VERIFY_OK)
 		{

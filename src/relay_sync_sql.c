@@ -143,18 +143,24 @@ rs_relay_remote_status(const char *shard, const char *did)
 	return status;
 }
 
-char *
-rs_relay_try_remote_status(const char *shard, const char *did)
+/*
+ * fn(arg) in a subtransaction: true if it succeeded; else the error is
+ * caught and its message returned in *msg (palloc'd in the caller's
+ * context).  What a shard sent or did must not stop the apply worker,
+ * which would retry the same transaction forever.
+ */
+static bool
+relay_try(void (*fn) (void *), void *arg, char **msg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	char	   *status = NULL;
+	bool		ok = true;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		status = rs_relay_remote_status(shard, did);
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -169,13 +175,40 @@ rs_relay_try_remote_status(const char *shard, const char *did)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		ereport(WARNING,
-				(errmsg("relay: cannot ask shard %s about %s: %s", shard, did, edata->message)));
+		*msg = pstrdup(edata->message);
 		FreeErrorData(edata);
-		status = pstrdup("unreachable");
+		ok = false;
 	}
 	PG_END_TRY();
-	return status;
+	return ok;
+}
+
+typedef struct RemoteStatusCall
+{
+	const char *shard;
+	const char *did;
+	char	   *status;
+} RemoteStatusCall;
+
+static void
+remote_status_fn(void *arg)
+{
+	RemoteStatusCall *c = arg;
+
+	c->status = rs_relay_remote_status(c->shard, c->did);
+}
+
+char *
+rs_relay_try_remote_status(const char *shard, const char *did)
+{
+	RemoteStatusCall c = {shard, did, NULL};
+	char	   *msg;
+
+	if (relay_try(remote_status_fn, &c, &msg))
+		return c.status;
+	ereport(WARNING,
+			(errmsg("relay: cannot ask shard %s about %s: %s", shard, did, msg)));
+	return pstrdup("unreachable");
 }
 
 int
@@ -211,40 +244,41 @@ rs_relay_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
 	return n;
 }
 
+typedef struct FetchEventsCall
+{
+	RelayRepo  *st;
+	const char *shard;
+	int64		after;
+	int64		upto;
+	int64	   *seqs;
+	bytea	  **frames;
+	int			n;
+} FetchEventsCall;
+
+static void
+fetch_events_fn(void *arg)
+{
+	FetchEventsCall *c = arg;
+
+	c->n = rs_relay_fetch_events(c->st, c->shard, c->after, c->upto, &c->seqs, &c->frames);
+}
+
 int
 rs_relay_try_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
 						  int64 **seqs_out, bytea ***frames_out)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int			n = -1;
+	FetchEventsCall c = {st, shard, after, upto, NULL, NULL, -1};
+	char	   *msg;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (!relay_try(fetch_events_fn, &c, &msg))
 	{
-		n = rs_relay_fetch_events(st, shard, after, upto, seqs_out, frames_out);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(WARNING,
-				(errmsg("relay: cannot read the log of shard %s for %s: %s", shard, st->did, edata->message)));
-		FreeErrorData(edata);
-		n = -1;
+				(errmsg("relay: cannot read the log of shard %s for %s: %s", shard, st->did, msg)));
+		return -1;
 	}
-	PG_END_TRY();
-	return n;
+	*seqs_out = c.seqs;
+	*frames_out = c.frames;
+	return c.n;
 }
 
 /* ---------------------------------------------------------------- sync */
@@ -485,51 +519,43 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 	return status;
 }
 
+typedef struct WithShardCall
+{
+	void		(*fn) (RelayRepo *, const char *);
+	RelayRepo  *st;
+	const char *shard;
+} WithShardCall;
+
+static void
+with_shard_fn(void *arg)
+{
+	WithShardCall *c = arg;
+
+	c->fn(c->st, c->shard);
+}
+
 /*
  * fn(st, shard) in a subtransaction: true if it succeeded; else st is as
  * it was, the error is logged as a WARNING and *msg (if not NULL) gets its
- * message.  What the shard sent or did must not stop the apply worker,
- * which would retry the same transaction forever.
+ * message.
  */
 static bool
 try_with_shard(void (*fn) (RelayRepo *, const char *), RelayRepo *st, const char *shard,
 			   const char *what, char **msg)
 {
 	RelayRepo	saved = *st;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok = true;
+	WithShardCall c = {fn, st, shard};
+	char	   *err;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(st, shard);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		rs_suppress_ops = false;
-		*st = saved;
-		ereport(WARNING,
-				(errmsg("relay: %s of %s from shard %s failed: %s", what, st->did, shard, edata->message)));
-		if (msg != NULL)
-			*msg = MemoryContextStrdup(rs_relay_cxt(), edata->message);
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (relay_try(with_shard_fn, &c, &err))
+		return true;
+	rs_suppress_ops = false;
+	*st = saved;
+	ereport(WARNING,
+			(errmsg("relay: %s of %s from shard %s failed: %s", what, st->did, shard, err)));
+	if (msg != NULL)
+		*msg = MemoryContextStrdup(rs_relay_cxt(), err);
+	return false;
 }
 
 static void
