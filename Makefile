@@ -1,7 +1,7 @@
 # repo_stream - PGXS build.  `make test` and `make demo` are the two entry
 # points the README documents; both work as root on a fresh Debian 12.
 
-EXTENSION = repo_stream
+EXTENSION = repo_stream repo_stream_router
 EXTVERSION = 0.1.0
 MODULE_big = repo_stream
 
@@ -13,6 +13,8 @@ OBJS = $(SRCS:.c=.o)
 PURE_SRCS = $(filter-out %_sql.c src/repo_stream.c src/decoder.c,$(SRCS))
 
 DATA_built = repo_stream--$(EXTVERSION).sql
+# the router database's extension (PL/Proxy functions; docs/scale-out.md)
+DATA = router/repo_stream_router--$(EXTVERSION).sql
 SHLIB_LINK = -lcbor -lsodium
 PG_CFLAGS = -Wall -Wmissing-prototypes
 
@@ -103,7 +105,7 @@ fuzz:
 valgrind:
 	bash test/valgrind/run.sh
 
-.PHONY: test demo deps unit bench bench-profile fuzz fuzz-build valgrind
+.PHONY: test demo demo-cluster deps unit bench bench-profile fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 
@@ -112,6 +114,10 @@ test:
 
 demo:
 	bash demo/demo.sh
+
+# two shards, a router and a relay on this machine (docs/scale-out.md)
+demo-cluster:
+	bash demo/cluster.sh
 
 bench:
 	bash bench/run.sh

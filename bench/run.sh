@@ -21,6 +21,8 @@ make -s bench/mst_bench >/dev/null
 export LANG=C.UTF-8 LC_ALL=C.UTF-8
 REPS=${REPS:-7}
 export REPS
+# The relay starts its own three clusters (two shards and a relay).
+bash bench/relay_bench.sh
 # wal2json and pgoutput are the output plugin's baselines (bench/decoder_bench.sh).
 # fsync=on: pg_virtualenv turns it off, but write throughput is measured
 # with durable commits, as a real server runs.

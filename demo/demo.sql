@@ -35,7 +35,14 @@ SELECT repo_stream.create_repo('did:plc:alice') AS alice_did_key;
 SELECT repo_stream.create_repo('did:web:bob.example.com') AS bob_did_key;
 
 \echo
-\echo '== 5. Records go in with SQL: helper functions or plain DML'
+\echo '== 5. Consumers subscribe: logical replication slots with the repo_stream output plugin'
+\echo '   one from SQL, one from the shell with pg_recvlogical (left running in the background):'
+SELECT slot_name FROM pg_create_logical_replication_slot('firehose', 'repo_stream');
+\! bash demo/demo.sh recv-start
+SELECT slot_name, plugin, active FROM pg_replication_slots ORDER BY slot_name;
+
+\echo
+\echo '== 6. Records go in with SQL: helper functions or plain DML'
 SELECT repo_stream.put_record('did:plc:alice', 'app.bsky.feed.post', '3jzfcijpj2z2a',
 	'{"$type": "app.bsky.feed.post", "text": "hello from PostgreSQL", "createdAt": "2026-11-26T04:00:00.000Z"}') AS post_cid;
 BEGIN;
@@ -48,7 +55,7 @@ COMMIT;
 SELECT did, collection, rkey, cid FROM repo_stream.records ORDER BY did, collection;
 
 \echo
-\echo '== 6. Every transaction became a signed #commit frame in the event log'
+\echo '== 7. Every transaction became a signed #commit frame in the event log'
 SELECT seq, j->'header'->>'t' AS type, j->'body'->>'repo' AS repo, j->'body'->>'rev' AS rev,
        jsonb_path_query_array(j, '$.body.ops[*].action') AS actions,
        jsonb_path_query_array(j, '$.body.ops[*].path') AS paths
@@ -58,7 +65,30 @@ SELECT jsonb_pretty(repo_stream.frame_to_json(frame) #- '{body,blocks}')
 FROM repo_stream.events_since(2, 1) WHERE seq IS NOT NULL;
 
 \echo
-\echo '== 7. Verification: each frame against the repo''s did:key, and whole repos'
+\echo '== 8. The consumers receive the frames: one message per event, the bytes the log holds'
+SELECT (j->'body'->>'seq')::bigint AS seq, j->'header'->>'t' AS type, j->'body'->>'repo' AS repo,
+       length(c.data) AS bytes, c.data = e.frame AS same_bytes_as_the_log
+FROM pg_logical_slot_peek_binary_changes('firehose', NULL, NULL) c
+CROSS JOIN LATERAL repo_stream.frame_to_json(c.data) j
+JOIN repo_stream.events_since(0) e ON e.seq = (j->'body'->>'seq')::bigint;
+\echo '   options: JSON for people, one repo only, without the CAR slices (the frames stay in the slot):'
+SELECT j->'seq' AS seq, j->'body'->>'repo' AS repo, j->'body' ? 'blocks' AS has_blocks,
+       jsonb_path_query_array(j, '$.body.ops[*].path') AS paths
+FROM (SELECT data::jsonb AS j FROM pg_logical_slot_peek_changes('firehose', NULL, NULL,
+      'format', 'json', 'repos', 'did:web:bob.example.com', 'blocks', 'false')) s;
+\echo '   options are checked strictly: a typo is an ERROR, not a silently empty stream'
+\set ON_ERROR_STOP 0
+SELECT * FROM pg_logical_slot_peek_changes('firehose', NULL, NULL, 'format', 'json', 'kinds', 'commits');
+\set ON_ERROR_STOP 1
+\echo '   get consumes: the slot moves past what it returned, so the next read starts after it'
+SELECT count(*) AS consumed FROM pg_logical_slot_get_binary_changes('firehose', NULL, NULL);
+SELECT count(*) AS still_there FROM pg_logical_slot_peek_binary_changes('firehose', NULL, NULL);
+SELECT pg_drop_replication_slot('firehose');
+\echo '   pg_recvlogical, as teams run it, received the same events into its file:'
+\! bash demo/demo.sh recv-stop
+
+\echo
+\echo '== 9. Verification: each frame against the repo''s did:key, and whole repos'
 SELECT e.seq, repo_stream.verify_frame(e.frame, r.did_key) AS verified
 FROM repo_stream.events_since(0) e
 JOIN repo_stream.repos r ON r.did = repo_stream.frame_to_json(e.frame)->'body'->>'repo';
@@ -70,14 +100,31 @@ ALTER TABLE repo_stream.records ENABLE TRIGGER USER;
 SELECT check_name, ok, detail FROM repo_stream.verify_repo('did:plc:alice') WHERE NOT ok;
 
 \echo
-\echo '== 8. Cursors: a reader resumes from the last seq it saw'
+\echo '== 10. Cursors: a reader resumes from the last seq it saw'
 SELECT seq FROM repo_stream.events_since(2);
 \set ON_ERROR_STOP 0
 SELECT * FROM repo_stream.events_since(1000);
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '== 9. Snapshots: a repo as one CAR file (com.atproto.sync.getRepo), in stream order'
+\echo '== 11. Changes: an update, a delete and a rotated key; every frame still verifies'
+SELECT repo_stream.create_repo('did:plc:dave') IS NOT NULL AS dave_created;
+SELECT repo_stream.put_record('did:plc:dave', 'app.bsky.feed.post', '3jzfcijpj2z3c',
+	'{"text": "first draft", "createdAt": "2026-11-26T04:00:04.000Z"}') IS NOT NULL AS posted;
+\echo '   ($type was missing: it was filled in from the collection)'
+SELECT record->>'$type' AS type FROM repo_stream.records WHERE did = 'did:plc:dave';
+UPDATE repo_stream.records SET record = record || '{"text": "final"}' WHERE did = 'did:plc:dave';
+SELECT repo_stream.rotate_key('did:plc:dave') IS NOT NULL AS key_rotated;
+SELECT repo_stream.delete_record('did:plc:dave', 'app.bsky.feed.post', '3jzfcijpj2z3c') AS deleted;
+SELECT e.seq, e.kind, jsonb_path_query_array(j, '$.body.ops[*].action') AS actions,
+       jsonb_path_query_array(j, '$.body.ops[*].prev') <> '[]' AS has_prev,
+       repo_stream.verify_frame(e.frame) AS verified_with_the_key_of_its_rev
+FROM repo_stream.events_since(0, 100, ARRAY['did:plc:dave']) e, repo_stream.frame_to_json(e.frame) j;
+\echo '   the key history a reader uses for that:'
+SELECT left(did_key, 20) || '...' AS did_key, since_rev, until_rev FROM repo_stream.repo_keys('did:plc:dave');
+
+\echo
+\echo '== 12. Snapshots: a repo as one CAR file (com.atproto.sync.getRepo), in stream order'
 SELECT count(*) AS chunks, min(seq) AS reflects_events_up_to_seq, min(rev) AS rev,
        sum(length(chunk)) AS car_bytes
 FROM repo_stream.export_repo('did:web:bob.example.com');
@@ -88,7 +135,27 @@ FROM repo_stream.export_repo('did:web:bob.example.com',
 SELECT did, rev, seq, status FROM repo_stream.list_repos();
 
 \echo
-\echo '== 10. A record proof (com.atproto.sync.getRecord), checked offline'
+\echo '== 13. A new consumer: a snapshot, then the log from the snapshot''s seq (docs/snapshots.md)'
+\echo '   the snapshot holds every one of bob''s events up to its seq, and none after:'
+SELECT min(seq) AS snap_seq, min(rev) AS snap_rev, sum(length(chunk)) AS car_bytes
+FROM repo_stream.export_repo('did:web:bob.example.com') \gset
+SELECT :snap_seq AS snap_seq, :'snap_rev' AS snap_rev, :car_bytes AS car_bytes;
+\echo '   meanwhile bob posts, and edits the post:'
+SELECT repo_stream.put_record('did:web:bob.example.com', 'app.bsky.feed.post', '3jzfcijpj2z2d',
+	'{"$type": "app.bsky.feed.post", "text": "hi alice", "createdAt": "2026-11-26T04:00:03.000Z"}') IS NOT NULL AS posted;
+SELECT repo_stream.put_record('did:web:bob.example.com', 'app.bsky.feed.post', '3jzfcijpj2z2d',
+	'{"$type": "app.bsky.feed.post", "text": "hi alice!", "createdAt": "2026-11-26T04:00:03.000Z"}') IS NOT NULL AS edited;
+\echo '   the consumer reads on from the snapshot''s seq: each commit''s since is the rev before it,'
+\echo '   the first one''s the snapshot''s rev, so nothing is missed and nothing comes twice'
+SELECT e.seq, j->'body'->>'since' AS since, j->'body'->>'rev' AS rev,
+       jsonb_path_query_array(j, '$.body.ops[*].action') AS actions,
+       jsonb_path_query_array(j, '$.body.ops[*].path') AS paths
+FROM repo_stream.events_since(:snap_seq, 100, ARRAY['did:web:bob.example.com']) e,
+     repo_stream.frame_to_json(e.frame) j;
+\echo '   (a logical replication consumer gets the same hand-off from a slot created with EXPORT_SNAPSHOT)'
+
+\echo
+\echo '== 14. A record proof (com.atproto.sync.getRecord), checked offline'
 \echo '   the check below uses only the proof bytes and the did:key: it reads the CAR,'
 \echo '   verifies the commit signature, and walks the MST from the root to the key'
 CREATE FUNCTION pg_temp.check_proof(car bytea, did_key text, key text) RETURNS text
@@ -143,7 +210,7 @@ SELECT pg_temp.check_proof(repo_stream.record_proof('did:web:bob.example.com', '
        repo_stream.repo_key('did:web:bob.example.com'), 'app.bsky.graph.follow/nope') AS absent;
 
 \echo
-\echo '== 11. Moving a repo to a second database (com.atproto.repo.importRepo)'
+\echo '== 15. Moving a repo to a second database (com.atproto.repo.importRepo)'
 SELECT string_agg(chunk, ''::bytea ORDER BY n) AS bob_car, repo_stream.repo_key('did:web:bob.example.com') AS bob_key
 FROM repo_stream.export_repo('did:web:bob.example.com') WITH ORDINALITY AS e(seq, rev, chunk, n) \gset
 SELECT encode(data_cid, 'hex') AS bob_root, current_database() AS home
@@ -170,7 +237,7 @@ SELECT did, status FROM repo_stream.list_repos();
 DROP DATABASE demo_two;
 
 \echo
-\echo '== 10. A computed view: likes per post, maintained from the event log by cursor'
+\echo '== 16. A computed view: likes per post, maintained from the event log by cursor'
 SELECT repo_stream.create_count_view('like_counts', 'app.bsky.feed.like', 'subject.uri');
 \echo '   filled from the current records, with its cursor at the log''s head:'
 SELECT key AS post, count FROM like_counts;

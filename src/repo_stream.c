@@ -17,6 +17,7 @@
 #include "notify_sql.h"
 #include "eventlog_sql.h"
 #include "keys_sql.h"
+#include "relay_sql.h"
 #include "snapshot_sql.h"
 #include "views_sql.h"
 
@@ -57,6 +58,7 @@ _PG_init(void)
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	rs_commit_init();
+	rs_relay_init();
 	rs_notify_init();
 	rs_eventlog_define_gucs();
 

@@ -31,6 +31,7 @@ static const char *const rel_names[RS_REL_EVENT_LOG_0] = {
 	[RS_REL_KEY_HISTORY] = "repo_key_history",
 	[RS_REL_RECORDS] = "records",
 	[RS_REL_MST_NODES] = "mst_nodes",
+	[RS_REL_RELAY_REPOS] = "relay_repos",
 	[RS_REL_LOG_STATE] = "log_state",
 	[RS_REL_EVENT_SEQ] = "event_seq",
 };

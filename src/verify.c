@@ -153,6 +153,13 @@ VerifyResult
 frame_verify_sync(const FrameSync *s, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
 				  char *errmsg, size_t errlen)
 {
+	return frame_verify_sync_keep(s, pub, NULL, errmsg, errlen);
+}
+
+VerifyResult
+frame_verify_sync_keep(const FrameSync *s, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
+					   VerifiedCommit *out, char *errmsg, size_t errlen)
+{
 	CarIndex	idx;
 	RepoCommit	commit;
 	VerifyResult r;
@@ -161,7 +168,12 @@ frame_verify_sync(const FrameSync *s, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
 		errmsg[0] = '\0';
 	r = check_commit_block(s->blocks, s->blocks_len, NULL, s->did, s->did_len,
 						   s->rev, s->rev_len, pub, &idx, &commit, errmsg, errlen);
-	if (r == VERIFY_OK)
+	if (r == VERIFY_OK && out != NULL)
+	{
+		memcpy(out->data, commit.data, CID_LEN);
+		out->idx = idx;
+	}
+	else if (r == VERIFY_OK)
 		car_index_free(&idx);
 	return r;
 }
@@ -293,6 +305,13 @@ VerifyResult
 frame_verify_commit(const FrameCommit *c, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
 					char *errmsg, size_t errlen)
 {
+	return frame_verify_commit_keep(c, pub, NULL, errmsg, errlen);
+}
+
+VerifyResult
+frame_verify_commit_keep(const FrameCommit *c, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
+						 VerifiedCommit *out, char *errmsg, size_t errlen)
+{
 	CarIndex	idx;
 	RepoCommit	commit;
 	VerifyResult r;
@@ -405,6 +424,12 @@ frame_verify_commit(const FrameCommit *c, const uint8_t pub[VERIFY_PUBLIC_KEY_LE
 	}
 
 done:
+	if (r == VERIFY_OK && out != NULL)
+	{
+		memcpy(out->data, commit.data, CID_LEN);
+		out->idx = idx;
+		return r;
+	}
 	car_index_free(&idx);
 	return r;
 }

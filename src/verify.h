@@ -27,6 +27,7 @@
 #ifndef RS_VERIFY_H
 #define RS_VERIFY_H
 
+#include "car.h"
 #include "frame.h"
 
 #define VERIFY_PUBLIC_KEY_LEN 32
@@ -68,6 +69,25 @@ VerifyResult frame_verify_commit(const FrameCommit *c,
 VerifyResult frame_verify_sync(const FrameSync *s,
 							   const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
 							   char *errmsg, size_t errlen);
+
+/*
+ * The same, keeping for the caller what a consumer applying the frame needs
+ * next: the commit's data (its MST root) and the index of blocks (to find
+ * record blocks by CID without parsing the CAR again).  Only on VERIFY_OK
+ * is out filled in; the caller frees out->idx with car_index_free.
+ */
+typedef struct VerifiedCommit
+{
+	uint8_t		data[CID_LEN];
+	CarIndex	idx;
+} VerifiedCommit;
+
+VerifyResult frame_verify_commit_keep(const FrameCommit *c,
+									  const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
+									  VerifiedCommit *out, char *errmsg, size_t errlen);
+VerifyResult frame_verify_sync_keep(const FrameSync *s,
+									const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],
+									VerifiedCommit *out, char *errmsg, size_t errlen);
 
 /* A decoded frame of either kind; VERIFY_BAD_KIND for others. */
 VerifyResult frame_verify(const Frame *f, const uint8_t pub[VERIFY_PUBLIC_KEY_LEN],

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(make gcc postgresql-15 postgresql-server-dev-15 libcbor-dev libsodium-dev
       libjansson-dev libipc-run-perl postgresql-15-wal2json postgresql-15-decoderbufs postgresql-15-cron
-      rsync clang libclang-rt-14-dev)
+      rsync clang libclang-rt-14-dev postgresql-15-plproxy)
 # Node.js and npm for the interop tests (any install already on PATH will do).
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

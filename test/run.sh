@@ -79,6 +79,23 @@ else
 	cat "$logs/npm.log"; failed=$((failed + 1))
 fi
 
+echo "== demos (make demo, make demo-cluster: they run to the end without an error)"
+# The README's first commands (as root they would also install and build:
+# done above); each passes if it ends with status 0 and its last step shows.
+for d in demo cluster; do
+	if [ $d = demo ]; then bash demo/demo.sh >"$logs/demo.log" 2>&1
+	else bash "$top/demo/cluster.sh" --here >"$logs/demo-cluster.log" 2>&1; fi
+	rc=$?
+	log="$logs/demo.log"; [ $d = cluster ] && log="$logs/demo-cluster.log"
+	# the last step of each must show in the log
+	mark='woken by each commit'; [ $d = cluster ] && mark='did:plc:alice/app.bsky.feed.post/1'
+	if [ $rc -eq 0 ] && grep -q "$mark" "$log"; then
+		echo "ok - $d"; passed=$((passed + 1))
+	else
+		echo "not ok - $d (rc $rc)"; tail -20 "$log"; failed=$((failed + 1))
+	fi
+done
+
 echo "== fuzzing (libFuzzer, test/fuzz/; one harness at a time)"
 # Each harness is one test.  CI runs each for 30 s, a local `make test` for
 # a 5 s smoke run; FUZZ_SECONDS overrides both (`make fuzz` defaults to 60).

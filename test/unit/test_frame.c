@@ -1583,6 +1583,34 @@ test_verify(void)
 	   "50-key repo, commit with 3 creates, 3 updates, 3 deletes: %zu new nodes, %zu proof nodes",
 	   good.new_nodes.n, good.proof.n);
 	expect_verify(&good, NULL, VERIFY_OK, "the honest frame");
+	{
+		/* what a relay keeps of a verified frame: the data root, the blocks by CID */
+		RsBuf		frame;
+		Frame		f;
+		VerifiedCommit vc;
+		bool		records_found = true;
+		uint8_t		wrong[crypto_sign_PUBLICKEYBYTES];
+
+		rs_buf_init(&frame, 8192);
+		assemble(&good, &frame);
+		frame_decode(frame.data, frame.len, &f, NULL, 0);
+		ok(frame_verify_commit_keep(&f.commit, good.pk, &vc, NULL, 0) == VERIFY_OK &&
+		   memcmp(vc.data, good.commit.data, CID_LEN) == 0,
+		   "frame_verify_commit_keep gives the commit's data root");
+		for (size_t i = 0; i < f.commit.n_ops; i++)
+			if (f.commit.ops[i].has_cid && car_index_get(&vc.idx, f.commit.ops[i].cid) == NULL)
+				records_found = false;
+		ok(records_found && car_index_get(&vc.idx, vc.idx.root) != NULL,
+		   "and the index of its blocks: every op's record and the commit block");
+		car_index_free(&vc.idx);
+		memcpy(wrong, good.pk, sizeof(wrong));
+		wrong[0] ^= 1;
+		memset(&vc, 0, sizeof(vc));
+		ok(frame_verify_commit_keep(&f.commit, wrong, &vc, NULL, 0) == VERIFY_BAD_SIGNATURE &&
+		   vc.idx.blocks == NULL, "a frame that does not verify keeps nothing");
+		frame_free(&f);
+		rs_buf_free(&frame);
+	}
 
 	crypto_sign_keypair(other_pk, other_sk);
 	expect_verify(&good, other_pk, VERIFY_BAD_SIGNATURE, "with another key");
@@ -2019,6 +2047,14 @@ test_verify_sync(void)
 	frame_encode_sync(&s, 3, &frame);
 	ok(frame_decode(frame.data, frame.len, &f, NULL, 0) == FRAME_OK &&
 	   frame_verify(&f, p.pk, msg, sizeof(msg)) == VERIFY_OK, "#sync frame verifies");
+	{
+		VerifiedCommit vc;
+
+		ok(frame_verify_sync_keep(&f.sync, p.pk, &vc, msg, sizeof(msg)) == VERIFY_OK &&
+		   memcmp(vc.data, c.data, CID_LEN) == 0 && memcmp(vc.idx.root, ccid, CID_LEN) == 0,
+		   "frame_verify_sync_keep gives the commit's data root and CID");
+		car_index_free(&vc.idx);
+	}
 	p.pk[3] ^= 1;
 	ok(frame_verify(&f, p.pk, msg, sizeof(msg)) == VERIFY_BAD_SIGNATURE, "#sync with another key: %s", msg);
 	frame_free(&f);
