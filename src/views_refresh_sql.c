@@ -12,16 +12,18 @@
  * skipped, as already reflected).
  *
  * Count views keep, per counted record, the key it was counted under (the
- * "memory", table repo_stream.view_memory_<id>, (did, rkey) -> key): an
- * update or delete carries only the previous CID, so the old key comes from
- * there.  Views grouped by $did need no memory (the key is the repo).
+ * "memory", table repo_stream.view_memory_<id>, (h, did, rkey) -> key, see
+ * views_store_sql.c): an update or delete carries only the previous CID,
+ * so the old key comes from there.  Views grouped by $did need no memory
+ * (the key is the repo).
  *
  * A count view's chunk of events is applied in four steps: decode the ops
  * and their new keys; look up the old keys of the paths the chunk updates
- * or deletes (one statement); simulate the ops in order in memory (net
- * count deltas per key, final key per path); write the memory changes and
- * the deltas (one statement each).  view_count_live runs the same steps
- * read-only over the events the view has not applied, under one snapshot.
+ * or deletes (an index probe of the memory each); simulate the ops in
+ * order in memory (net count deltas per key, final key per path); write
+ * the memory changes and the deltas through heap and index calls, sorted
+ * in index order.  view_count_live runs the same steps read-only over the
+ * events the view has not applied, under one snapshot.
  *
  * Reads of the records table use a snapshot that hides this transaction's
  * own uncommitted changes (curcid 0): those become events above the
