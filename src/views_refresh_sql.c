@@ -1205,6 +1205,7 @@ typedef struct EventReader
 	bool		own_snap;
 	const char *only_did;
 	size_t		only_did_len;
+	MemoryContext cxt;			/* the scans' own: outlives every chunk */
 } EventReader;
 
 /* event_log's columns, as every segment has them (PARTITION OF) */
@@ -1239,6 +1240,7 @@ static void
 reader_start(EventReader *r, int64 from, int64 horizon, Snapshot snap, const char *only_did)
 {
 	r->own_snap = snap == NULL;
+	r->cxt = CurrentMemoryContext;
 	r->snap = snap ? snap : RegisterSnapshot(GetLatestSnapshot());
 	r->only_did = only_did;
 	r->only_did_len = only_did ? strlen(only_did) : 0;
@@ -1277,7 +1279,17 @@ reader_next(EventReader *r, int64 *seq, char **did, const uint8 **frame, size_t 
 		{
 			if (!r->ready[i] && !r->done[i])
 			{
-				if (index_getnext_slot(r->scans[i], ForwardScanDirection, r->slots[i]))
+				/*
+				 * In the scans' context: a btree scan allocates its list of
+				 * dead entries to mark (killedItems) on first need, in the
+				 * current context, and frees it at index_endscan; the
+				 * caller's chunk context is reset long before that.
+				 */
+				MemoryContext old = MemoryContextSwitchTo(r->cxt);
+				bool		got = index_getnext_slot(r->scans[i], ForwardScanDirection, r->slots[i]);
+
+				MemoryContextSwitchTo(old);
+				if (got)
 				{
 					r->seqs[i] = DatumGetInt64(slot_getattr(r->slots[i], EV_SEQ, &isnull));
 					r->ready[i] = true;

@@ -96,6 +96,8 @@ $router->safe_psql('postgres', q{
 	CREATE TABLE attempts (w int, did text, rkey text, n int);
 	CREATE TABLE acked (w int, did text, rkey text, n int, cid text);
 	CREATE TABLE write_errors (w int, state text, message text);
+	-- repos the writers leave alone for a moment (while commits are forged)
+	CREATE TABLE paused (did text);
 	-- one write per iteration, its attempt and its acknowledgement committed
 	-- around it; errors (a shard down, a repo moving) are logged and retried
 	CREATE PROCEDURE writer(w int, seconds int) LANGUAGE plpgsql AS $$
@@ -109,6 +111,7 @@ $router->safe_psql('postgres', q{
 		WHILE clock_timestamp() < t_end LOOP
 			n := n + 1;
 			d := 'did:plc:w' || ((n * 5 + w) % 12);
+			CONTINUE WHEN EXISTS (SELECT FROM paused WHERE did = d);
 			k := 'w' || w || 'k' || (n % 40);
 			INSERT INTO attempts VALUES (w, d, k, n);
 			COMMIT;
@@ -189,7 +192,13 @@ while (time - $t0 < $seconds + 1)
 	if ($t > 15 && !$done{forge})
 	{
 		# a commit of the victim's DID signed by another key (made in another
-		# database), and an old commit of the victim replayed under a new seq
+		# database), and an old commit of the victim replayed under a new seq.
+		# The raw INSERTs draw their seqs outside the shard's sequencing, so
+		# a genuine commit of the victim could take a higher seq and reach
+		# the relay first, which would then take them for duplicates; the
+		# writers leave the victim alone meanwhile.
+		$router->safe_psql('postgres', "INSERT INTO paused VALUES ('$victim')");
+		usleep(500_000);
 		$s2->safe_psql('postgres', 'CREATE DATABASE forge');
 		my $hex = $s2->safe_psql('forge', qq{
 			CREATE EXTENSION repo_stream;
@@ -206,6 +215,7 @@ while (time - $t0 < $seconds + 1)
 		push @{ $forged{s2} }, $s2->safe_psql('postgres', qq{$insert '$victim', 'commit', decode('$hex', 'hex') RETURNING seq});
 		# the same from a shard that does not host the repo
 		push @{ $forged{s1} }, $s1->safe_psql('postgres', qq{$insert '$victim', 'commit', decode('$hex', 'hex') RETURNING seq});
+		$router->safe_psql('postgres', 'DELETE FROM paused');
 		$done{forge} = 1;
 	}
 	poll();

@@ -109,7 +109,7 @@ fi
 # ---- the server under valgrind, the suite against it ----
 data=$build/data
 vlogs=$build/logs
-rm -rf "$data" "$vlogs" && mkdir -p "$vlogs"
+rm -rf "$data" "$vlogs" "$build/master.key" && mkdir -p "$vlogs"
 chown -R postgres: "$build"
 port=$((54000 + RANDOM % 1000))
 as_pg() { runuser -u postgres -- env LANG=C.UTF-8 LC_ALL=C.UTF-8 "$@"; }
@@ -121,6 +121,7 @@ unix_socket_directories = '$build'
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
+repo_stream.master_key_file = '$build/master.key'
 CONF
 # 15.19 and later accept only the output plugins listed here
 if as_pg "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
