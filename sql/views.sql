@@ -120,6 +120,13 @@ SELECT repo_stream.drop_view('nope');
 SELECT repo_stream.view_count_live('vw.nope', 'k');
 SELECT repo_stream.refresh_view('vw.likes', 0);
 SELECT repo_stream.refresh_view(NULL);
+-- every required argument: 22004 naming it, never a silent NULL
+SELECT repo_stream.create_count_view(NULL, 'com.example.views.like', 'subject.uri');
+SELECT repo_stream.create_count_view('vw.n', NULL, 'subject.uri');
+SELECT repo_stream.create_count_view('vw.n', 'com.example.views.like', NULL);
+SELECT repo_stream.drop_view(NULL);
+SELECT repo_stream.view_count_live(NULL, 'k');
+SELECT repo_stream.view_count_live('vw.likes', NULL);
 RESET ROLE;
 -- the count table is the extension's: nobody else writes or drops it
 SET ROLE regress_views_admin;

@@ -407,9 +407,9 @@ drop_member(Oid relid, const char *rel)
 Datum
 rs_create_count_view(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *collection = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *group_by = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *name = arg_text(fcinfo, 0, "name");
+	char	   *collection = arg_text(fcinfo, 1, "collection");
+	char	   *group_by = arg_text(fcinfo, 2, "group_by");
 	ViewPath	path;
 	char		err[256];
 	Oid			nsp,
@@ -582,7 +582,7 @@ rs_refresh_view(PG_FUNCTION_ARGS)
 Datum
 rs_drop_view(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name = arg_text(fcinfo, 0, "name");
 	Datum		candidates;
 	RsOwnerContext oc;
 	ViewDef		v;
@@ -618,8 +618,8 @@ rs_drop_view(PG_FUNCTION_ARGS)
 Datum
 rs_view_count_live(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *name = arg_text(fcinfo, 0, "name");
+	char	   *key = arg_text(fcinfo, 1, "key");
 	Datum		candidates = name_candidates(name);
 	RsOwnerContext oc;
 	ViewDef		v;

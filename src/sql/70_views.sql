@@ -44,7 +44,7 @@ COMMENT ON VIEW view_status IS
 	'One row per view: cursor, lag_events (retained events after the cursor), lag_seconds (age of the oldest unapplied event), last_refresh, rebuilds, last_error';
 
 CREATE FUNCTION create_count_view(name text, collection text, group_by text) RETURNS void
-	AS 'MODULE_PATHNAME', 'rs_create_count_view' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_create_count_view' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION create_count_view(text, text, text) IS
 	'Create table name (key text PRIMARY KEY, count bigint NOT NULL) counting the records of collection by group_by (a dotted path, or $did), filled from the records with an exact handoff to the log';
 
@@ -60,11 +60,11 @@ COMMENT ON FUNCTION refresh_view(text, int) IS
 	'Apply the events after the view''s cursor (at most max_events), in this transaction with the cursor''s advance; rebuilds a view whose cursor left the retained window; returns the number of events applied';
 
 CREATE FUNCTION drop_view(name text) RETURNS void
-	AS 'MODULE_PATHNAME', 'rs_drop_view' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_drop_view' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION drop_view(text) IS 'Drop a view, its count table and its memory';
 
 CREATE FUNCTION view_count_live(name text, key text) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'rs_view_count_live' LANGUAGE C STRICT VOLATILE;
+	AS 'MODULE_PATHNAME', 'rs_view_count_live' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION view_count_live(text, text) IS
 	'The count of key as of now: the stored count plus the effect of the events the view has not applied yet (cost grows with the lag)';
 
