@@ -8,7 +8,8 @@
 CREATE TABLE shards (
 	name		text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,29}$'),
 	conninfo	text NOT NULL,
-	partition	int NOT NULL UNIQUE		-- its index in the PL/Proxy cluster
+	partition	int NOT NULL UNIQUE,		-- its index in the PL/Proxy cluster
+	identity	text UNIQUE				-- <system identifier>/<database> of the shard
 );
 COMMENT ON TABLE shards IS 'The shards this router writes to (router_add_shard)';
 
@@ -38,7 +39,8 @@ DECLARE
 	first text;
 	info text;
 BEGIN
-	SELECT count(*) INTO n FROM repo_stream.shards;
+	-- partitions are never renumbered (a removed shard leaves a gap)
+	SELECT coalesce(max(partition) + 1, 0) INTO n FROM repo_stream.shards;
 	WHILE size < n LOOP
 		size := size * 2;
 	END LOOP;
@@ -54,6 +56,11 @@ END $$;
 
 CREATE FUNCTION router_add_shard(name text, conninfo text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	shard record;
+	other text;
+	msg text;
+	detail text;
 BEGIN
 	IF router_add_shard.name IS NULL OR router_add_shard.conninfo IS NULL THEN
 		RAISE EXCEPTION '% must not be NULL', CASE WHEN router_add_shard.name IS NULL THEN 'name' ELSE 'conninfo' END
@@ -67,12 +74,63 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM repo_stream.shards s WHERE s.name = router_add_shard.name) THEN
 		RAISE EXCEPTION 'shard "%" already exists', router_add_shard.name USING ERRCODE = 'duplicate_object';
 	END IF;
-	INSERT INTO repo_stream.shards (name, conninfo, partition)
-	SELECT router_add_shard.name, router_add_shard.conninfo, coalesce(max(partition) + 1, 0) FROM repo_stream.shards;
+	-- the shard must answer, hold repo_stream, and be a database no other
+	-- shard name points at: every new repo may be routed to it
+	BEGIN
+		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(v text, id text)', repo_stream._router_dblink(),
+					   router_add_shard.conninfo,
+					   $q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'),
+							  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$)
+			INTO shard;
+	EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+		RAISE EXCEPTION 'cannot connect to shard "%": %', router_add_shard.name, msg
+			USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', DETAIL = detail,
+				  HINT = 'Check the conninfo; the shard was not added.';
+	END;
+	IF shard.v IS NULL THEN
+		RAISE EXCEPTION 'shard "%" has no repo_stream extension', router_add_shard.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'CREATE EXTENSION repo_stream; in that database first.';
+	END IF;
+	SELECT s.name INTO other FROM repo_stream.shards s WHERE s.identity = shard.id;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'shard "%" is the database of shard "%"', router_add_shard.name, other
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = format('Both conninfos lead to database %s.', shard.id);
+	END IF;
+	INSERT INTO repo_stream.shards (name, conninfo, partition, identity)
+	SELECT router_add_shard.name, router_add_shard.conninfo, coalesce(max(partition) + 1, 0), shard.id
+	  FROM repo_stream.shards;
 	PERFORM repo_stream._router_configure();
 END $$;
 COMMENT ON FUNCTION router_add_shard(text, text) IS
-	'Add a shard (a repo_stream database) to the router''s PL/Proxy cluster; new repos go to the shard with the fewest';
+	'Add a shard (a repo_stream database) to the router''s PL/Proxy cluster, after checking that it answers, has repo_stream and is not already a shard (08001, 55000, 42710); new repos go to the shard with the fewest';
+
+CREATE FUNCTION router_remove_shard(name text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF router_remove_shard.name IS NULL THEN
+		RAISE EXCEPTION 'name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM FROM repo_stream.shards s WHERE s.name = router_remove_shard.name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'shard "%" does not exist', router_remove_shard.name USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT count(*) INTO n FROM repo_stream.directory d
+	 WHERE d.shard = router_remove_shard.name OR d.moving_to = router_remove_shard.name;
+	IF n > 0 THEN
+		RAISE EXCEPTION 'shard "%" hosts % repos', router_remove_shard.name, n
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Move them to other shards with repo_stream.move_repo first.';
+	END IF;
+	DELETE FROM repo_stream.shards s WHERE s.name = router_remove_shard.name;
+	PERFORM repo_stream._router_configure();
+END $$;
+COMMENT ON FUNCTION router_remove_shard(text) IS
+	'Take a shard that hosts no repo out of the router (42704 unknown, 55000 while it hosts repos)';
 
 -- The partition of the shard hosting did: 42704 if none, RepoMoving (55R02)
 -- while it moves and write is true.
@@ -270,5 +328,5 @@ COMMENT ON PROCEDURE move_repo(text, text) IS
 	'Move a repo to another shard: refuse writes (55R02), export and deactivate on the old shard, import on the new one, switch the directory, delete on the old one';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA repo_stream FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION _router_configure(), router_add_shard(text, text), _route_new(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION _router_configure(), router_add_shard(text, text), router_remove_shard(text), _route_new(text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE move_repo(text, text) FROM PUBLIC;

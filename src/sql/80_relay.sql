@@ -23,7 +23,8 @@ CREATE TABLE relay_shards (
 	events		bigint NOT NULL DEFAULT 0,	-- re-sequenced into the relay's log
 	duplicates	bigint NOT NULL DEFAULT 0,	-- already applied (the backfill's overlap)
 	dropped_host bigint NOT NULL DEFAULT 0,	-- for a repo the shard does not host
-	rejected	bigint NOT NULL DEFAULT 0	-- failed verification or broke a chain
+	rejected	bigint NOT NULL DEFAULT 0,	-- failed verification or broke a chain
+	identity	text UNIQUE				-- <system identifier>/<database> of the shard
 );
 COMMENT ON TABLE relay_shards IS 'Relay mode: the shards whose event logs this relay merges (relay_add_shard)';
 
@@ -137,6 +138,7 @@ CREATE FUNCTION relay_add_shard(name text, conninfo text) RETURNS void
 DECLARE
 	shard text := relay_add_shard.name;
 	ds text;
+	ds_other text;
 	sub text := 'rs_relay_' || relay_add_shard.name;
 	slot text;
 	cursor bigint := 0;
@@ -169,12 +171,26 @@ BEGIN
 
 	-- the shard: repo_stream there, a publication of its log
 	SELECT * INTO r FROM repo_stream._relay_query(shard,
-		$q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'), current_setting('wal_level')$q$,
-		'v text, w text') AS t(v text, w text);
+		$q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'), current_setting('wal_level'),
+				  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$,
+		'v text, w text, id text') AS t(v text, w text, id text);
 	IF r.v IS NULL THEN
 		RAISE EXCEPTION 'shard "%" has no repo_stream extension', shard
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	-- one subscription per shard database: a second name for the same one
+	-- would relay its whole history again
+	IF r.id = (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database() THEN
+		RAISE EXCEPTION 'shard "%" is this relay''s own database', shard
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT s.name INTO ds_other FROM repo_stream.relay_shards s WHERE s.identity = r.id;
+	IF ds_other IS NOT NULL THEN
+		RAISE EXCEPTION 'shard "%" is the database of shard "%"', shard, ds_other
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = format('Both conninfos lead to database %s; it is relayed once.', r.id);
+	END IF;
+	UPDATE repo_stream.relay_shards s SET identity = r.id WHERE s.name = shard;
 	IF r.w <> 'logical' THEN
 		RAISE EXCEPTION 'shard "%" has wal_level %, not logical', shard, r.w
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -184,9 +200,15 @@ BEGIN
 		SELECT 1 FROM (SELECT 1) x WHERE NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'repo_stream_relay')
 		$q$, 'x int') AS t(x int);
 	IF FOUND THEN
-		PERFORM * FROM repo_stream._relay_query(shard, $q$
-			CREATE PUBLICATION repo_stream_relay FOR TABLE repo_stream.event_log
-				WITH (publish = 'insert', publish_via_partition_root = true)$q$, 'status text') AS t(status text);
+		BEGIN
+			PERFORM * FROM repo_stream._relay_query(shard, $q$
+				CREATE PUBLICATION repo_stream_relay FOR TABLE repo_stream.event_log
+					WITH (publish = 'insert', publish_via_partition_root = true)$q$, 'status text') AS t(status text);
+		EXCEPTION WHEN insufficient_privilege THEN
+			RAISE EXCEPTION 'the relay''s role on shard "%" may not create the publication repo_stream_relay', shard
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = 'Create it on the shard as a superuser: CREATE PUBLICATION repo_stream_relay FOR TABLE repo_stream.event_log WITH (publish = ''insert'', publish_via_partition_root = true);';
+		END;
 	END IF;
 
 	-- the slot first: every transaction committing after it reaches the

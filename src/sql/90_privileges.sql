@@ -26,6 +26,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON records TO repo_stream_writer;
 GRANT SELECT (did, did_key, status, head_cid, head_rev, last_seq, created_at) ON repos
 	TO repo_stream_writer, repo_stream_reader;
 GRANT SELECT ON records TO repo_stream_reader;
+-- a relay's role (a reader) measures its lag on a shard: how many events
+-- are past its position, and how old; the frames stay behind events_since
+GRANT SELECT (seq, logged_at) ON event_log TO repo_stream_reader;
 GRANT EXECUTE ON FUNCTION
 	put_record(text, text, text, jsonb), create_record(text, text, jsonb),
 	delete_record(text, text, text), get_record(text, text, text),

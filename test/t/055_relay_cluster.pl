@@ -61,6 +61,30 @@ $router->safe_psql('postgres', qq{
 });
 $relay->safe_psql('postgres', 'CREATE EXTENSION repo_stream; CREATE EXTENSION dblink;');
 
+# the router adds only shards that answer, hold repo_stream, and are not
+# already shards under another name; it removes only empty ones
+sub sqlstate_of
+{
+	my ($node, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	return $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1 : "no error ($ret): $err";
+}
+is(sqlstate_of($router, q{SELECT repo_stream.router_add_shard('bad', 'this is not a conninfo')}), '08001',
+	'router_add_shard: a conninfo that does not connect is 08001');
+is(sqlstate_of($router, "SELECT repo_stream.router_add_shard('again', @{[ conn_lit($s1) ]})"), '42710',
+	'router_add_shard: a second name for a shard\'s database is 42710');
+is(sqlstate_of($router, "SELECT repo_stream.router_add_shard('plain', @{[ conn_lit($router) ]})"), '55000',
+	'router_add_shard: a database without repo_stream is 55000');
+$s1->safe_psql('postgres', 'CREATE DATABASE spare');
+$s1->safe_psql('spare', 'CREATE EXTENSION repo_stream');
+(my $spare = conn_lit($s1)) =~ s/dbname=(?:'')?postgres(?:'')?/dbname=spare/;
+$router->safe_psql('postgres', "SELECT repo_stream.router_add_shard('spare', $spare)");
+is(sqlstate_of($router, q{SELECT repo_stream.router_remove_shard('nosuch')}), '42704',
+	'router_remove_shard: an unknown shard is 42704');
+$router->safe_psql('postgres', q{SELECT repo_stream.router_remove_shard('spare')});
+is($router->safe_psql('postgres', q{SELECT string_agg(name || '=' || partition, ',' ORDER BY name) FROM repo_stream.shards}),
+	's1=0,s2=1', 'router_remove_shard takes an empty shard out');
+
 # ------------------------------------------------ repos before the relay
 
 # twelve repos through the router, spread over both shards, with records:
@@ -87,6 +111,15 @@ $relay->safe_psql('postgres', qq{
 	SELECT repo_stream.create_count_view('public.like_counts', 'app.bsky.feed.like', 'subject.uri');
 });
 my $slot_from = $relay->safe_psql('postgres', 'SELECT max(seq) FROM repo_stream.event_log');
+is(sqlstate_of($router, q{SELECT repo_stream.router_remove_shard('s1')}), '55000',
+	'router_remove_shard: a shard that hosts repos is 55000');
+# the same shard database under a second name would relay its history twice
+is(sqlstate_of($relay, "SELECT repo_stream.relay_add_shard('again', @{[ conn_lit($s1) ]})"), '42710',
+	'relay_add_shard: a second name for a shard\'s database is 42710');
+is(sqlstate_of($relay, "SELECT repo_stream.relay_add_shard('me', @{[ conn_lit($relay) ]})"), '22023',
+	'relay_add_shard: the relay\'s own database is 22023');
+is($s1->safe_psql('postgres', q{SELECT string_agg(slot_name, ',') FROM pg_replication_slots}) =~ tr/,//, 0,
+	'and no slot was left on the shard');
 is($relay->safe_psql('postgres', q{SELECT string_agg(shard || ':' || repos, ',' ORDER BY shard) FROM repo_stream.relay_status}),
 	's1:6,s2:6', 'relay_add_shard backfilled both shards: each hosts six repos');
 
