@@ -1,5 +1,5 @@
 -- make demo-cluster: psql switches between the four clusters with \connect.
-\set ECHO queries
+\set ECHO all
 \pset footer off
 
 -- ---------------------------------------------------------------- shards
