@@ -13,9 +13,8 @@ SELECT repo_stream.relay_add_shard('Shard One', 'dbname=x');
 SELECT repo_stream.relay_add_shard(repeat('s', 31), 'dbname=x');
 
 -- dblink is needed (and named in the hint)
-\set VERBOSITY verbose
 SELECT repo_stream.relay_add_shard('s1', 'dbname=x');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 CREATE EXTENSION IF NOT EXISTS dblink;
 
 -- a shard that cannot be reached: nothing is left behind

@@ -43,7 +43,9 @@ apto=(-o "Dir::Etc::SourceList=$src/sources.list" -o Dir::Etc::SourceParts=/dev/
 prefix=$(ls -d "$build"/pg-*/ 2>/dev/null | head -1)
 prefix=${prefix%/}
 mode=usevalgrind
-if [ -z "$prefix" ] || [ ! -x "$prefix/bin/postgres" ]; then
+# (dblink: the relay's tests need it; a server cached without it is built again)
+if [ -z "$prefix" ] || [ ! -x "$prefix/bin/postgres" ] || [ ! -f "$prefix/share/extension/dblink.control" ]; then
+	[ -n "$prefix" ] && rm -rf "$prefix"	# an incomplete cached server
 	rm -rf "$src" && mkdir -p "$src/lists/partial"
 	cat >"$src/sources.list" <<LIST
 deb-src http://deb.debian.org/debian bookworm main
@@ -76,7 +78,8 @@ LIST
 				>"$build/configure.log" 2>&1 &&
 			make -j"$(nproc)" -s >"$build/make.log" 2>&1 &&
 			make -s install >>"$build/make.log" 2>&1 &&
-			make -s -C contrib/test_decoding install >>"$build/make.log" 2>&1) ||
+			make -s -C contrib/test_decoding install >>"$build/make.log" 2>&1 &&
+			make -s -C contrib/dblink install >>"$build/make.log" 2>&1) ||
 			{ log "the build failed: see $build/configure.log and $build/make.log"; exit 1; }
 		cp "$dir/src/tools/valgrind.supp" "$prefix/valgrind.supp"
 		rm -rf "$src"
@@ -107,30 +110,37 @@ else
 fi
 
 # ---- the server under valgrind, the suite against it ----
+# The configuration lives outside the data directory, as in Debian's
+# clusters, so the master key file's default place (next to
+# postgresql.conf) is outside it too, as the tests expect.
 data=$build/data
+etc=$build/etc
 vlogs=$build/logs
-rm -rf "$data" "$vlogs" "$build/master.key" && mkdir -p "$vlogs"
+rm -rf "$data" "$etc" "$vlogs" && mkdir -p "$vlogs" "$etc"
 chown -R postgres: "$build"
 port=$((54000 + RANDOM % 1000))
 as_pg() { runuser -u postgres -- env LANG=C.UTF-8 LC_ALL=C.UTF-8 "$@"; }
 as_pg "$bindir/initdb" -D "$data" -A trust -E UTF8 >"$build/initdb.log" 2>&1
-cat >>"$data/postgresql.conf" <<CONF
+mv "$data/postgresql.conf" "$data/pg_hba.conf" "$data/pg_ident.conf" "$etc/"
+cat >>"$etc/postgresql.conf" <<CONF
+data_directory = '$data'
+hba_file = '$etc/pg_hba.conf'
+ident_file = '$etc/pg_ident.conf'
 port = $port
 listen_addresses = ''
 unix_socket_directories = '$build'
 wal_level = logical
 max_replication_slots = 10
 max_wal_senders = 10
-repo_stream.master_key_file = '$build/master.key'
 CONF
 # 15.19 and later accept only the output plugins listed here
 if as_pg "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
-	echo "output_plugin_libraries = pgoutput, test_decoding, repo_stream" >>"$data/postgresql.conf"
+	echo "output_plugin_libraries = pgoutput, test_decoding, repo_stream" >>"$etc/postgresql.conf"
 fi
 log "server ($mode) under valgrind on port $port; logs in $vlogs"
 as_pg valgrind --quiet --trace-children=yes --track-origins=yes --read-var-info=yes \
 	--num-callers=30 --error-limit=no --suppressions="$supp" \
-	--log-file="$vlogs/%p.log" "$bindir/postgres" -D "$data" >"$build/server.log" 2>&1 &
+	--log-file="$vlogs/%p.log" "$bindir/postgres" -D "$etc" >"$build/server.log" 2>&1 &
 for i in $(seq 1 120); do
 	as_pg "$bindir/pg_isready" -q -h "$build" -p "$port" && break
 	sleep 1
