@@ -44,7 +44,8 @@ prefix=$(ls -d "$build"/pg-*/ 2>/dev/null | head -1)
 prefix=${prefix%/}
 mode=usevalgrind
 # (dblink: the relay's tests need it; a server cached without it is built again)
-if [ -z "$prefix" ] || [ ! -x "$prefix/bin/postgres" ] || [ ! -f "$prefix/share/extension/dblink.control" ]; then
+if [ -z "$prefix" ] || [ ! -x "$prefix/bin/postgres" ] ||
+	[ ! -f "$("$prefix/bin/pg_config" --sharedir 2>/dev/null)/extension/dblink.control" ]; then
 	[ -n "$prefix" ] && rm -rf "$prefix"	# an incomplete cached server
 	rm -rf "$src" && mkdir -p "$src/lists/partial"
 	cat >"$src/sources.list" <<LIST
