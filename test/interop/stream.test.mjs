@@ -66,11 +66,16 @@ async function consume(stop) {
   const received = [];
   let done;
   const finished = new Promise((resolve) => { done = resolve; });
+  let stopped = false;
   service.on('data', (lsn, frame) => {
+    if (stopped) return;	// after stop: neither kept nor acknowledged
     received.push({ lsn, frame });
     const enough = stop(received);
     service.acknowledge(lsn);
-    if (enough) done();
+    if (enough) {
+      stopped = true;
+      done();
+    }
   });
   service.on('error', () => {});
   // a fresh service starts at 0/0: the server resumes at the slot's
@@ -78,7 +83,19 @@ async function consume(stop) {
   service.subscribe(new RepoStreamPlugin({ repos: DIDS.join(',') }), SLOT).catch(() => {});
   const timer = setTimeout(() => done(), 60000);
   await finished;
+  stopped = true;
   clearTimeout(timer);
+  // The acknowledgement travels as a standby status message: wait until the
+  // server has it before disconnecting, or the slot resumes from an earlier
+  // confirmed position and more than the partly confirmed transaction comes
+  // again (correct at-least-once delivery, but not what this test pins).
+  const last = received.length ? received[received.length - 1].lsn : null;
+  for (let i = 0; last && i < 100; i++) {
+    const r = await db.query(`SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots
+                               WHERE slot_name = $1`, [SLOT, last]);
+    if (r.rows[0]?.ok) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
   await service.destroy();
   return received;
 }
