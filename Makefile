@@ -2,7 +2,10 @@
 # points the README documents; both work as root on a fresh Debian 12.
 
 EXTENSION = repo_stream repo_stream_router
-EXTVERSION = 0.1.0
+# The version `make install` builds.  Older versions' install scripts are
+# frozen in upgrade/, with one upgrade script per step (docs/operations.md);
+# tools/check_upgrade.sh fails when the sources change without the step.
+EXTVERSION = 0.2.0
 MODULE_big = repo_stream
 
 SRCS = $(sort $(wildcard src/*.c))
@@ -12,9 +15,9 @@ OBJS = $(SRCS:.c=.o)
 # that unit tests and fuzzers link without the server.
 PURE_SRCS = $(filter-out %_sql.c src/repo_stream.c src/decoder.c,$(SRCS))
 
-DATA_built = repo_stream--$(EXTVERSION).sql
 # the router database's extension (PL/Proxy functions; docs/scale-out.md)
-DATA = router/repo_stream_router--$(EXTVERSION).sql
+DATA_built = repo_stream--$(EXTVERSION).sql repo_stream_router--$(EXTVERSION).sql
+DATA = $(wildcard upgrade/*.sql)
 SHLIB_LINK = -lcbor -lsodium
 PG_CFLAGS = -Wall -Wmissing-prototypes
 
@@ -33,6 +36,12 @@ $(OBJS): $(wildcard src/*.h)
 
 repo_stream--$(EXTVERSION).sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
+
+repo_stream_router--$(EXTVERSION).sql: router/repo_stream_router.sql
+	cp $< $@
+
+check-upgrade:
+	bash tools/check_upgrade.sh
 
 # ---- repo_stream_car: the command-line client (C + libpq), installed next
 # to the PostgreSQL binaries (pg_config --bindir) by `make install` ----
@@ -105,7 +114,7 @@ fuzz:
 valgrind:
 	bash test/valgrind/run.sh
 
-.PHONY: test demo demo-cluster deps unit bench bench-profile fuzz fuzz-build valgrind
+.PHONY: check-upgrade test demo demo-cluster deps unit bench bench-profile fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 
