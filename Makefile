@@ -43,6 +43,11 @@ repo_stream_router--$(EXTVERSION).sql: router/repo_stream_router.sql
 check-upgrade:
 	bash tools/check_upgrade.sh
 
+# one-line faults, one at a time; lists the ones no test catches (not part
+# of `make test`; tools/mutation/faults.txt)
+mutation:
+	python3 tools/mutation/run.py
+
 # ---- repo_stream_car: the command-line client (C + libpq), installed next
 # to the PostgreSQL binaries (pg_config --bindir) by `make install` ----
 CLI = tools/repo_stream_car
@@ -114,7 +119,7 @@ fuzz:
 valgrind:
 	bash test/valgrind/run.sh
 
-.PHONY: check-upgrade test demo demo-cluster deps unit bench bench-profile fuzz fuzz-build valgrind
+.PHONY: check-upgrade mutation test demo demo-cluster deps unit bench bench-profile fuzz fuzz-build valgrind
 deps:
 	bash test/install-deps.sh
 

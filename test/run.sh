@@ -25,7 +25,7 @@ if [ "$(id -u)" = 0 ]; then
 	chown -R postgres: "$work"
 	chmod 755 "$work"
 	runuser -u postgres -- env HOME=/var/lib/postgresql CI="${CI:-}" FUZZ_SECONDS="${FUZZ_SECONDS:-}" \
-		PG_CONFIG="$PG_CONFIG" SUITES="$SUITES" TAP_TESTS="${TAP_TESTS:-}" bash "$work/test/run.sh"
+		PG_CONFIG="$PG_CONFIG" SUITES="$SUITES" TAP_TESTS="${TAP_TESTS:-}" REGRESS_TESTS="${REGRESS_TESTS:-}" bash "$work/test/run.sh"
 	rc=$?
 	cp -r "$work"/test/logs "$top/test/" 2>/dev/null
 	exit $rc
@@ -65,7 +65,8 @@ fi
 
 if want regress; then
 echo "== pg_regress"
-bash test/pg_tmp.sh "${PGOPTS[@]}" make -s installcheck >"$logs/regress.log" 2>&1
+# REGRESS_TESTS names some of sql/ (setup always runs first)
+bash test/pg_tmp.sh "${PGOPTS[@]}" make -s installcheck ${REGRESS_TESTS:+REGRESS="setup $REGRESS_TESTS"} >"$logs/regress.log" 2>&1
 grep -E '^test |tests (passed|failed)|^ERROR|^make' "$logs/regress.log"
 n=$(grep -cE '^test .* \.\.\. ' "$logs/regress.log")
 nf=$(grep -cE '^test .* \.\.\. FAILED' "$logs/regress.log")
