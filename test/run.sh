@@ -66,7 +66,7 @@ fi
 if want regress; then
 echo "== pg_regress"
 # REGRESS_TESTS names some of sql/ (setup always runs first)
-bash test/pg_tmp.sh "${PGOPTS[@]}" make -s installcheck ${REGRESS_TESTS:+REGRESS="setup $REGRESS_TESTS"} >"$logs/regress.log" 2>&1
+bash test/pg_tmp.sh "${PGOPTS[@]}" env -u TAP_TESTS make -s installcheck ${REGRESS_TESTS:+REGRESS="setup $REGRESS_TESTS"} >"$logs/regress.log" 2>&1
 grep -E '^test |tests (passed|failed)|^ERROR|^make' "$logs/regress.log"
 n=$(grep -cE '^test .* \.\.\. ' "$logs/regress.log")
 nf=$(grep -cE '^test .* \.\.\. FAILED' "$logs/regress.log")
