@@ -87,7 +87,7 @@ COMMENT ON FUNCTION _relay_mask_conninfo(text) IS
 CREATE FUNCTION _relay_ingest(shard text, seq bigint, frame bytea) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_relay_ingest' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION _relay_ingest(text, bigint, bytea) IS
-	'Relay mode, internal: one event of a shard (its seq there), as the replication trigger handles it; returns applied, historical, duplicate, dropped (host), rejected or ignored';
+	'Relay mode, internal: one event of a shard (its seq there), as the replication trigger handles it; returns applied, historical, duplicate, dropped (host), rejected, ignored or replayed';
 
 CREATE FUNCTION _relay_sync_repo(shard text, did text, pending boolean) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_relay_sync_repo' LANGUAGE C STRICT VOLATILE;
