@@ -799,6 +799,8 @@ replayed(RelayRepo *st, const char *shard, int64 seq, const char *rev, size_t re
 			(errmsg("relay: event seq " INT64_FORMAT " of shard %s for %s has rev %.*s, not after the relay's rev %s: a replay, not relayed",
 					seq, shard, st->did, (int) rev_len, rev, st->rev)));
 	shard_stats(shard)->replayed++;
+	st->shard_seq = seq;		/* seen: a resync's catch-up need not read it again */
+	st->dirty = true;
 	return true;
 }
 
