@@ -289,14 +289,14 @@ CREATE FUNCTION _move_fence(did text, conninfo text, shard text) RETURNS void
 DECLARE
 	n int;
 BEGIN
-	FOR i IN 1 .. 120 LOOP
+	FOR i IN 1 .. 600 LOOP
 		n := repo_stream._move_query(conninfo, format(
 			'SELECT count(*)::text FROM pg_catalog.pg_stat_activity WHERE application_name = %L',
 			repo_stream._move_app(did)))::int;
 		IF n = 0 THEN
 			RETURN;
 		END IF;
-		PERFORM pg_sleep(0.5);
+		PERFORM pg_sleep(0.1);
 	END LOOP;
 	RAISE EXCEPTION 'a move of repo "%" is still running on shard %', did, shard
 		USING ERRCODE = '55R02', HINT = 'Retry in a moment.';

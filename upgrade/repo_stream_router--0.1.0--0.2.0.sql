@@ -3,7 +3,7 @@
 -- here; the digest line is the sha256 of that file as this script leaves it
 -- (`make check-upgrade`).
 \echo Use "ALTER EXTENSION repo_stream_router UPDATE" to load this file. \quit
--- source digest: 9a8770d1fbf631666ca10964ff0eabbfe49c32e59a0317e794d3e6971b43d448
+-- source digest: f2c5f5977debfefc2872a56ae51233674f16cc060289fb28305d8b134cba6bc7
 
 -- scale-out security (issue 17, F-M3, F-L11): moves recovered after a crash
 -- (router_recover_moves, moved_from), a move's own dblink connections
@@ -99,14 +99,14 @@ CREATE FUNCTION _move_fence(did text, conninfo text, shard text) RETURNS void
 DECLARE
 	n int;
 BEGIN
-	FOR i IN 1 .. 120 LOOP
+	FOR i IN 1 .. 600 LOOP
 		n := repo_stream._move_query(conninfo, format(
 			'SELECT count(*)::text FROM pg_catalog.pg_stat_activity WHERE application_name = %L',
 			repo_stream._move_app(did)))::int;
 		IF n = 0 THEN
 			RETURN;
 		END IF;
-		PERFORM pg_sleep(0.5);
+		PERFORM pg_sleep(0.1);
 	END LOOP;
 	RAISE EXCEPTION 'a move of repo "%" is still running on shard %', did, shard
 		USING ERRCODE = '55R02', HINT = 'Retry in a moment.';
