@@ -299,14 +299,23 @@ is($relay->safe_psql('postgres', q{SELECT dropped_host FROM repo_stream.relay_st
 	'none of s1\'s events was dropped');
 is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.relay_repos WHERE claim_shard IS NOT NULL}), '0',
 	'the activation dropped s2\'s claims');
-# a deletion on the host hands nothing to a copy with another tree
+# a deletion on the host hands the repo to no copy that does not carry the
+# relay's state: neither s2's earlier copy (its #sync signed by a key for a
+# rev before the relay's head), nor a fresh one made after the deletion
+# whose #sync verifies but carries another tree (the attacker's repo)
 $s1->safe_psql('postgres', q{SELECT repo_stream.delete_repo('did:plc:alice')});
 so_wait_applied($relay, 's1', $s1);
-$s2->safe_psql('postgres', q{SELECT repo_stream.rotate_key('did:plc:alice')}, connstr => $s2adm);
+is($relay->safe_psql('postgres', q{SELECT r.shard || ' ' || p.status FROM repo_stream.relay_repos r JOIN repo_stream.repos p USING (did) WHERE did = 'did:plc:alice'}),
+	's1 deleted', 's1 deletes alice: relayed as a deletion; s2\'s copy is not a move');
+$evil->safe_psql('postgres', post('did:plc:alice', '3jzfcijpj2z2c', 'FORGED 3'));
+($car, $akey) = split /\|/, $evil->safe_psql('postgres', q{SELECT encode(string_agg(chunk, ''::bytea ORDER BY n), 'hex'),
+	repo_stream.repo_key('did:plc:alice') FROM repo_stream.export_repo('did:plc:alice') WITH ORDINALITY AS e(seq, rev, chunk, n)});
+$s2->safe_psql('postgres', q{SELECT repo_stream.delete_repo('did:plc:alice')}, connstr => $s2adm);
+$s2->safe_psql('postgres', qq{SELECT repo_stream.import_repo(decode('$car', 'hex'), '$akey')}, connstr => $s2adm);
 so_wait_applied($relay, 's2', $s2);
 is($relay->safe_psql('postgres', q{SELECT r.shard || ' ' || p.status FROM repo_stream.relay_repos r JOIN repo_stream.repos p USING (did) WHERE did = 'did:plc:alice'}),
-	's1 deleted', 's1 deletes alice: relayed as a deletion; s2\'s copy, another tree, is not a move');
-is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.records WHERE record->>'text' LIKE 'HIJACKED%'}), '0',
-	'nothing of s2\'s copy is mirrored');
+	's1 deleted', 'nor is a copy of another tree that s2 imports after the deletion');
+is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.records WHERE record->>'text' LIKE 'HIJACKED%' OR record->>'text' LIKE 'FORGED%'}), '0',
+	'nothing of s2\'s copies is mirrored');
 
 done_testing();
