@@ -9,8 +9,9 @@
 #  - the router's session is killed (SIGKILL) while the old shard exports
 #    the repo, and again while the new shard imports it: the repo is left
 #    "moving"; router_recover_moves() settles the first, the next move_repo
-#    of the DID the second, each rolled back or finished with the repo
-#    active on exactly one shard and the relay following.
+#    of the DID the second, each rolled back with the repo active on exactly
+#    one shard and the relay following; a move cut short after its import
+#    committed is finished by router_recover_moves().
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -231,6 +232,33 @@ settled_both();
 ok(so_wait($relay, "SELECT shard FROM repo_stream.relay_repos WHERE did = 'did:plc:big'", $dst),
 	'the relay follows it');
 is(records_of($relay, 'did:plc:big'), records_of($shard{$dst}, 'did:plc:big'), 'its records on the relay are the new shard\'s');
+
+# 3. cut short after the import committed (its steps done by hand up to
+# there, as a router that died right after the new shard's COMMIT leaves
+# them): recovery finishes the move
+$router->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:half')});
+$router->safe_psql('postgres', like_sql('did:plc:half', "h$_", $_)) for 1 .. 3;
+my $h_src = host_of('did:plc:half');
+my $h_dst = other($h_src);
+$router->safe_psql('postgres', "UPDATE repo_stream.directory SET moving_to = '$h_dst' WHERE did = 'did:plc:half'");
+my ($hcar, $hkey) = split /\|/, $shard{$h_src}->safe_psql('postgres', q{
+	SELECT encode(string_agg(chunk, ''::bytea ORDER BY n), 'hex'), repo_stream.repo_key('did:plc:half')
+	  FROM repo_stream.export_repo('did:plc:half') WITH ORDINALITY AS e(seq, rev, chunk, n)});
+$shard{$h_src}->safe_psql('postgres', q{SELECT repo_stream.deactivate_repo('did:plc:half')});
+$shard{$h_dst}->safe_psql('postgres', qq{SELECT repo_stream.import_repo(decode('$hcar', 'hex'), '$hkey')});
+is($router->safe_psql('postgres', q{SELECT string_agg(did || ' ' || from_shard || ' ' || to_shard || ' ' || outcome, ',')
+	FROM repo_stream.router_recover_moves()}), "did:plc:half $h_src $h_dst finished",
+	'router_recover_moves() finishes a move whose import committed');
+is(directory_row('did:plc:half'), "$h_dst - -", "the directory points at $h_dst");
+is(status_on($h_src, 'did:plc:half') . ' ' . status_on($h_dst, 'did:plc:half'), 'deleted active',
+	"the old copy on $h_src is deleted");
+$router->safe_psql('postgres', like_sql('did:plc:half', 'h4', 4));
+settled_both();
+ok(so_wait($relay, "SELECT shard FROM repo_stream.relay_repos WHERE did = 'did:plc:half'", $h_dst),
+	'the relay follows it');
+is(records_of($relay, 'did:plc:half'), records_of($shard{$h_dst}, 'did:plc:half'),
+	'with the write made after the recovery');
+
 is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.relay_repos WHERE desynchronized}), '0',
 	'no repo is desynchronized on the relay');
 
