@@ -19,6 +19,10 @@ PURE_SRCS = $(filter-out %_sql.c src/repo_stream.c src/decoder.c,$(SRCS))
 DATA_built = repo_stream--$(EXTVERSION).sql repo_stream_router--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/*.sql)
 SHLIB_LINK = -lcbor -lsodium
+# the relay's own connections to its shards (src/relay_conn_sql.c), as dblink
+# and postgres_fdw make theirs
+SHLIB_LINK_INTERNAL = $(libpq)
+PG_CPPFLAGS = -I$(libpq_srcdir)
 PG_CFLAGS = -Wall -Wmissing-prototypes
 
 # setup first: it makes the cluster's master key file if there is none

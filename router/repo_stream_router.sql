@@ -16,7 +16,8 @@ COMMENT ON TABLE shards IS 'The shards this router writes to (router_add_shard)'
 CREATE TABLE directory (
 	did			text PRIMARY KEY,
 	shard		text NOT NULL REFERENCES shards,
-	moving_to	text REFERENCES shards		-- set while move_repo runs: writes are refused
+	moving_to	text REFERENCES shards,		-- set while move_repo runs: writes are refused
+	moved_from	text REFERENCES shards		-- a move's old shard whose copy is not deleted yet
 );
 CREATE INDEX directory_shard ON directory (shard);
 COMMENT ON TABLE directory IS 'DID -> shard: where each repo lives';
@@ -120,7 +121,8 @@ BEGIN
 		RAISE EXCEPTION 'shard "%" does not exist', router_remove_shard.name USING ERRCODE = 'undefined_object';
 	END IF;
 	SELECT count(*) INTO n FROM repo_stream.directory d
-	 WHERE d.shard = router_remove_shard.name OR d.moving_to = router_remove_shard.name;
+	 WHERE d.shard = router_remove_shard.name OR d.moving_to = router_remove_shard.name
+		OR d.moved_from = router_remove_shard.name;
 	IF n > 0 THEN
 		RAISE EXCEPTION 'shard "%" hosts % repos', router_remove_shard.name, n
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -222,111 +224,390 @@ BEGIN
 	RETURN c;
 END $$;
 
-/*
- * move_repo(did, to_shard): the repo moves to another shard, no write lost.
- *  0. the directory marks it moving: the router refuses writes (55R02, retry);
- *  1+2. on the old shard, in one transaction: export it, deactivate it, and
- *     check under the repo's lock (which deactivate_repo holds) that no write
- *     committed after the export (else roll back and export again): writes
- *     routed before step 0 are either in the export or refused (55000);
- *  3. import into the new shard (a #sync there, a fresh key);
- *  4. the directory points at the new shard: writes resume;
- *  5. delete it on the old shard (#account deleted there).
- * A relay follows the move through the #account and #sync events.  A
- * procedure, as it commits between the steps: CALL, outside a transaction.
- */
--- No SET search_path: a procedure with one cannot COMMIT; every name is qualified.
-CREATE PROCEDURE move_repo(did text, to_shard text)
-	LANGUAGE plpgsql AS $$
+-- A move's connections: opened by the move alone, under a fresh name, and
+-- closed after; never a connection of the session (whatever its name).
+-- app names the move's sessions on the shards (application_name), so that
+-- recovery can wait until none is left.
+CREATE FUNCTION _move_connect(conninfo text, app text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ds text := repo_stream._router_dblink();
-	src text;
+	conn text := 'rs_move_' || pg_backend_pid() || '_' || md5(random()::text || clock_timestamp()::text);
+BEGIN
+	-- dblink_connect refuses a name that is taken: a fresh one is never reused
+	EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, conninfo);
+	IF app IS NOT NULL THEN
+		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, format('SET application_name = %L', app));
+	END IF;
+	RETURN conn;
+END $$;
+
+CREATE FUNCTION _move_disconnect(conn text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds text := repo_stream._router_dblink();
+BEGIN
+	IF conn IS NOT NULL AND conn = ANY (coalesce(repo_stream._router_connections(ds), '{}')) THEN
+		EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
+	END IF;
+END $$;
+
+-- One statement with one text column on a shard, on a connection of its own.
+CREATE FUNCTION _move_query(conninfo text, query text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds text := repo_stream._router_dblink();
+	conn text := repo_stream._move_connect(conninfo, NULL);
+	v text;
+BEGIN
+	BEGIN
+		EXECUTE format('SELECT x FROM %I.dblink(%L, %L) AS t(x text)', ds, conn, query) INTO v;
+	EXCEPTION WHEN OTHERS THEN
+		PERFORM repo_stream._move_disconnect(conn);
+		RAISE;
+	END;
+	PERFORM repo_stream._move_disconnect(conn);
+	RETURN v;
+END $$;
+
+-- The application_name of a move's sessions on the shards.
+CREATE FUNCTION _move_app(did text) RETURNS text
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT 'repo_stream move ' || md5(did) $$;
+
+-- The move lock of a DID (an advisory lock: two int4 keys).
+CREATE FUNCTION _move_lock_key(did text, OUT k1 int, OUT k2 int)
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT 1920167286, hashtext(did) $$;
+
+-- Until the move's sessions on a shard are gone (a router backend that died
+-- mid-move leaves its shard sessions running their statement; what they do
+-- is committed only by a COMMIT the router sends, so once they are gone,
+-- what the shard holds is final).  55R02 after a minute.
+CREATE FUNCTION _move_fence(did text, conninfo text, shard text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n int;
+BEGIN
+	FOR i IN 1 .. 600 LOOP
+		n := repo_stream._move_query(conninfo, format(
+			'SELECT count(*)::text FROM pg_catalog.pg_stat_activity WHERE application_name = %L',
+			repo_stream._move_app(did)))::int;
+		IF n = 0 THEN
+			RETURN;
+		END IF;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+	RAISE EXCEPTION 'a move of repo "%" is still running on shard %', did, shard
+		USING ERRCODE = '55R02', HINT = 'Retry in a moment.';
+END $$;
+
+/*
+ * Settle the move of did the directory records, if any: the caller holds
+ * the DID's move lock.  A move whose import committed on the new shard is
+ * finished (the directory points there, the old copy is deleted); one
+ * whose import did not is rolled back (the old shard's copy activated
+ * again, writes go there).  Every step can be repeated: a settle cut short
+ * is completed by the next.  Returns none, finished or rolled back.
+ */
+CREATE FUNCTION _move_settle(did text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d record;
 	src_info text;
 	dst_info text;
-	conn text := 'rs_router_move';
-	car bytea;
-	key text;
-	export_seq bigint;
-	last bigint;
-	done boolean := false;
-	failed boolean := false;
-	err_state text;
-	err_msg text;
-	err_detail text;
+	old_info text;
+	st text;
+	outcome text := 'none';
+BEGIN
+	SELECT * INTO d FROM repo_stream.directory dir WHERE dir.did = _move_settle.did FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN outcome;
+	END IF;
+	IF d.moving_to IS NOT NULL THEN
+		SELECT conninfo INTO src_info FROM repo_stream.shards WHERE name = d.shard;
+		SELECT conninfo INTO dst_info FROM repo_stream.shards WHERE name = d.moving_to;
+		PERFORM repo_stream._move_fence(did, src_info, d.shard);
+		PERFORM repo_stream._move_fence(did, dst_info, d.moving_to);
+		st := repo_stream._move_query(dst_info,
+			format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+		IF st IN ('active', 'deactivated') THEN
+			-- the import committed: the repo lives there now
+			UPDATE repo_stream.directory dir SET shard = d.moving_to, moving_to = NULL, moved_from = d.shard
+			 WHERE dir.did = _move_settle.did;
+			d.moved_from := d.shard;
+			outcome := 'finished';
+		ELSE
+			-- it did not: back where it was, active (a move starts only from an active repo)
+			st := repo_stream._move_query(src_info,
+				format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+			IF st = 'deactivated' THEN
+				PERFORM repo_stream._move_query(src_info, format('SELECT repo_stream.activate_repo(%L)::text', did));
+			ELSIF st IS DISTINCT FROM 'active' THEN
+				RAISE EXCEPTION 'repo "%" is on neither shard: % has it %, % not at all', did,
+					d.shard, coalesce(st, 'not at all'), d.moving_to
+					USING ERRCODE = 'object_not_in_prerequisite_state';
+			END IF;
+			UPDATE repo_stream.directory dir SET moving_to = NULL WHERE dir.did = _move_settle.did;
+			RETURN 'rolled back';
+		END IF;
+	END IF;
+	IF d.moved_from IS NOT NULL THEN
+		-- the old copy goes (its #account deleted hands the repo over on a relay)
+		BEGIN
+			SELECT conninfo INTO old_info FROM repo_stream.shards WHERE name = d.moved_from;
+			st := repo_stream._move_query(old_info,
+				format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+			IF st IS DISTINCT FROM 'deleted' AND st IS NOT NULL THEN
+				PERFORM repo_stream._move_query(old_info, format('SELECT repo_stream.delete_repo(%L)::text', did));
+			END IF;
+			UPDATE repo_stream.directory dir SET moved_from = NULL WHERE dir.did = _move_settle.did;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'repo "%" moved to shard %, but its old copy on shard % is not deleted yet: %',
+				did, d.shard, d.moved_from, SQLERRM
+				USING HINT = 'SELECT * FROM repo_stream.router_recover_moves() deletes it once that shard answers.';
+		END;
+		outcome := 'finished';
+	END IF;
+	RETURN outcome;
+END $$;
+
+-- move_repo, step 0: the lock, what an earlier move left, the checks, and
+-- the mark (55R02 for writes).  false: nothing to do (an interrupted move
+-- to the same shard was finished).
+CREATE FUNCTION _move_begin(did text, to_shard text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k record;
+	src text;
+	src_info text;
+	st text;
+	settled text;
 BEGIN
 	IF did IS NULL OR to_shard IS NULL THEN
 		RAISE EXCEPTION '% must not be NULL', CASE WHEN did IS NULL THEN 'did' ELSE 'to_shard' END
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT d.shard, s.conninfo INTO src, src_info
-	  FROM repo_stream.directory d JOIN repo_stream.shards s ON s.name = d.shard
-	 WHERE d.did = move_repo.did AND d.moving_to IS NULL FOR UPDATE OF d;
-	IF NOT FOUND THEN
-		IF EXISTS (SELECT 1 FROM repo_stream.directory d WHERE d.did = move_repo.did) THEN
-			RAISE EXCEPTION 'repo "%" is already moving', did USING ERRCODE = '55R02';
-		END IF;
-		RAISE EXCEPTION 'repo "%" does not exist', did USING ERRCODE = 'undefined_object';
+	k := repo_stream._move_lock_key(did);
+	IF NOT pg_try_advisory_lock(k.k1, k.k2) THEN
+		RAISE EXCEPTION 'repo "%" is already moving', did
+			USING ERRCODE = '55R02', HINT = 'move_repo runs in another session; retry when it is done.';
 	END IF;
-	SELECT conninfo INTO dst_info FROM repo_stream.shards WHERE name = to_shard;
-	IF dst_info IS NULL THEN
-		RAISE EXCEPTION 'shard "%" does not exist', to_shard USING ERRCODE = 'undefined_object';
-	END IF;
-	IF src = to_shard THEN
-		RAISE EXCEPTION 'repo "%" is already on shard "%"', did, to_shard USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did = move_repo.did;
-	COMMIT;
-
 	BEGIN
-		EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, src_info);
+		settled := repo_stream._move_settle(did);
+		IF settled <> 'none' THEN
+			RAISE NOTICE 'an interrupted move of repo "%" was %', did, settled;
+		END IF;
+		SELECT d.shard, s.conninfo INTO src, src_info
+		  FROM repo_stream.directory d JOIN repo_stream.shards s ON s.name = d.shard
+		 WHERE d.did = _move_begin.did FOR UPDATE OF d;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'repo "%" does not exist', did USING ERRCODE = 'undefined_object';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM repo_stream.shards WHERE name = to_shard) THEN
+			RAISE EXCEPTION 'shard "%" does not exist', to_shard USING ERRCODE = 'undefined_object';
+		END IF;
+		IF src = to_shard THEN
+			IF settled = 'finished' THEN
+				PERFORM repo_stream._move_unlock(did);
+				RETURN false;
+			END IF;
+			RAISE EXCEPTION 'repo "%" is already on shard "%"', did, to_shard USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		st := repo_stream._move_query(src_info, format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+		IF st IS DISTINCT FROM 'active' THEN
+			RAISE EXCEPTION 'repo "%" is % on shard "%"', did, coalesce(st, 'missing'), src
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'Only an active repo moves.';
+		END IF;
+		UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did = _move_begin.did;
+	EXCEPTION WHEN OTHERS THEN
+		PERFORM repo_stream._move_unlock(did);
+		RAISE;
+	END;
+	RETURN true;
+END $$;
+
+-- Every hold of the DID's move lock by this session (a cancelled call may
+-- have left one).
+CREATE FUNCTION _move_unlock(did text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET client_min_messages = error AS $$
+DECLARE
+	k record := repo_stream._move_lock_key(did);
+BEGIN
+	WHILE pg_advisory_unlock(k.k1, k.k2) LOOP
+	END LOOP;
+END $$;
+
+/*
+ * move_repo, steps 1 and 2: on the old shard, in one transaction, export
+ * the repo, deactivate it (which waits for its lock) and check under that
+ * lock that no write committed after the export (else roll back and export
+ * again); then import it into the new shard in a transaction the router
+ * commits.  A router session that dies before that COMMIT leaves nothing
+ * on the new shard.  Returns NULL, or the error (sqlstate, message,
+ * detail): never raises, so that the caller settles either way.
+ */
+CREATE FUNCTION _move_copy(did text) RETURNS text[]
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds text := repo_stream._router_dblink();
+	app text := repo_stream._move_app(did);
+	d record;
+	src text;
+	dst text;
+	car bytea;
+	key text;
+	export_seq bigint;
+	last bigint;
+	done boolean := false;
+	err_state text;
+	err_msg text;
+	err_detail text;
+BEGIN
+	SELECT s.conninfo AS src_info, t.conninfo AS dst_info INTO d
+	  FROM repo_stream.directory dir JOIN repo_stream.shards s ON s.name = dir.shard
+	  JOIN repo_stream.shards t ON t.name = dir.moving_to
+	 WHERE dir.did = _move_copy.did;
+	BEGIN
+		src := repo_stream._move_connect(d.src_info, app);
+		dst := repo_stream._move_connect(d.dst_info, app);
 		WHILE NOT done LOOP
-			EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'BEGIN');
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(seq bigint, car bytea, key text)', ds, conn,
+			EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, src, 'BEGIN');
+			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(seq bigint, car bytea, key text)', ds, src,
 				format('SELECT min(seq), string_agg(chunk, %L::bytea ORDER BY n), repo_stream.repo_key(%L)'
 					   '  FROM repo_stream.export_repo(%L) WITH ORDINALITY AS e(seq, rev, chunk, n)', '', did, did))
 				INTO export_seq, car, key;
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, conn,
+			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, src,
 				format('SELECT repo_stream.deactivate_repo(%L)::text', did));
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(s bigint)', ds, conn,
+			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(s bigint)', ds, src,
 				format('SELECT last_seq FROM repo_stream.repos WHERE did = %L', did)) INTO last;
 			IF last = export_seq THEN
-				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'COMMIT');
+				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, src, 'COMMIT');
 				done := true;
 			ELSE
 				-- a write committed between the export and the lock: again
-				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'ROLLBACK');
+				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, src, 'ROLLBACK');
 			END IF;
 		END LOOP;
-		EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
-		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(k text)', ds, dst_info,
+		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, dst, 'BEGIN');
+		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(k text)', ds, dst,
 			format('SELECT repo_stream.import_repo(%L::bytea, %L)', car, key));
-	EXCEPTION WHEN OTHERS THEN
+		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, dst, 'COMMIT');
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
 		GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_msg = MESSAGE_TEXT, err_detail = PG_EXCEPTION_DETAIL;
-		failed := true;
 	END;
-	IF failed THEN
-		-- back where it was: active on the old shard, writes routed there
-		IF conn = ANY (coalesce(repo_stream._router_connections(ds), '{}')) THEN
-			EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
-		END IF;
-		IF done THEN
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, src_info,
-				format('SELECT repo_stream.activate_repo(%L)::text', did));
-		END IF;
-		UPDATE repo_stream.directory d SET moving_to = NULL WHERE d.did = move_repo.did;
-		COMMIT;
-		RAISE EXCEPTION 'moving repo "%" to shard "%" failed: %', did, to_shard, err_msg
-			USING ERRCODE = err_state, DETAIL = coalesce(err_detail, ''),
+	PERFORM repo_stream._move_disconnect(src);
+	PERFORM repo_stream._move_disconnect(dst);
+	IF err_state IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN ARRAY[err_state, err_msg, coalesce(err_detail, '')];
+END $$;
+
+-- move_repo, step 3: settle (finish or roll back), then let the DID go.
+CREATE FUNCTION _move_settle_locked(did text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN repo_stream._move_settle(did);
+EXCEPTION WHEN OTHERS THEN
+	PERFORM repo_stream._move_unlock(did);
+	RAISE;
+END $$;
+
+-- move_repo, the end: the lock goes; the copy's error, if the move did not happen.
+CREATE FUNCTION _move_end(did text, to_shard text, failure text[]) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	now_on text;
+BEGIN
+	PERFORM repo_stream._move_unlock(did);
+	SELECT shard INTO now_on FROM repo_stream.directory d WHERE d.did = _move_end.did;
+	IF failure IS NOT NULL AND now_on IS DISTINCT FROM to_shard THEN
+		RAISE EXCEPTION 'moving repo "%" to shard "%" failed: %', did, to_shard, failure[2]
+			USING ERRCODE = failure[1], DETAIL = failure[3],
 				  HINT = 'The repo stays where it was, active; writes go there again.';
 	END IF;
-	UPDATE repo_stream.directory d SET shard = to_shard, moving_to = NULL WHERE d.did = move_repo.did;
+END $$;
+
+/*
+ * move_repo(did, to_shard): the repo moves to another shard, no write lost.
+ *  0. the directory marks it moving: the router refuses writes (55R02, retry);
+ *  1+2. _move_copy: export and deactivate on the old shard (checked under the
+ *     repo's lock), import on the new one (a #sync there, a fresh key);
+ *  3. _move_settle: the directory points at the new shard (writes resume),
+ *     and the old copy is deleted (#account deleted there); or, if the
+ *     import did not commit, the old copy is activated again.
+ * A move cut short (the router crashed, the session was killed) is settled
+ * the same way by the next move_repo of the DID or by router_recover_moves().
+ * A relay follows the move through the #account and #sync events.  A
+ * procedure, as it commits between the steps: CALL, outside a transaction.
+ */
+-- No SET search_path (a procedure with one cannot COMMIT) and no operator
+-- or unqualified name: every step is a function of this schema that pins it.
+CREATE PROCEDURE move_repo(did text, to_shard text)
+	LANGUAGE plpgsql AS $$
+DECLARE
+	failure pg_catalog.text[];
+BEGIN
+	COMMIT;		-- 2D000 inside a transaction block, before anything happens
+	IF NOT repo_stream._move_begin(did, to_shard) THEN
+		RETURN;
+	END IF;
 	COMMIT;
-	EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, src_info,
-		format('SELECT repo_stream.delete_repo(%L)::text', did));
+	failure := repo_stream._move_copy(did);
+	PERFORM repo_stream._move_settle_locked(did);
+	COMMIT;
+	PERFORM repo_stream._move_end(did, to_shard, failure);
 END $$;
 COMMENT ON PROCEDURE move_repo(text, text) IS
-	'Move a repo to another shard: refuse writes (55R02), export and deactivate on the old shard, import on the new one, switch the directory, delete on the old one';
+	'Move a repo to another shard: refuse writes (55R02), export and deactivate on the old shard, import on the new one, switch the directory, delete on the old one; settles an earlier interrupted move first';
+
+CREATE FUNCTION router_recover_moves() RETURNS TABLE (did text, from_shard text, to_shard text, outcome text)
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	k record;
+BEGIN
+	FOR r IN SELECT d.did, d.shard, d.moving_to, d.moved_from FROM repo_stream.directory d
+			  WHERE d.moving_to IS NOT NULL OR d.moved_from IS NOT NULL ORDER BY d.did
+	LOOP
+		did := r.did;
+		from_shard := coalesce(r.moved_from, r.shard);
+		to_shard := coalesce(r.moving_to, r.shard);
+		k := repo_stream._move_lock_key(r.did);
+		IF NOT pg_try_advisory_xact_lock(k.k1, k.k2) THEN
+			outcome := 'running';
+		ELSE
+			BEGIN
+				outcome := repo_stream._move_settle(r.did);
+			EXCEPTION WHEN OTHERS THEN
+				outcome := 'failed: ' || SQLERRM;
+			END;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION router_recover_moves() IS
+	'Settle every move cut short (a crash of the router or of its session): finished where the new shard committed the import, else rolled back with the old copy active again; running for one in progress';
+
+COMMENT ON FUNCTION _move_connect(text, text) IS 'move_repo, internal: a dblink connection of its own, under a fresh name';
+COMMENT ON FUNCTION _move_disconnect(text) IS 'move_repo, internal: close a connection _move_connect opened';
+COMMENT ON FUNCTION _move_query(text, text) IS 'move_repo, internal: one statement (one text column) on a shard, on a connection of its own';
+COMMENT ON FUNCTION _move_app(text) IS 'move_repo, internal: the application_name of a move''s sessions on the shards';
+COMMENT ON FUNCTION _move_lock_key(text) IS 'move_repo, internal: the advisory lock keys of a DID''s move';
+COMMENT ON FUNCTION _move_fence(text, text, text) IS 'move_repo, internal: wait until no session of the DID''s move is left on a shard (55R02 after a minute)';
+COMMENT ON FUNCTION _move_settle(text) IS 'move_repo, internal: finish or roll back the move of a DID the directory records; repeatable';
+COMMENT ON FUNCTION _move_begin(text, text) IS 'move_repo, internal: lock, settle an earlier move, check, mark moving';
+COMMENT ON FUNCTION _move_unlock(text) IS 'move_repo, internal: release every hold of the DID''s move lock';
+COMMENT ON FUNCTION _move_copy(text) IS 'move_repo, internal: export and deactivate on the old shard, import on the new one; returns the error instead of raising';
+COMMENT ON FUNCTION _move_settle_locked(text) IS 'move_repo, internal: _move_settle, releasing the move lock if it fails';
+COMMENT ON FUNCTION _move_end(text, text, text[]) IS 'move_repo, internal: release the move lock and raise the copy''s error if the repo did not move';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA repo_stream FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION _router_configure(), router_add_shard(text, text), router_remove_shard(text), _route_new(text) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE move_repo(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION _move_connect(text, text), _move_disconnect(text), _move_query(text, text),
+	_move_fence(text, text, text), _move_settle(text), _move_begin(text, text), _move_unlock(text),
+	_move_copy(text), _move_settle_locked(text), _move_end(text, text, text[]), router_recover_moves()
+	FROM PUBLIC;

@@ -1,8 +1,9 @@
 --
 -- Relay mode's SQL surface on one node (the clusters themselves are in
--- test/t/055_relay_cluster.pl): argument errors, what needs dblink and
--- superuser, the replication trigger being inert outside the relay's apply
--- workers, events of a shard that are not frames, and the privileges.
+-- test/t/055_relay_cluster.pl, 056_relay_trust.pl, 057_router_moves.pl):
+-- argument errors, what needs a superuser, conninfo masking, the
+-- replication trigger being inert outside the relay's apply workers, events
+-- of a shard that are not frames, and the privileges.
 --
 SET client_min_messages = warning;
 
@@ -12,13 +13,11 @@ SELECT repo_stream.relay_add_shard('s1', NULL);
 SELECT repo_stream.relay_add_shard('Shard One', 'dbname=x');
 SELECT repo_stream.relay_add_shard(repeat('s', 31), 'dbname=x');
 
--- dblink is needed (and named in the hint)
-SELECT repo_stream.relay_add_shard('s1', 'dbname=x');
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-CREATE EXTENSION IF NOT EXISTS dblink;
-
--- a shard that cannot be reached: nothing is left behind
+-- the relay needs no dblink (its connections are its own): a shard that
+-- cannot be reached is 08001, and nothing is left behind
+SELECT count(*) FROM pg_extension WHERE extname = 'dblink';
 SELECT repo_stream.relay_add_shard('nowhere', 'host=/nonexistent port=1 dbname=x connect_timeout=1') IS NULL;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM repo_stream.relay_shards;
 
 -- only superusers add shards (a subscription needs one in PostgreSQL 15)
@@ -28,6 +27,37 @@ SELECT repo_stream.relay_add_shard('s1', 'dbname=x');
 SELECT * FROM repo_stream.relay_status;
 SELECT repo_stream.relay_resync('did:plc:nobody');
 RESET ROLE;
+
+-- conninfo is shown masked, parsed as libpq parses it: every form, every
+-- secret option (password in key=value, quoted or not; in a URI's user
+-- info or its query; sslpassword); what does not parse is hidden whole
+SELECT c AS conninfo, repo_stream._relay_mask_conninfo(c) AS shown
+  FROM unnest(ARRAY[
+	'host=h dbname=app user=relay password=S3cret',
+	E'host=h password = \'S3 cr\\\'et\' dbname=app',
+	'password=S3cret',
+	'postgresql://relay:S3cret@h:5432/app',
+	'postgres://relay:S3%40cret@h1:5432,h2:5433/app?application_name=x',
+	'postgresql://relay@h/app?password=S3cret&sslmode=disable',
+	'postgresql:///app?host=/tmp&password=S3cret',
+	'host=h sslkey=/k sslpassword=S3cret',
+	'host=h passfile=/etc/relay.pgpass',
+	'this is not a conninfo password=S3cret',
+	'postgresql://relay:S3cret@h:notaport/app'
+  ]) AS c;
+SELECT count(*) AS leaks FROM unnest(ARRAY['password=S3cret', 'postgresql://u:S3cret@h/d',
+	'postgresql://u@h/d?password=S3cret', 'sslpassword=S3cret'])
+	AS c WHERE repo_stream._relay_mask_conninfo(c) LIKE '%S3cret%';
+-- and so does relay_status, to an admin
+INSERT INTO repo_stream.relay_shards (name, conninfo, subscription, slot)
+VALUES ('masked', 'postgresql://relay:S3cret@127.0.0.1:1/app?password=Other', 'rs_relay_masked', 'unused');
+SET ROLE regress_relay_admin;
+SELECT shard, conninfo, lag_events FROM repo_stream.relay_status;
+RESET ROLE;
+-- a registered shard without a recorded identity is never trusted
+SELECT repo_stream._relay_sync_repo('masked', 'did:plc:nobody', false);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DELETE FROM repo_stream.relay_shards WHERE name = 'masked';
 
 -- a DID the relay does not mirror
 SELECT repo_stream.relay_resync('did:plc:nobody');

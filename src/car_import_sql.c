@@ -351,27 +351,37 @@ write_record(void *ctx, const char *key, size_t key_len, size_t coll_len,
 	return true;
 }
 
-/* ERROR 42710 if the DID has a repo row, deleted ones included (inside rs_enter_owner). */
-static void
-check_did_free(const char *did)
+/*
+ * ERROR 42710 if the DID has a repo row, unless it is a deleted repo whose
+ * last rev is before rev (a repo moving back to a database it left: the
+ * import takes its DID again); then true.  Inside rs_enter_owner.
+ */
+static bool
+check_did_free(const char *did, const char *rev)
 {
 	Datum		arg = CStringGetTextDatum(did);
 	Oid			type = TEXTOID;
 	char	   *status;
+	char	   *head_rev;
 	MemoryContext keep = CurrentMemoryContext;	/* SPI calls switch away */
 
-	SPI_execute_with_args("SELECT status FROM repo_stream.repos WHERE did = $1",
+	SPI_execute_with_args("SELECT status, head_rev FROM repo_stream.repos WHERE did = $1",
 						  1, &type, &arg, NULL, false, 1);
 	MemoryContextSwitchTo(keep);
 	if (SPI_processed == 0)
-		return;
+		return false;
 	status = rs_gettext(0, 1);
+	head_rev = rs_gettext(0, 2);
+	if (strcmp(status, "deleted") == 0 && (head_rev == NULL || strcmp(head_rev, rev) < 0))
+		return true;
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_OBJECT),
 			 errmsg("repo \"%s\" already exists", did),
 			 strcmp(status, "deleted") == 0 ?
-			 errdetail("It was deleted; a deleted repo's DID is not reused in this database.") :
+			 errdetail("It was deleted at rev %s; only a later rev (the repo moving back) takes its DID again.",
+					   head_rev) :
 			 errhint("Delete it with repo_stream.delete_repo() in the database it moves away from, not here.")));
+	return false;
 }
 
 static text *
@@ -401,7 +411,7 @@ import_car(const CarSource *src, const char *did_key)
 
 	rs_enter_owner(&oc);
 	MemoryContextSwitchTo(cxt);
-	check_did_free(st->ci.did);
+	(void) check_did_free(st->ci.did, st->ci.rev);
 	rs_leave_owner(&oc);
 
 	errcb.callback = import_errcontext;
@@ -432,15 +442,24 @@ import_car(const CarSource *src, const char *did_key)
 	args[2] = st->rev_datum;
 	args[3] = PointerGetDatum(rs_bytea(st->ci.commit.data, CID_LEN));
 	args[4] = PointerGetDatum(rs_bytea(sealed.data, sealed.len));
-	/* ON CONFLICT: a concurrent import or create of the DID waits, then gets 42710 */
+	/*
+	 * ON CONFLICT: a concurrent import or create of the DID waits, then gets
+	 * 42710.  A deleted repo's row (its DID moving back here) is taken over:
+	 * delete_repo left no records, nodes or key, only the row and the key
+	 * history, which keeps the old events verifiable.
+	 */
 	SPI_execute_with_args("WITH r AS (INSERT INTO repo_stream.repos (did, did_key, status, head_rev, data_cid)"
 						  "           VALUES ($1, $2, 'active', $3, $4)"
-						  "           ON CONFLICT (did) DO NOTHING RETURNING did)"
+						  "           ON CONFLICT (did) DO UPDATE SET did_key = EXCLUDED.did_key, status = 'active',"
+						  "             head_rev = EXCLUDED.head_rev, data_cid = EXCLUDED.data_cid, head_cid = NULL,"
+						  "             head_commit = NULL, last_seq = NULL"
+						  "           WHERE repos.status = 'deleted' AND (repos.head_rev IS NULL OR repos.head_rev < EXCLUDED.head_rev)"
+						  "           RETURNING did)"
 						  " INSERT INTO repo_stream.repo_keys (did, sealed) SELECT did, $5 FROM r",
 						  5, types, args, NULL, false, 0);
 	MemoryContextSwitchTo(cxt);
 	if (SPI_processed == 0)
-		check_did_free(st->ci.did);
+		(void) check_did_free(st->ci.did, st->ci.rev);
 	report(st, car_import_walk(&st->ci, &write));
 	flush(st, true);
 	rs_leave_owner(&oc);
@@ -473,7 +492,8 @@ import_car(const CarSource *src, const char *did_key)
  * round trip (naming the block or key); 54000 a block over 2 MiB or a
  * record over 1,000,000 bytes; 22P05 a record string holding a NUL
  * (from the shared CBOR->jsonb code); 22P02 a malformed did_key; 42710 a
- * DID that already has a repo here (deleted ones included).
+ * DID that already has a repo here (a deleted one too, unless the CAR's rev
+ * is after its last: a repo moving back to a database it left).
  */
 Datum
 rs_import_repo(PG_FUNCTION_ARGS)

@@ -83,7 +83,7 @@ PG_FUNCTION_INFO_V1(rs_relay_resync);
 #define RELAY_SUB_PREFIX "rs_relay_"
 
 static const char *const outcome_names[] = {
-	"applied", "historical", "duplicate", "dropped", "rejected", "ignored"
+	"applied", "historical", "duplicate", "dropped", "rejected", "ignored", "replayed"
 };
 
 typedef struct QueuedEvent
@@ -102,6 +102,7 @@ typedef struct ShardStats
 	int64		duplicates;
 	int64		dropped;
 	int64		rejected;
+	int64		replayed;
 } ShardStats;
 
 /* repos columns (src/sql/00_base.sql) */
@@ -123,7 +124,10 @@ typedef struct ShardStats
 #define RR_HIST_REV 9
 #define RR_HIST_DATA 10
 #define RR_HIST_COMPLETE 11
-#define RR_NATTS 11
+#define RR_HOST_REV 12
+#define RR_CLAIM_SHARD 13
+#define RR_CLAIM_SEQ 14
+#define RR_NATTS 14
 
 typedef struct RepoEntry
 {
@@ -321,6 +325,12 @@ rs_relay_repo(const char *did)
 			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == CID_LEN)
 				memcpy(st->hist_data, VARDATA_ANY(DatumGetByteaPP(d)), CID_LEN);
 			st->hist_complete = DatumGetBool(heap_getattr(tup, RR_HIST_COMPLETE, desc, &isnull));
+			d = heap_getattr(tup, RR_HOST_REV, desc, &isnull);
+			st->host_rev = isnull ? NULL : TextDatumGetCString(d);
+			d = heap_getattr(tup, RR_CLAIM_SHARD, desc, &isnull);
+			st->claim_shard = isnull ? NULL : TextDatumGetCString(d);
+			d = heap_getattr(tup, RR_CLAIM_SEQ, desc, &isnull);
+			st->claim_seq = isnull ? 0 : DatumGetInt64(d);
 		}
 		table_close(rel, AccessShareLock);
 	}
@@ -500,7 +510,13 @@ write_back(RelayRepo *st)
 	v[RR_HIST_DATA - 1] = st->sync_pending && st->hist_rev ? PointerGetDatum(rs_bytea(st->hist_data, CID_LEN)) : (Datum) 0;
 	n[RR_HIST_DATA - 1] = !(st->sync_pending && st->hist_rev);
 	v[RR_HIST_COMPLETE - 1] = BoolGetDatum(st->sync_pending && st->hist_complete);
-	for (int i = RR_SHARD; i <= RR_HIST_COMPLETE; i++)
+	v[RR_HOST_REV - 1] = st->host_rev ? CStringGetTextDatum(st->host_rev) : (Datum) 0;
+	n[RR_HOST_REV - 1] = st->host_rev == NULL;
+	v[RR_CLAIM_SHARD - 1] = st->claim_shard ? CStringGetTextDatum(st->claim_shard) : (Datum) 0;
+	n[RR_CLAIM_SHARD - 1] = st->claim_shard == NULL;
+	v[RR_CLAIM_SEQ - 1] = Int64GetDatum(st->claim_seq);
+	n[RR_CLAIM_SEQ - 1] = st->claim_shard == NULL;
+	for (int i = RR_SHARD; i <= RR_NATTS; i++)
 		r[i - 1] = i != RR_DESYNC_AT;
 	if (st->desync_changed && st->desync)
 	{
@@ -521,19 +537,19 @@ write_stats(void)
 
 	if (plan == NULL)
 	{
-		Oid			types[7] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID};
+		Oid			types[8] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 
 		rs_relay_plan(&plan, "UPDATE repo_stream.relay_shards SET last_shard_seq = greatest(last_shard_seq, $2),"
 					  "   last_event_at = coalesce($3, last_event_at), last_received_at = now(),"
 					  "   events = events + $4, duplicates = duplicates + $5,"
-					  "   dropped_host = dropped_host + $6, rejected = rejected + $7"
-					  " WHERE name = $1", 7, types);
+					  "   dropped_host = dropped_host + $6, rejected = rejected + $7, replayed = replayed + $8"
+					  " WHERE name = $1", 8, types);
 	}
 	for (int i = 0; i < relay.n_stats; i++)
 	{
 		ShardStats *s = &relay.stats[i];
-		Datum		args[7];
-		char		nulls[7] = "       ";
+		Datum		args[8];
+		char		nulls[8] = "        ";
 
 		args[0] = CStringGetTextDatum(s->shard);
 		args[1] = Int64GetDatum(s->max_seq);
@@ -544,6 +560,7 @@ write_stats(void)
 		args[4] = Int64GetDatum(s->duplicates);
 		args[5] = Int64GetDatum(s->dropped);
 		args[6] = Int64GetDatum(s->rejected);
+		args[7] = Int64GetDatum(s->replayed);
 		SPI_execute_plan(plan, args, nulls, false, 0);
 	}
 }
@@ -697,33 +714,41 @@ pnstr(const char *s, size_t len)
 
 /*
  * Verify a #commit or #sync with the key that signed its rev: the repo's
- * current key, else its key history, else the history fetched again from
- * the shard (a rotation the relay has not seen yet).  On VERIFY_OK out
- * holds the data and block index.
+ * current key, else the key the relay holds for the rev, else a key of the
+ * shard's history, fetched again and checked (rs_relay_fetch_keys), that
+ * the relay does not hold yet (a rotation, a move).  Such a key is taken
+ * into repo_key_history when the frame verifies with it and take is set.
+ * On VERIFY_OK out holds the data and block index and *used the key.
  */
 static VerifyResult
 verify_signed(RelayRepo *st, const char *shard, const Frame *f, VerifiedCommit *out,
-			  char *errmsg, size_t errlen)
+			  char *errmsg, size_t errlen, bool take, char **used)
 {
 	char	   *rev = pnstr(f->kind == FRAME_COMMIT ? f->commit.rev : f->sync.rev,
 							f->kind == FRAME_COMMIT ? f->commit.rev_len : f->sync.rev_len);
-	char	   *tried[3] = {NULL, NULL, NULL};
+	char	   *tried[4] = {NULL, NULL, NULL, NULL};
 	VerifyResult r = VERIFY_BAD_SIGNATURE;
+	char	   *since = NULL;
 
-	for (int step = 0; step < 3; step++)
+	for (int step = 0; step < 4; step++)
 	{
 		char	   *key;
 		uint8		pub[ED25519_PUBLIC_KEY_LEN];
 		bool		again = false;
 
+		since = NULL;
 		if (step == 0)
 			key = st->did_key;
-		else
-		{
-			if (step == 2 && !rs_relay_try_fetch_keys(st, shard))
-				break;
+		else if (step == 1)
 			key = rs_relay_key_for_rev(st->did, rev);
+		else if (step == 2)
+		{
+			if (!rs_relay_try_fetch_keys(st, shard))
+				break;
+			key = rs_relay_new_key_for_rev(st, shard, rev, &since);
 		}
+		else
+			key = rs_relay_key_for_rev(st->did, rev);	/* a first fetch may have taken the history */
 		for (int i = 0; i < step; i++)
 			if (key != NULL && tried[i] != NULL && strcmp(key, tried[i]) == 0)
 				again = true;
@@ -734,11 +759,49 @@ verify_signed(RelayRepo *st, const char *shard, const Frame *f, VerifiedCommit *
 			? frame_verify_commit_keep(&f->commit, pub, out, errmsg, errlen)
 			: frame_verify_sync_keep(&f->sync, pub, out, errmsg, errlen);
 		if (r != VERIFY_BAD_SIGNATURE)
+		{
+			if (r == VERIFY_OK)
+			{
+				if (since != NULL && take)
+					rs_relay_take_key(st, key, since);
+				if (used != NULL)
+					*used = MemoryContextStrdup(relay.cxt, key);
+			}
 			return r;
+		}
 	}
-	if (r == VERIFY_BAD_SIGNATURE && tried[0] == NULL && tried[1] == NULL && tried[2] == NULL)
+	if (r == VERIFY_BAD_SIGNATURE && tried[0] == NULL && tried[1] == NULL && tried[2] == NULL && tried[3] == NULL)
 		snprintf(errmsg, errlen, "no key of the repo is known for rev %s", rev);
 	return r;
+}
+
+/* rev (len bytes) is after cur: TIDs sort as strings */
+static bool
+rev_after(const char *rev, size_t len, const char *cur)
+{
+	size_t		cur_len = strlen(cur);
+	int			c = memcmp(rev, cur, Min(len, cur_len));
+
+	return c > 0 || (c == 0 && len > cur_len);
+}
+
+/*
+ * A frame of the repo's host whose rev is not after the last one the relay
+ * took (a replay of an old frame under a new seq): dropped and counted,
+ * without a resync.
+ */
+static bool
+replayed(RelayRepo *st, const char *shard, int64 seq, const char *rev, size_t rev_len)
+{
+	if (st->rev == NULL || rev_after(rev, rev_len, st->rev))
+		return false;
+	ereport(WARNING,
+			(errmsg("relay: event seq " INT64_FORMAT " of shard %s for %s has rev %.*s, not after the relay's rev %s: a replay, not relayed",
+					seq, shard, st->did, (int) rev_len, rev, st->rev)));
+	shard_stats(shard)->replayed++;
+	st->shard_seq = seq;		/* seen: a resync's catch-up need not read it again */
+	st->dirty = true;
+	return true;
 }
 
 /* The commit block of a verified frame (the CAR's root). */
@@ -780,7 +843,7 @@ historical(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const ui
 	if (f->kind == FRAME_COMMIT || f->kind == FRAME_SYNC)
 	{
 		VerifiedCommit vc;
-		VerifyResult r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+		VerifyResult r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg), true, NULL);
 		const char *rev = f->kind == FRAME_COMMIT ? f->commit.rev : f->sync.rev;
 		size_t		rev_len = f->kind == FRAME_COMMIT ? f->commit.rev_len : f->sync.rev_len;
 
@@ -911,37 +974,203 @@ catch_up(RelayRepo *st, const char *shard)
 								VARSIZE_ANY_EXHDR(frames[i]), 0);
 }
 
-/* Another shard of the relay where the repo is active (a move), or NULL. */
-static char *
-active_elsewhere(RelayRepo *st, const char *shard)
+/* The relay's shards other than these two (either may be NULL). */
+static List *
+other_shards(const char *a, const char *b)
 {
 	RsOwnerContext oc;
-	Datum		arg = CStringGetTextDatum(shard);
-	Oid			type = TEXTOID;
 	List	   *others = NIL;
-	ListCell   *lc;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	rs_enter_owner(&oc);
-	SPI_execute_with_args("SELECT name FROM repo_stream.relay_shards WHERE name <> $1 ORDER BY name",
-						  1, &type, &arg, NULL, false, 0);
+	SPI_execute("SELECT name FROM repo_stream.relay_shards ORDER BY name", true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
+		char	   *name = TextDatumGetCString(rs_getdatum(i, 1, &(bool){false}));
 
-		others = lappend(others, TextDatumGetCString(rs_getdatum(i, 1, &(bool){false})));
+		if ((a == NULL || strcmp(name, a) != 0) && (b == NULL || strcmp(name, b) != 0))
+			others = lappend(others, name);
 		MemoryContextSwitchTo(old);
 	}
 	rs_leave_owner(&oc);
-	foreach(lc, others)
+	return others;
+}
+
+/*
+ * Whether shard `other` took the repo over in a move: the repo is active
+ * there, and its first event there after its last deletion there (a move
+ * back) is a #sync that verifies with other's keys and carries the MST
+ * root the relay holds (a move carries the tree over).  *from gets the seq
+ * before that #sync.  Nothing is taken from other here.
+ */
+static bool
+move_target(RelayRepo *st, const char *other, int64 *from)
+{
+	char	   *status = rs_relay_try_remote_status(other, st->did);
+	int64	   *seqs;
+	bytea	  **frames;
+	int			n;
+	int			first = 0;
+	bool		ok = false;
+
+	if (status == NULL || strcmp(status, "active") != 0)
+		return false;
+	n = rs_relay_try_fetch_events(st, other, 0, PG_INT64_MAX, &seqs, &frames);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = first; i < n; i++)
+		{
+			Frame		f;
+			char		msg[512];
+			size_t		did_len;
+			const char *did;
+
+			if (seqs[i] == 0)
+				continue;
+			if (frame_decode((const uint8 *) VARDATA_ANY(frames[i]), VARSIZE_ANY_EXHDR(frames[i]),
+							 &f, msg, sizeof(msg)) != FRAME_OK)
+				continue;
+			did = frame_did(&f, &did_len);
+			if (did == NULL || !same_text(st->did, did, did_len) ||
+				frame_check_lexicon(&f, msg, sizeof(msg)) != FRAME_OK)
+			{
+				frame_free(&f);
+				continue;
+			}
+			if (pass == 0)
+			{
+				/* the start of its current tenure: after its last deletion of the repo */
+				if (f.kind == FRAME_ACCOUNT && !f.account.active &&
+					same_text("deleted", f.account.status, f.account.status_len))
+					first = i + 1;
+				frame_free(&f);
+				continue;
+			}
+			if (f.kind == FRAME_SYNC)
+			{
+				VerifiedCommit vc;
+				VerifyResult r = verify_signed(st, other, &f, &vc, msg, sizeof(msg), false, NULL);
+
+				if (r == VERIFY_OK)
+				{
+					ok = !st->has_data || memcmp(vc.data, st->data, CID_LEN) == 0;
+					car_index_free(&vc.idx);
+				}
+				if (!ok)
+					ereport(WARNING,
+							(errmsg("relay: shard %s holds %s, but its #sync (seq " INT64_FORMAT ") %s: not a move",
+									other, st->did, seqs[i],
+									r != VERIFY_OK ? "does not verify" : "carries another MST root than the relay's")));
+				*from = seqs[i] - 1;
+			}
+			frame_free(&f);
+			goto done;			/* only the first event counts */
+		}
+done:
+	return ok;
+}
+
+/*
+ * The repo's host deleted it: if exactly one other shard took it over in a
+ * move (move_target; a pending claim is asked first), that shard becomes
+ * the host and its events from the move on are applied now (its seqs
+ * start over).  true if so; false when no shard did, or when several
+ * claim it (then none is followed: WARNING).
+ */
+static bool
+release(RelayRepo *st, const char *host)
+{
+	List	   *candidates = other_shards(host, st->claim_shard);
+	ListCell   *lc;
+	char	   *target = NULL;
+	int64		target_from = 0;
+	int			found = 0;
+	StringInfoData names;
+
+	if (st->claim_shard != NULL && strcmp(st->claim_shard, host) != 0)
+		candidates = lcons(pstrdup(st->claim_shard), candidates);
+	initStringInfo(&names);
+	foreach(lc, candidates)
 	{
 		char	   *other = lfirst(lc);
-		char	   *status = rs_relay_try_remote_status(other, st->did);
+		int64		from = 0;
 
-		if (status != NULL && strcmp(status, "active") == 0)
-			return other;
+		if (!move_target(st, other, &from))
+			continue;
+		found++;
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", other);
+		target = other;
+		target_from = from;
 	}
-	return NULL;
+	if (found > 1)
+		ereport(WARNING,
+				(errmsg("relay: repo %s was deleted by its host %s and shards %s each hold it: none is followed",
+						st->did, host, names.data),
+				 errhint("Delete the copies that are not the repo's, then the next #sync of the one left hands it over.")));
+	if (found != 1)
+		return false;
+	ereport(LOG,
+			(errmsg("relay: repo %s moved from shard %s to shard %s", st->did, host, target)));
+	st->shard = MemoryContextStrdup(relay.cxt, target);
+	st->shard_seq = target_from;
+	st->host_rev = NULL;
+	st->claim_shard = NULL;
+	st->claim_seq = 0;
+	st->dirty = true;
+	catch_up(st, target);
+	return true;
+}
+
+/*
+ * An event of a repo from a shard that is not its host.  Only a move
+ * changes the host, and only the host's deletion of the repo makes one: a
+ * #sync of another shard is held as a claim (relay_repos.claim_shard), and
+ * followed once the host has deleted the repo (release); a deactivation is
+ * not a move.  Everything else from another shard is dropped.
+ */
+static RelayOutcome
+from_other_shard(RelayRepo *st, const char *shard, int64 seq, const Frame *f)
+{
+	char	   *there;
+
+	if (f->kind == FRAME_SYNC)
+	{
+		if (st->claim_shard == NULL)
+		{
+			st->claim_shard = MemoryContextStrdup(relay.cxt, shard);
+			st->claim_seq = seq;
+			st->dirty = true;
+		}
+		else if (strcmp(st->claim_shard, shard) != 0)
+			ereport(WARNING,
+					(errmsg("relay: shard %s claims repo %s too, while shard %s's claim waits", shard, st->did,
+							st->claim_shard)));
+		/* the host may have let go already, its events not arrived yet */
+		there = strcmp(st->status, "deleted") == 0 ? pstrdup("deleted")
+			: rs_relay_try_remote_status(st->shard, st->did);
+		if (there != NULL && strcmp(there, "deleted") == 0)
+		{
+			char	   *host = st->shard;
+
+			/* what it logged before letting go, in its order, first (its deletion releases) */
+			if (strcmp(st->status, "deleted") != 0)
+				catch_up(st, host);
+			if (strcmp(st->shard, host) == 0)
+				(void) release(st, host);
+			if (strcmp(st->shard, shard) == 0)
+			{
+				/* the claim's events, this one included, were applied by the hand-over */
+				shard_stats(shard)->duplicates++;
+				return RELAY_DUPLICATE;
+			}
+		}
+		else
+			ereport(LOG,
+					(errmsg("relay: #sync of %s from shard %s held: its host %s has it %s", st->did, shard,
+							st->shard, there ? there : "not at all")));
+	}
+	shard_stats(shard)->dropped++;
+	return RELAY_DROPPED;
 }
 
 static RelayOutcome
@@ -954,6 +1183,7 @@ ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const
 	VerifyResult r;
 	RelayOutcome outcome;
 	RsOwnerContext oc;
+	char	   *key = NULL;
 
 	if (strcmp(st->status, "deleted") == 0)
 	{
@@ -962,8 +1192,10 @@ ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const
 	}
 	if (!admit(st, shard, seq, &outcome))
 		return outcome;
+	if (replayed(st, shard, seq, c->rev, c->rev_len))
+		return RELAY_REPLAYED;
 
-	r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
+	r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg), true, &key);
 	if (r == VERIFY_OK)
 	{
 		bool		first = c->since == NULL && !c->has_prev_data;
@@ -1002,6 +1234,9 @@ ingest_commit(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const
 	rs_leave_owner(&oc);
 	take_head(st, &vc, c->rev, c->rev_len);
 	car_index_free(&vc.idx);
+	st->did_key = key;
+	if (st->host_rev == NULL)
+		st->host_rev = st->rev;
 	st->shard_seq = seq;
 	rs_relay_queue(st, "commit", raw, len);
 	shard_stats(shard)->events++;
@@ -1017,61 +1252,20 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 	char		why[700];
 	VerifyResult r;
 	RelayOutcome outcome;
-	bool		moved = false;
+	char	   *key = NULL;
 
-	if (strcmp(st->shard, shard) != 0)
+	if (!admit(st, shard, seq, &outcome))
+		return outcome;
+	if (replayed(st, shard, seq, s->rev, s->rev_len))
+		return RELAY_REPLAYED;
+	r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg), true, &key);
+	if (r != VERIFY_OK)
 	{
-		/* a move: the old host must have let the repo go */
-		char	   *there = NULL;
-
-		if (strcmp(st->status, "active") == 0)
-		{
-			there = rs_relay_try_remote_status(st->shard, st->did);
-			if (there != NULL && strcmp(there, "active") == 0)
-			{
-				shard_stats(shard)->dropped++;
-				return RELAY_DROPPED;
-			}
-		}
-		/* what the old host logged before letting go, in its order, first */
-		catch_up(st, st->shard);
-		if (strcmp(st->shard, shard) == 0 && seq <= st->shard_seq)
-		{
-			shard_stats(shard)->duplicates++;
-			return RELAY_DUPLICATE;
-		}
-		if (!rs_relay_try_fetch_keys(st, shard))
-		{
-			shard_stats(shard)->rejected++;
-			return RELAY_REJECTED;
-		}
-		r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
-		if (r != VERIFY_OK)
-		{
-			ereport(WARNING,
-					(errmsg("relay: #sync of %s from shard %s (not its host, %s) does not verify, not relayed: %s",
-							st->did, shard, st->shard, vmsg)));
-			shard_stats(shard)->rejected++;
-			return RELAY_REJECTED;
-		}
-		st->shard = MemoryContextStrdup(relay.cxt, shard);
-		st->sync_pending = false;
-		strlcpy(st->status, "active", RELAY_STATUS_LEN);
-		moved = true;
-	}
-	else
-	{
-		if (!admit(st, shard, seq, &outcome))
-			return outcome;
-		r = verify_signed(st, shard, f, &vc, vmsg, sizeof(vmsg));
-		if (r != VERIFY_OK)
-		{
-			snprintf(why, sizeof(why), "#sync rev %.*s (shard seq " INT64_FORMAT ") does not verify: %s",
-					 (int) s->rev_len, s->rev, seq, vmsg);
-			rs_relay_mark_desync(st, shard, why);
-			(void) rs_relay_try_resync(st, shard, why);
-			return RELAY_REJECTED;
-		}
+		snprintf(why, sizeof(why), "#sync rev %.*s (shard seq " INT64_FORMAT ") does not verify: %s",
+				 (int) s->rev_len, s->rev, seq, vmsg);
+		rs_relay_mark_desync(st, shard, why);
+		(void) rs_relay_try_resync(st, shard, why);
+		return RELAY_REJECTED;
 	}
 	st->shard_seq = seq;
 	st->dirty = true;
@@ -1081,14 +1275,9 @@ ingest_sync(RelayRepo *st, const char *shard, int64 seq, const Frame *f, const u
 		/* same records: a key rotation, or a move that carried the tree over */
 		take_head(st, &vc, s->rev, s->rev_len);
 		car_index_free(&vc.idx);
-		{
-			char	   *key = moved ? NULL : rs_relay_key_for_rev(st->did, st->rev);
-
-			if (key == NULL)
-				(void) rs_relay_try_fetch_keys(st, shard);
-			else
-				st->did_key = MemoryContextStrdup(relay.cxt, key);
-		}
+		st->did_key = key;
+		if (st->host_rev == NULL)
+			st->host_rev = st->rev;
 		rs_relay_queue(st, "sync", raw, len);
 		shard_stats(shard)->events++;
 		return RELAY_APPLIED;
@@ -1116,21 +1305,25 @@ ingest_account(RelayRepo *st, const char *shard, int64 seq, const Frame *f, cons
 	emit_pending_sync(st);
 	if (!a->active && same_text("deleted", a->status, a->status_len))
 	{
-		char	   *other = active_elsewhere(st, shard);
-
-		if (other != NULL)
+		/*
+		 * The host let the repo go: a move, if another shard holds it (its
+		 * #sync carrying the relay's state).  Then that shard is the host
+		 * from now on and this deletion is not the repo's.
+		 */
+		if (release(st, shard))
 		{
-			/*
-			 * The host let go of a repo that moved, before the new host's
-			 * #sync reached the relay: the new host is the host from now on
-			 * (its seqs start over), and this deletion is not the repo's.
-			 */
-			st->shard = MemoryContextStrdup(relay.cxt, other);
-			st->shard_seq = 0;
-			st->dirty = true;
 			shard_stats(shard)->dropped++;
 			return RELAY_DROPPED;
 		}
+	}
+	else if (st->claim_shard != NULL)
+	{
+		/* the host changed the repo's status again without letting it go */
+		ereport(LOG,
+				(errmsg("relay: claim of shard %s on %s dropped: its host %s has it %s", st->claim_shard,
+						st->did, shard, a->active ? "active" : "deactivated")));
+		st->claim_shard = NULL;
+		st->claim_seq = 0;
 	}
 	if (a->active)
 		strlcpy(st->status, "active", RELAY_STATUS_LEN);
@@ -1251,11 +1444,8 @@ relay_ingest(const char *shard, int64 seq, const uint8 *data, size_t len, Timest
 	}
 	else if (st->sync_pending && seq <= st->sync_pending_seq && strcmp(st->shard, shard) == 0)
 		out = historical(st, shard, seq, &f, data, len);
-	else if (strcmp(st->shard, shard) != 0 && f.kind != FRAME_SYNC)
-	{
-		stats->dropped++;
-		out = RELAY_DROPPED;
-	}
+	else if (strcmp(st->shard, shard) != 0)
+		out = from_other_shard(st, shard, seq, &f);
 	else if (f.kind == FRAME_COMMIT)
 		out = ingest_commit(st, shard, seq, &f, data, len);
 	else if (f.kind == FRAME_SYNC)
@@ -1410,9 +1600,12 @@ rs_relay_finish_backfill(PG_FUNCTION_ARGS)
  * relay_resync(did text DEFAULT NULL) RETURNS int
  *
  * Sync a mirrored repo again from a fresh export of the shard hosting it
- * (NULL: every desynchronized repo), announcing it with a #sync; returns
- * how many are in sync afterwards.  42704 for a DID the relay does not
- * mirror.
+ * (NULL: every desynchronized repo), announcing it with a #sync if the
+ * state changed; returns how many were synced.  The source is always the
+ * host, through the relay's own connection: the caller chooses nothing.  A
+ * repo in sync whose resync fails (the shard unreachable, its answer not
+ * fitting what the relay verified) stays as it was.  42704 for a DID the
+ * relay does not mirror.
  */
 Datum
 rs_relay_resync(PG_FUNCTION_ARGS)
@@ -1443,6 +1636,7 @@ rs_relay_resync(PG_FUNCTION_ARGS)
 	{
 		char	   *did = lfirst(lc);
 		RelayRepo  *st;
+		bool		was_desync;
 
 		rs_repo_lock(did);
 		st = rs_relay_repo(did);
@@ -1451,8 +1645,17 @@ rs_relay_resync(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("repo \"%s\" is not mirrored by this relay", did)));
 		st->resync_tried = false;
+		was_desync = st->desync;
 		if (rs_relay_try_resync(st, st->shard, st->desync ? st->desync_reason : "relay_resync()"))
 			ok++;
+		else if (!was_desync && st->desync)
+		{
+			/* a repo in sync keeps its verified state when a resync fails */
+			st->desync = false;
+			st->desync_reason = NULL;
+			st->desync_changed = false;
+			st->dirty = true;
+		}
 	}
 	relay_flush();
 	PG_RETURN_INT32(ok);

@@ -9,10 +9,13 @@
  *                      1.1 inversion), its ops applied to the mirror of the
  *                      records, the frame queued; the queue appended to the
  *                      event log under relay seqs at pre-commit.
- * relay_sync_sql.c     what needs the shard: its key history for a repo, a
- *                      fresh export to (re)sync a repo, the host's view of a
- *                      repo's status; through the SQL helpers of
- *                      src/sql/80_relay.sql, which use dblink.
+ * relay_sync_sql.c     what needs the shard: its key history for a repo
+ *                      (checked against what the relay verified), a fresh
+ *                      export to (re)sync a repo, the host's view of a
+ *                      repo's status, its events.
+ * relay_conn_sql.c     the relay's own libpq connections to its shards, each
+ *                      checked to reach the registered shard database, and
+ *                      conninfo masking.
  */
 #ifndef RS_RELAY_SQL_H
 #define RS_RELAY_SQL_H
@@ -60,6 +63,17 @@ typedef struct RelayRepo
 	char	   *hist_rev;		/* NULL: no anchor yet */
 	uint8		hist_data[CID_LEN];
 	bool		hist_complete;	/* anchored at a first commit or the relay's own state */
+	/* the first rev the relay verified from its current host (NULL: none yet) */
+	char	   *host_rev;
+	/* a #sync from another shard, held until the host deletes the repo */
+	char	   *claim_shard;
+	int64		claim_seq;
+	/* the key history a shard reported in this transaction (rs_relay_fetch_keys) */
+	char	   *keys_shard;		/* NULL: none fetched */
+	int			n_keys;
+	char	  **keys;
+	char	  **key_revs;
+	char	   *keys_floor;		/* the relay's head when fetched: nothing at or before it is taken */
 } RelayRepo;
 
 typedef enum RelayOutcome
@@ -69,7 +83,8 @@ typedef enum RelayOutcome
 	RELAY_DUPLICATE,
 	RELAY_DROPPED,
 	RELAY_REJECTED,
-	RELAY_IGNORED
+	RELAY_IGNORED,
+	RELAY_REPLAYED
 } RelayOutcome;
 
 /* relay_ingest_sql.c */
@@ -88,14 +103,55 @@ SPIPlanPtr	rs_relay_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *typ
 /* The memory context of this transaction's relay state. */
 MemoryContext rs_relay_cxt(void);
 
+/* relay_conn_sql.c */
+
+/* A remote result: values as sent in binary (NUL-terminated copies), NULL for SQL NULL. */
+typedef struct RelayRows
+{
+	int			nrows;
+	int			ncols;
+	char	  **values;			/* nrows * ncols */
+	int		   *lengths;
+} RelayRows;
+
+/*
+ * sql on the shard through the relay's own connection (made if needed, and
+ * trusted only if the server is the registered shard database), with text
+ * parameters $1...; results in binary, each column's type checked against
+ * types (InvalidOid: any).  ERROR (with the remote SQLSTATE) on failure.
+ */
+RelayRows  *rs_relay_remote(const char *shard, const char *sql, int nparams,
+							const char *const *params, int ncols, const Oid *types);
+char	   *rs_rows_text(const RelayRows *r, int row, int col);	/* NULL for NULL */
+int64		rs_rows_int8(const RelayRows *r, int row, int col, bool *isnull);
+bytea	   *rs_rows_bytea(const RelayRows *r, int row, int col);	/* NULL for NULL */
+
+/* The conninfo with every secret option masked, parsed as libpq does. */
+char	   *rs_relay_mask_conninfo(const char *conninfo);
+
 /* relay_sync_sql.c */
 
 /*
- * Merge the shard's key history of the repo into repo_key_history (the
- * repos row must exist); st->did_key becomes the newest.  ERROR if the
- * shard cannot be asked.
+ * The shard's key history of the repo, checked against what the relay
+ * holds: it may not give a rev the relay knows another key, nor (from the
+ * repo's host, once the relay verified a rev of it) another key for the
+ * relay's head.  Kept in st for this transaction; written to
+ * repo_key_history only for a repo the relay has no key of yet (creating
+ * its rows if needed).  A key new to the relay is written once something
+ * signed with it verifies (rs_relay_take_key).  ERROR if the shard cannot
+ * be asked or the history does not fit.
  */
 void		rs_relay_fetch_keys(RelayRepo *st, const char *shard);
+
+/*
+ * A key of the fetched history (from shard) for rev that the relay does
+ * not hold yet and may take (its range starts after the relay's head when
+ * fetched), or NULL; *since its first rev.
+ */
+char	   *rs_relay_new_key_for_rev(RelayRepo *st, const char *shard, const char *rev, char **since);
+
+/* Record a key that verified a commit (repo_key_history). */
+void		rs_relay_take_key(RelayRepo *st, const char *key, const char *since);
 
 /* The did:key that signed rev (repo_key_history), or NULL. */
 char	   *rs_relay_key_for_rev(const char *did, const char *rev);

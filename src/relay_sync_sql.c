@@ -1,14 +1,17 @@
 /*
- * relay_sync_sql.c - relay mode: what the relay asks a shard, through the
- * dblink helper repo_stream._relay_query (src/sql/80_relay.sql).
+ * relay_sync_sql.c - relay mode: what the relay asks a shard, through its
+ * own connections (relay_conn_sql.c).
  *
  * Keys: a shard's repo_keys(did) is the repo's key history (each did:key
  * with the rev from which it signs), the relay's equivalent of resolving
- * a DID document.  It is merged into the relay's repo_key_history, so
- * verify_frame(frame) and repo_keys() work on the relay as on the shard,
- * and fetched again whenever a frame's signature does not verify with the
- * keys the relay holds (a rotation, a move to a shard that gave the repo a
- * new key).
+ * a DID document.  It is checked against what the relay already verified
+ * before anything of it is used: a rev the relay knows keeps its key, and
+ * the host that signed the relay's head must still name that key for it.
+ * A key new to the relay enters repo_key_history only once a commit signed
+ * with it verifies (a rotation's #sync, a move's #sync, an export's head),
+ * and only for revs after the relay's head: a resync cannot re-key what
+ * the relay verified, nor make a key current that signed nothing it saw.
+ * verify_frame(frame) and repo_keys() work on the relay as on the shard.
  *
  * Sync: a repo's state from a fresh export_repo of the shard, checked like
  * an import (car_import.c: every block hashed, the commit signed by the key
@@ -35,74 +38,202 @@
 #include "commit_sql.h"
 #include "relay_sql.h"
 #include "spi_sql.h"
+#include "syntax.h"
 
 PG_FUNCTION_INFO_V1(rs_relay_sync_repo);
 
 #define SYNC_BATCH_ROWS 1000
 
-/*
- * Run a query through _relay_query on the shard, inside rs_enter_owner;
- * results in SPI_tuptable.  query_fmt's %s is the DID, quoted as a literal.
- */
-static void
-remote(const char *shard, const char *query_fmt, const char *did, const char *coldefs)
+/* One query on the shard with the DID as $1; ERROR if it fails. */
+static RelayRows *
+remote(const char *shard, const char *sql, const char *did, int ncols, const Oid *types)
 {
-	char	   *sql;
-	Datum		args[2];
-	Oid			types[2] = {TEXTOID, TEXTOID};
+	const char *params[1] = {did};
 
-	sql = psprintf("SELECT * FROM repo_stream._relay_query($1, $2, '%s') AS t(%s)", coldefs, coldefs);
-	args[0] = CStringGetTextDatum(shard);
-	args[1] = CStringGetTextDatum(psprintf(query_fmt, quote_literal_cstr(did)));
-	if (SPI_execute_with_args(sql, 2, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "relay: query on shard %s failed", shard);
+	return rs_relay_remote(shard, sql, 1, params, ncols, types);
+}
+
+/* The key of a history (keys, revs, n, ascending) whose range holds rev; NULL before the first. */
+static int
+history_index(char **revs, int n, const char *rev)
+{
+	int			found = -1;
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(revs[i], rev) <= 0)
+			found = i;
+	return found;
 }
 
 void
 rs_relay_fetch_keys(RelayRepo *st, const char *shard)
 {
+	static const Oid types[2] = {TEXTOID, TEXTOID};
+	MemoryContext state_cxt = rs_relay_cxt();
+	RelayRows  *rows;
 	RsOwnerContext oc;
-	Datum		args[3];
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum	   *keys,
-			   *revs;
-	uint64		n;
-	char	   *newest;
-	MemoryContext cxt = CurrentMemoryContext;
+	char	  **known_keys = NULL;
+	char	  **known_revs = NULL;
+	int			n_known = 0;
+	int			n;
+	char	  **keys;
+	char	  **revs;
 
-	rs_enter_owner(&oc);
-	remote(shard, "SELECT did_key, since_rev FROM repo_stream.repo_keys(%s) ORDER BY since_rev",
-		   st->did, "did_key text, since_rev text");
-	n = SPI_processed;
+	rows = remote(shard, "SELECT did_key, since_rev FROM repo_stream.repo_keys($1) ORDER BY since_rev",
+				  st->did, 2, types);
+	n = rows->nrows;
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("shard %s reports no key for repo %s", shard, st->did)));
-	keys = MemoryContextAlloc(cxt, sizeof(Datum) * n);
-	revs = MemoryContextAlloc(cxt, sizeof(Datum) * n);
-	for (uint64 i = 0; i < n; i++)
+	keys = MemoryContextAlloc(state_cxt, sizeof(char *) * n);
+	revs = MemoryContextAlloc(state_cxt, sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
 	{
-		bool		isnull;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		const char *k = rs_rows_text(rows, i, 0);
+		const char *r = rs_rows_text(rows, i, 1);
+		uint8		pub[ED25519_PUBLIC_KEY_LEN];
 
-		keys[i] = PointerGetDatum(DatumGetTextPCopy(rs_getdatum(i, 1, &isnull)));
-		revs[i] = PointerGetDatum(DatumGetTextPCopy(rs_getdatum(i, 2, &isnull)));
-		MemoryContextSwitchTo(old);
+		if (k == NULL || r == NULL || !did_key_parse_ed25519(k, strlen(k), pub, NULL) ||
+			!tid_valid(r, strlen(r)) || (i > 0 && strcmp(revs[i - 1], r) >= 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("shard %s reports a malformed key history for repo %s (entry %d)",
+							shard, st->did, i + 1)));
+		keys[i] = MemoryContextStrdup(state_cxt, k);
+		revs[i] = MemoryContextStrdup(state_cxt, r);
 	}
-	newest = MemoryContextStrdup(rs_relay_cxt(), TextDatumGetCString(keys[n - 1]));
-	st->did_key = newest;
+
+	/* what the relay holds */
+	if (st->exists)
+	{
+		Datum		arg = CStringGetTextDatum(st->did);
+		Oid			type = TEXTOID;
+		MemoryContext cxt = CurrentMemoryContext;
+
+		rs_enter_owner(&oc);
+		SPI_execute_with_args("SELECT did_key, since_rev FROM repo_stream.repo_key_history WHERE did = $1"
+							  " ORDER BY since_rev", 1, &type, &arg, NULL, true, 0);
+		n_known = (int) SPI_processed;
+		known_keys = MemoryContextAlloc(cxt, sizeof(char *) * Max(1, n_known));
+		known_revs = MemoryContextAlloc(cxt, sizeof(char *) * Max(1, n_known));
+		for (int i = 0; i < n_known; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			known_keys[i] = rs_gettext(i, 1);
+			known_revs[i] = rs_gettext(i, 2);
+			MemoryContextSwitchTo(old);
+		}
+		rs_leave_owner(&oc);
+		MemoryContextSwitchTo(cxt);
+	}
+
+	/* a rev the relay knows keeps its key */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n_known; j++)
+			if (strcmp(revs[i], known_revs[j]) == 0 && strcmp(keys[i], known_keys[j]) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("shard %s's key history of %s contradicts the relay's: rev %s is signed by %s, not %s",
+								shard, st->did, revs[i], known_keys[j], keys[i]),
+						 errdetail("Nothing of it was taken.")));
+
+	/*
+	 * The host that signed the relay's head must still name its key for it
+	 * (a history that starts later, or names another key, is not the
+	 * history of this repo on this host).  Not for a new host, whose
+	 * history starts after the move.
+	 */
+	if (st->exists && st->shard != NULL && strcmp(st->shard, shard) == 0 &&
+		st->host_rev != NULL && st->rev != NULL && n_known > 0)
+	{
+		int			f = history_index(revs, n, st->rev);
+		int			k = history_index(known_revs, n_known, st->rev);
+		const char *mine = k >= 0 ? known_keys[k] : known_keys[0];
+
+		if (f < 0 || strcmp(keys[f], mine) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("shard %s's key history of %s does not name the key that signed rev %s (%s), which the relay verified from it",
+							shard, st->did, st->rev, mine),
+					 errdetail("Nothing of it was taken.")));
+	}
+
+	st->keys_shard = MemoryContextStrdup(state_cxt, shard);
+	st->n_keys = n;
+	st->keys = keys;
+	st->key_revs = revs;
+	st->keys_floor = st->rev ? MemoryContextStrdup(state_cxt, st->rev) : NULL;
+
+	if (n_known > 0)
+		return;
+	/* a repo the relay has no key of: its host's history, whole */
+	st->did_key = keys[n - 1];
 	if (!st->exists)
 		rs_relay_repo_create(st, shard, "active");
-	args[0] = CStringGetTextDatum(st->did);
-	args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(revs, n, TEXTOID, -1, false, TYPALIGN_INT));
-	SPI_execute_with_args("WITH h AS (INSERT INTO repo_stream.repo_key_history (did, did_key, since_rev)"
-						  "   SELECT $1, k, r FROM unnest($2::text[], $3::text[]) AS u(k, r)"
-						  "   ON CONFLICT (did, since_rev) DO NOTHING)"
-						  " UPDATE repo_stream.repos SET did_key = $2[array_upper($2, 1)] WHERE did = $1",
-						  3, types, args, NULL, false, 0);
-	rs_leave_owner(&oc);
+	{
+		Datum		args[3];
+		Oid			atypes[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum	   *kd = palloc(sizeof(Datum) * n);
+		Datum	   *rd = palloc(sizeof(Datum) * n);
+
+		for (int i = 0; i < n; i++)
+		{
+			kd[i] = CStringGetTextDatum(keys[i]);
+			rd[i] = CStringGetTextDatum(revs[i]);
+		}
+		args[0] = CStringGetTextDatum(st->did);
+		args[1] = PointerGetDatum(construct_array(kd, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(rd, n, TEXTOID, -1, false, TYPALIGN_INT));
+		rs_enter_owner(&oc);
+		SPI_execute_with_args("WITH h AS (INSERT INTO repo_stream.repo_key_history (did, did_key, since_rev)"
+							  "   SELECT $1, k, r FROM unnest($2::text[], $3::text[]) AS u(k, r)"
+							  "   ON CONFLICT (did, since_rev) DO NOTHING)"
+							  " UPDATE repo_stream.repos SET did_key = $2[array_upper($2, 1)] WHERE did = $1",
+							  3, atypes, args, NULL, false, 0);
+		rs_leave_owner(&oc);
+	}
 	st->dirty = true;
+}
+
+char *
+rs_relay_new_key_for_rev(RelayRepo *st, const char *shard, const char *rev, char **since)
+{
+	int			i;
+	char	   *known;
+
+	if (st->keys_shard == NULL || strcmp(st->keys_shard, shard) != 0)
+		return NULL;
+	i = history_index(st->key_revs, st->n_keys, rev);
+	if (i < 0)
+		return NULL;
+	/* nothing at or before the relay's head when the history came */
+	if (st->keys_floor != NULL && strcmp(st->key_revs[i], st->keys_floor) <= 0)
+		return NULL;
+	known = rs_relay_key_for_rev(st->did, rev);
+	if (known != NULL && strcmp(known, st->keys[i]) == 0)
+		return NULL;
+	*since = st->key_revs[i];
+	return st->keys[i];
+}
+
+void
+rs_relay_take_key(RelayRepo *st, const char *key, const char *since)
+{
+	RsOwnerContext oc;
+	Datum		args[3];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+	args[0] = CStringGetTextDatum(st->did);
+	args[1] = CStringGetTextDatum(key);
+	args[2] = CStringGetTextDatum(since);
+	rs_enter_owner(&oc);
+	SPI_execute_with_args("INSERT INTO repo_stream.repo_key_history (did, did_key, since_rev) VALUES ($1, $2, $3)"
+						  " ON CONFLICT (did, since_rev) DO NOTHING", 3, types, args, NULL, false, 0);
+	rs_leave_owner(&oc);
+	ereport(LOG,
+			(errmsg("relay: repo %s signs with %s from rev %s", st->did, key, since)));
 }
 
 char *
@@ -132,15 +263,10 @@ rs_relay_key_for_rev(const char *did, const char *rev)
 char *
 rs_relay_remote_status(const char *shard, const char *did)
 {
-	RsOwnerContext oc;
-	char	   *status = NULL;
+	static const Oid types[1] = {TEXTOID};
+	RelayRows  *rows = remote(shard, "SELECT status FROM repo_stream.repos WHERE did = $1", did, 1, types);
 
-	rs_enter_owner(&oc);
-	remote(shard, "SELECT status FROM repo_stream.repos WHERE did = %s", did, "status text");
-	if (SPI_processed == 1)
-		status = rs_gettext(0, 1);
-	rs_leave_owner(&oc);
-	return status;
+	return rows->nrows == 1 ? rs_rows_text(rows, 0, 0) : NULL;
 }
 
 /*
@@ -215,30 +341,29 @@ int
 rs_relay_fetch_events(RelayRepo *st, const char *shard, int64 after, int64 upto,
 					  int64 **seqs_out, bytea ***frames_out)
 {
-	RsOwnerContext oc;
-	MemoryContext cxt = CurrentMemoryContext;
+	static const Oid types[2] = {INT8OID, BYTEAOID};
 	char	   *q;
+	RelayRows  *rows;
 	int			n;
 	int64	   *seqs;
 	bytea	  **frames;
 	bool		isnull;
 
-	q = psprintf("SELECT seq, frame FROM repo_stream.events_since(" INT64_FORMAT ", 100000, ARRAY[%%s])"
+	q = psprintf("SELECT seq, frame FROM repo_stream.events_since(" INT64_FORMAT ", 100000, ARRAY[$1])"
 				 " WHERE seq IS NULL OR seq <= " INT64_FORMAT, after, upto);
-	rs_enter_owner(&oc);
-	remote(shard, q, st->did, "seq bigint, frame bytea");
-	n = (int) SPI_processed;
-	seqs = MemoryContextAlloc(cxt, sizeof(int64) * (n + 1));
-	frames = MemoryContextAlloc(cxt, sizeof(bytea *) * (n + 1));
+	rows = remote(shard, q, st->did, 2, types);
+	n = rows->nrows;
+	seqs = palloc(sizeof(int64) * (n + 1));
+	frames = palloc(sizeof(bytea *) * (n + 1));
 	for (int i = 0; i < n; i++)
 	{
-		seqs[i] = DatumGetInt64(rs_getdatum(i, 1, &isnull));
+		seqs[i] = rs_rows_int8(rows, i, 0, &isnull);
 		if (isnull)
 			seqs[i] = 0;		/* OutdatedCursor: the shard no longer has some of them */
-		frames[i] = rs_getbytea(i, 2);
+		frames[i] = rs_rows_bytea(rows, i, 1);
+		if (frames[i] == NULL)
+			frames[i] = rs_bytea("", 0);
 	}
-	rs_leave_owner(&oc);
-	MemoryContextSwitchTo(cxt);
 	*seqs_out = seqs;
 	*frames_out = frames;
 	return n;
@@ -402,38 +527,64 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 		return status;
 	}
 
-	rs_enter_owner(&oc);
-	remote(shard, "SELECT min(seq), min(rev), string_agg(chunk, ''::bytea ORDER BY n)"
-		   "  FROM repo_stream.export_repo(%s) WITH ORDINALITY AS e(seq, rev, chunk, n)",
-		   st->did, "seq bigint, rev text, car bytea");
-	seq = DatumGetInt64(rs_getdatum(0, 1, &isnull));
-	rev = rs_gettext(0, 2);
-	car = rs_getbytea(0, 3);
-	rs_leave_owner(&oc);
-	MemoryContextSwitchTo(cxt);
-	if (car == NULL || rev == NULL)
+	{
+		static const Oid types[3] = {INT8OID, TEXTOID, BYTEAOID};
+		RelayRows  *rows = remote(shard, "SELECT min(seq), min(rev), string_agg(chunk, ''::bytea ORDER BY n)"
+								  "  FROM repo_stream.export_repo($1) WITH ORDINALITY AS e(seq, rev, chunk, n)",
+								  st->did, 3, types);
+
+		if (rows->nrows != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("shard %s returned no export of %s", shard, st->did)));
+		seq = rs_rows_int8(rows, 0, 0, &isnull);
+		rev = rs_rows_text(rows, 0, 1);
+		car = rs_rows_bytea(rows, 0, 2);
+	}
+	if (car == NULL || rev == NULL || isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("shard %s returned an empty export of %s", shard, st->did)));
 
-	key = rs_relay_key_for_rev(st->did, rev);
-	if (key == NULL || !did_key_parse_ed25519(key, strlen(key), pub, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("no key of repo %s signs rev %s", st->did, rev)));
-
 	ss = palloc0(sizeof(SyncState));
 	car_mem_source(&src, &mem, (const uint8_t *) VARDATA_ANY(car), VARSIZE_ANY_EXHDR(car));
-	if ((err = car_import_open(&ss->ci, &src)) == CI_OK)
-		err = car_import_verify(&ss->ci, pub);
+	err = car_import_open(&ss->ci, &src);
 	if (err == CI_OK && strcmp(ss->ci.did, st->did) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the export of %s from shard %s is of repo %s", st->did, shard, ss->ci.did)));
+	if (err == CI_OK)
+	{
+		/* the key the relay holds for the export's rev; else a new one of the host's history */
+		char	   *since = NULL;
+		char	   *fresh = NULL;
+
+		key = rs_relay_key_for_rev(st->did, ss->ci.rev);
+		err = CI_SIGNATURE;
+		if (key != NULL && did_key_parse_ed25519(key, strlen(key), pub, NULL))
+			err = car_import_verify(&ss->ci, pub);
+		if (err == CI_SIGNATURE &&
+			(fresh = rs_relay_new_key_for_rev(st, shard, ss->ci.rev, &since)) != NULL &&
+			did_key_parse_ed25519(fresh, strlen(fresh), pub, NULL) &&
+			(err = car_import_verify(&ss->ci, pub)) == CI_OK)
+		{
+			rs_relay_take_key(st, fresh, since);
+			key = fresh;
+		}
+		if (err == CI_SIGNATURE && key == NULL && fresh == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("no key of repo %s signs rev %s", st->did, ss->ci.rev)));
+	}
 	if (err != CI_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the export of %s from shard %s does not verify: %s", st->did, shard, ss->ci.errmsg)));
+	if (strcmp(ss->ci.rev, rev) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the export of %s from shard %s says rev %s but its commit is rev %s",
+						st->did, shard, rev, ss->ci.rev)));
 
 	/* the mirror's records become the export's */
 	rs_enter_owner(&oc);
@@ -472,8 +623,11 @@ rs_relay_sync_from_export(RelayRepo *st, const char *shard, bool pending)
 	memcpy(st->data, ss->ci.commit.data, CID_LEN);
 	st->has_data = true;
 	st->rev = MemoryContextStrdup(state_cxt, ss->ci.rev);
+	st->did_key = MemoryContextStrdup(state_cxt, key);
 	st->shard = MemoryContextStrdup(state_cxt, shard);
 	st->shard_seq = seq;
+	if (st->host_rev == NULL)
+		st->host_rev = st->rev;
 	strlcpy(st->status, "active", RELAY_STATUS_LEN);
 	st->desync = false;
 	st->dirty = true;
@@ -606,8 +760,9 @@ rs_relay_try_resync(RelayRepo *st, const char *shard, const char *why)
  * (the export's seq).  With pending, the #sync that announces the state
  * waits for relay_add_shard's window (see _relay_finish_backfill); else it
  * is queued now.  Returns the repo's status on the shard; a deactivated
- * repo (which cannot be exported) keeps the records it had.  ERROR if the
- * shard cannot be asked or the export does not verify.
+ * repo (which cannot be exported) keeps the records it had; "elsewhere"
+ * for a repo another shard hosts (left alone).  ERROR if the shard cannot
+ * be asked or the export does not verify.
  */
 Datum
 rs_relay_sync_repo(PG_FUNCTION_ARGS)
@@ -624,6 +779,13 @@ rs_relay_sync_repo(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("repo \"%s\" is a repo of this database, not a mirror", did)));
+	if (st->exists && st->shard != NULL && strcmp(st->shard, shard) != 0)
+	{
+		/* another shard hosts it: only its deletion there hands it over (a move) */
+		ereport(WARNING,
+				(errmsg("relay: repo %s is hosted by shard %s, not mirrored from shard %s", did, st->shard, shard)));
+		PG_RETURN_TEXT_P(cstring_to_text("elsewhere"));
+	}
 	status = rs_relay_sync_from_export(st, shard, pending);
 	PG_RETURN_TEXT_P(cstring_to_text(status ? status : "unknown"));
 }

@@ -96,7 +96,7 @@ enum
 static ViewPlan vplans[VP_COUNT] = {
 	[VP_PREV_FRAME] = {
 		"SELECT frame FROM repo_stream.event_log"
-		" WHERE did = $1 AND seq < $2 AND kind IN ('commit', 'sync') ORDER BY seq DESC LIMIT 1",
+		" WHERE did = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1",
 		2, {TEXTOID, INT8OID}
 	},
 	[VP_PRUNED] = {
@@ -631,9 +631,10 @@ corrupt_event(int64 seq, const char *why)
 
 /*
  * Did this #sync change the repo's data root?  Compared with the repo's
- * previous #commit or #sync in the log; when that is gone (pruned), treat
- * it as changed: replacing the repo's contribution is always exact, only
- * slower.
+ * previous event in the log; when that is gone (pruned) or an #account (a
+ * deletion, then the repo moving back with the same tree, removed what the
+ * #sync brings again), treat it as changed: replacing the repo's
+ * contribution is always exact, only slower.
  */
 static bool
 sync_changed(Engine *e, const char *did, int64 seq, const FrameSync *s)

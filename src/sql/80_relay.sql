@@ -9,7 +9,9 @@
 -- workers) verifies each frame, mirrors its ops into the relay's records,
 -- appends it to the relay's log under a relay seq and drops the raw row.
 -- The relay's append and the subscription's progress commit together.
--- Remote calls (keys, exports, status) go through dblink.
+-- Remote calls (keys, exports, status) go through the relay's own libpq
+-- connections (src/relay_conn_sql.c), which nothing in SQL can open,
+-- name or replace, each checked to reach the registered shard database.
 
 CREATE TABLE relay_shards (
 	name		text PRIMARY KEY,
@@ -24,7 +26,8 @@ CREATE TABLE relay_shards (
 	duplicates	bigint NOT NULL DEFAULT 0,	-- already applied (the backfill's overlap)
 	dropped_host bigint NOT NULL DEFAULT 0,	-- for a repo the shard does not host
 	rejected	bigint NOT NULL DEFAULT 0,	-- failed verification or broke a chain
-	identity	text UNIQUE				-- <system identifier>/<database> of the shard
+	identity	text UNIQUE,			-- <system identifier>/<database> of the shard
+	replayed	bigint NOT NULL DEFAULT 0	-- a frame whose rev is not after its repo's (dropped)
 );
 COMMENT ON TABLE relay_shards IS 'Relay mode: the shards whose event logs this relay merges (relay_add_shard)';
 
@@ -44,7 +47,10 @@ CREATE TABLE relay_repos (
 	sync_pending_seq bigint,
 	hist_rev	text,
 	hist_data	bytea,
-	hist_complete boolean NOT NULL DEFAULT false
+	hist_complete boolean NOT NULL DEFAULT false,
+	host_rev	text,					-- the first rev verified from the host (NULL: none yet)
+	claim_shard	text,					-- another shard's #sync, held until the host deletes the repo
+	claim_seq	bigint					-- that #sync's seq there
 );
 CREATE INDEX relay_repos_shard ON relay_repos (shard);
 COMMENT ON TABLE relay_repos IS 'Relay mode: the shard hosting each mirrored repo, its chain position and whether it is desynchronized';
@@ -60,63 +66,28 @@ CREATE TRIGGER relay_ingest BEFORE INSERT ON event_log
 	FOR EACH ROW EXECUTE FUNCTION relay_event_trigger();
 ALTER TABLE event_log ENABLE REPLICA TRIGGER relay_ingest;
 
--- ---------------------------------------------------------------- dblink
+-- ------------------------------------------------------------ connections
 
--- The schema dblink is installed in; 55000 with a hint when it is not.
-CREATE FUNCTION _relay_dblink() RETURNS text
-	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	s text;
-BEGIN
-	SELECT n.nspname INTO s FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-	 WHERE e.extname = 'dblink';
-	IF s IS NULL THEN
-		RAISE EXCEPTION 'relay mode needs the dblink extension'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'CREATE EXTENSION dblink; (PostgreSQL contrib) in this database.';
-	END IF;
-	RETURN s;
-END $$;
+-- A statement on a shard through the relay's own connection (made if
+-- needed; trusted only if the server is the database recorded in
+-- relay_shards.identity, which relay_add_shard reads through it first).
+-- The caller names the columns: AS t(...).  Superusers only.
+CREATE FUNCTION _relay_query(shard text, query text) RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'rs_relay_query' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION _relay_query(text, text) IS
+	'Relay mode, internal: a statement on a registered shard through the relay''s own connection (columns given with AS t(...)); superuser';
 
--- A query on a shard through a dblink connection kept per session (named
--- rs_relay_<shard>); a connection that broke (the shard restarted) is made
--- again once.  coldefs is the result's column definition list.
-CREATE FUNCTION _relay_query(shard text, query text, coldefs text) RETURNS SETOF record
-	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ds text := repo_stream._relay_dblink();
-	conn text := 'rs_relay_' || shard;
-	info text;
-	open text[];
-BEGIN
-	SELECT conninfo INTO info FROM repo_stream.relay_shards WHERE name = shard;
-	IF info IS NULL THEN
-		RAISE EXCEPTION 'shard "%" is not known to this relay', shard
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	FOR attempt IN 1 .. 2 LOOP
-		EXECUTE format('SELECT %I.dblink_get_connections()', ds) INTO open;
-		IF open IS NULL OR NOT conn = ANY (open) THEN
-			EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, info);
-		END IF;
-		BEGIN
-			RETURN QUERY EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(%s)', ds, conn, query, coldefs);
-			RETURN;
-		EXCEPTION WHEN OTHERS THEN
-			IF attempt = 2 THEN
-				RAISE;
-			END IF;
-			EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
-		END;
-	END LOOP;
-END $$;
+CREATE FUNCTION _relay_mask_conninfo(conninfo text) RETURNS text
+	AS 'MODULE_PATHNAME', 'rs_relay_mask_conninfo_sql' LANGUAGE C STRICT IMMUTABLE;
+COMMENT ON FUNCTION _relay_mask_conninfo(text) IS
+	'Relay mode: a conninfo as libpq parses it (any form), key=''value'' pairs with every secret (password, sslpassword) shown as ********';
 
 -- --------------------------------------------------------------- ingest
 
 CREATE FUNCTION _relay_ingest(shard text, seq bigint, frame bytea) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_relay_ingest' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION _relay_ingest(text, bigint, bytea) IS
-	'Relay mode, internal: one event of a shard (its seq there), as the replication trigger handles it; returns applied, historical, duplicate, dropped (host), rejected or ignored';
+	'Relay mode, internal: one event of a shard (its seq there), as the replication trigger handles it; returns applied, historical, duplicate, dropped (host), rejected, ignored or replayed';
 
 CREATE FUNCTION _relay_sync_repo(shard text, did text, pending boolean) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_relay_sync_repo' LANGUAGE C STRICT VOLATILE;
@@ -137,7 +108,6 @@ CREATE FUNCTION relay_add_shard(name text, conninfo text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	shard text := relay_add_shard.name;
-	ds text;
 	ds_other text;
 	sub text := 'rs_relay_' || relay_add_shard.name;
 	slot text;
@@ -161,7 +131,6 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 				  DETAIL = 'Adding a shard creates a subscription, which needs superuser in PostgreSQL 15.';
 	END IF;
-	ds := repo_stream._relay_dblink();
 	IF EXISTS (SELECT 1 FROM repo_stream.relay_shards s WHERE s.name = shard) THEN
 		RAISE EXCEPTION 'shard "%" already exists', shard USING ERRCODE = 'duplicate_object';
 	END IF;
@@ -172,8 +141,8 @@ BEGIN
 	-- the shard: repo_stream there, a publication of its log
 	SELECT * INTO r FROM repo_stream._relay_query(shard,
 		$q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'), current_setting('wal_level'),
-				  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$,
-		'v text, w text, id text') AS t(v text, w text, id text);
+				  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$)
+		AS t(v text, w text, id text);
 	IF r.v IS NULL THEN
 		RAISE EXCEPTION 'shard "%" has no repo_stream extension', shard
 			USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -198,12 +167,12 @@ BEGIN
 	END IF;
 	PERFORM * FROM repo_stream._relay_query(shard, $q$
 		SELECT 1 FROM (SELECT 1) x WHERE NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'repo_stream_relay')
-		$q$, 'x int') AS t(x int);
+		$q$) AS t(x int);
 	IF FOUND THEN
 		BEGIN
 			PERFORM * FROM repo_stream._relay_query(shard, $q$
 				CREATE PUBLICATION repo_stream_relay FOR TABLE repo_stream.event_log
-					WITH (publish = 'insert', publish_via_partition_root = true)$q$, 'status text') AS t(status text);
+					WITH (publish = 'insert', publish_via_partition_root = true)$q$) AS t(status text);
 		EXCEPTION WHEN insufficient_privilege THEN
 			RAISE EXCEPTION 'the relay''s role on shard "%" may not create the publication repo_stream_relay', shard
 				USING ERRCODE = 'insufficient_privilege',
@@ -214,12 +183,12 @@ BEGIN
 	-- the slot first: every transaction committing after it reaches the
 	-- subscription; what committed before is in the retained window
 	PERFORM * FROM repo_stream._relay_query(shard,
-		format('SELECT lsn::text FROM pg_create_logical_replication_slot(%L, %L)', slot, 'pgoutput'),
-		'lsn text') AS t(lsn text);
+		format('SELECT lsn::text FROM pg_create_logical_replication_slot(%L, %L)', slot, 'pgoutput'))
+		AS t(lsn text);
 	BEGIN
 		-- every repo's state from an export (its #sync waits for its place in the window)
 		FOR r IN SELECT * FROM repo_stream._relay_query(shard,
-				'SELECT did FROM repo_stream.repos WHERE status <> ''deleted'' ORDER BY did', 'did text') AS t(did text)
+				'SELECT did FROM repo_stream.repos WHERE status <> ''deleted'' ORDER BY did') AS t(did text)
 		LOOP
 			PERFORM repo_stream._relay_sync_repo(shard, r.did, true);
 		END LOOP;
@@ -228,8 +197,8 @@ BEGIN
 		LOOP
 			n := 0;
 			FOR r IN SELECT * FROM repo_stream._relay_query(shard,
-					format('SELECT seq, frame FROM repo_stream.events_since(%s, 500) WHERE seq IS NOT NULL', cursor),
-					'seq bigint, frame bytea') AS t(seq bigint, frame bytea)
+					format('SELECT seq, frame FROM repo_stream.events_since(%s, 500) WHERE seq IS NOT NULL', cursor))
+					AS t(seq bigint, frame bytea)
 			LOOP
 				PERFORM repo_stream._relay_ingest(shard, r.seq, r.frame);
 				cursor := r.seq;
@@ -246,7 +215,7 @@ BEGIN
 		-- a slot left behind would hold the shard's WAL forever
 		BEGIN
 			PERFORM * FROM repo_stream._relay_query(shard,
-				format('SELECT ''dropped'' FROM pg_drop_replication_slot(%L)', slot), 'x text') AS t(x text);
+				format('SELECT ''dropped'' FROM pg_drop_replication_slot(%L)', slot)) AS t(x text);
 		EXCEPTION WHEN OTHERS THEN
 			RAISE WARNING 'could not drop replication slot "%" on shard "%": %', slot, shard, SQLERRM;
 		END;
@@ -269,8 +238,7 @@ BEGIN
 	SELECT last_shard_seq INTO since FROM repo_stream.relay_shards WHERE name = shard;
 	SELECT t.n, t.s INTO lag_events, lag_seconds FROM repo_stream._relay_query(shard,
 		format('SELECT count(*), coalesce(extract(epoch FROM now() - min(logged_at)), 0)::float8'
-			   '  FROM repo_stream.event_log WHERE seq > %s', since),
-		'n bigint, s float8') AS t(n bigint, s float8);
+			   '  FROM repo_stream.event_log WHERE seq > %s', since)) AS t(n bigint, s float8);
 EXCEPTION WHEN OTHERS THEN
 	lag_events := NULL;
 	lag_seconds := NULL;
@@ -278,7 +246,7 @@ END $$;
 
 CREATE VIEW relay_status AS
 SELECT s.name AS shard,
-	   regexp_replace(s.conninfo, '(password\s*=\s*)(''[^'']*''|\S+)', '\1********', 'g') AS conninfo,
+	   repo_stream._relay_mask_conninfo(s.conninfo) AS conninfo,
 	   s.subscription,
 	   st.pid IS NOT NULL AS connected,
 	   st.received_lsn,
@@ -295,18 +263,19 @@ SELECT s.name AS shard,
 	   s.duplicates,
 	   s.dropped_host,
 	   s.rejected,
-	   (SELECT coalesce(sum(r.resyncs), 0) FROM repo_stream.relay_repos r WHERE r.shard = s.name) AS resyncs
+	   (SELECT coalesce(sum(r.resyncs), 0) FROM repo_stream.relay_repos r WHERE r.shard = s.name) AS resyncs,
+	   s.replayed
   FROM repo_stream.relay_shards s
   LEFT JOIN pg_stat_subscription st ON st.subname = s.subscription AND st.relid IS NULL
   LEFT JOIN LATERAL repo_stream._relay_lag(s.name) l ON true;
 COMMENT ON VIEW relay_status IS
-	'Relay mode: per shard, its connection, replication lag (events and seconds), the repos it hosts, the desynchronized repos and event counts';
+	'Relay mode: per shard, its connection (secrets masked), replication lag (events and seconds), the repos it hosts, the desynchronized repos and event counts';
 
 REVOKE EXECUTE ON FUNCTION
-	relay_event_trigger(), _relay_dblink(), _relay_query(text, text, text),
+	relay_event_trigger(), _relay_query(text, text), _relay_mask_conninfo(text),
 	_relay_ingest(text, bigint, bytea), _relay_sync_repo(text, text, boolean),
 	_relay_finish_backfill(text), relay_resync(text), relay_add_shard(text, text),
 	_relay_lag(text)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION relay_resync(text), _relay_lag(text) TO repo_stream_admin;
+GRANT EXECUTE ON FUNCTION relay_resync(text), _relay_lag(text), _relay_mask_conninfo(text) TO repo_stream_admin;
 GRANT SELECT ON relay_status TO repo_stream_admin;

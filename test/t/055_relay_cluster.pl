@@ -12,8 +12,11 @@
 #  - the relay's records are the union of the shards'; the moved repo is
 #    hosted by its new shard, with its records;
 #  - a count view on the relay equals the GROUP BY over both shards;
-#  - the forged commits were never relayed: the repo was marked
-#    desynchronized and synced again; a commit from the wrong shard dropped.
+#  - the forged commits were never relayed: the one signed by another key
+#    desynchronized the repo, which was synced again; the replayed one was
+#    dropped as a replay; a commit from the wrong shard dropped;
+#  - a write through the router to a repo that a move holds (at its
+#    deactivation, waiting for a write on the shard) is RepoMoving.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -118,8 +121,9 @@ is(sqlstate_of($relay, "SELECT repo_stream.relay_add_shard('again', @{[ conn_lit
 	'relay_add_shard: a second name for a shard\'s database is 42710');
 is(sqlstate_of($relay, "SELECT repo_stream.relay_add_shard('me', @{[ conn_lit($relay) ]})"), '22023',
 	'relay_add_shard: the relay\'s own database is 22023');
-is($s1->safe_psql('postgres', q{SELECT string_agg(slot_name, ',') FROM pg_replication_slots}) =~ tr/,//, 0,
-	'and no slot was left on the shard');
+is($s1->safe_psql('postgres', q{SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots}),
+	'rs_relay_s1_' . $relay->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()'),
+	'and no slot was left on the shard: its one slot is the relay\'s for s1');
 is($relay->safe_psql('postgres', q{SELECT string_agg(shard || ':' || repos, ',' ORDER BY shard) FROM repo_stream.relay_status}),
 	's1:6,s2:6', 'relay_add_shard backfilled both shards: each hosts six repos');
 
@@ -265,13 +269,33 @@ my $acked = $router->safe_psql('postgres', 'SELECT count(*) FROM acked');
 cmp_ok($acked, '>', 200, "writers were busy: $acked acknowledged writes");
 note 'write errors by SQLSTATE: ', $router->safe_psql('postgres', q{SELECT string_agg(state || ' ' || n, ', ') FROM
 	(SELECT state, count(*) n FROM write_errors GROUP BY 1 ORDER BY 1) x});
-# while a move runs, the router refuses writes to the repo with RepoMoving
-$router->safe_psql('postgres', "UPDATE repo_stream.directory SET moving_to = '$from' WHERE did = '$moved'");
+# while a move runs, the router refuses writes to the repo with RepoMoving:
+# a move of another repo, held at its deactivation by a transaction on its
+# shard that writes to it (and so holds its lock)
+my $held = $router->safe_psql('postgres',
+	"SELECT min(did) FROM repo_stream.directory WHERE did NOT IN ('$moved', '$victim')");
+my $held_from = $router->safe_psql('postgres', "SELECT shard FROM repo_stream.directory WHERE did = '$held'");
+my $held_to = $held_from eq 's1' ? 's2' : 's1';
+my $blocker = $shard{$held_from}->background_psql('postgres');
+$blocker->query_safe(qq{BEGIN; SELECT repo_stream.put_record('$held', 'app.bsky.feed.like', 'held',
+	'{"subject": {"uri": "at://did:plc:t/app.bsky.feed.post/p1"}, "createdAt": "2026-11-30T00:00:00.000Z"}')});
+my ($mv_out, $mv_err) = ('', '');
+my $mv = IPC::Run::start([ 'psql', '-X', '-d', $router->connstr('postgres'),
+	'-c', "CALL repo_stream.move_repo('$held', '$held_to')" ], '>', \$mv_out, '2>', \$mv_err);
+ok($shard{$held_from}->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%deactivate_repo%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()}),
+	'a move waits for the repo\'s lock on its shard');
 my ($rc, $out, $err) = $router->psql('postgres', qq{\\set VERBOSITY verbose
-	SELECT repo_stream.put_record('$moved', 'app.bsky.feed.like', 'x', '{"subject": {"uri": "at://x"}}')});
-like($err, qr/55R02: repo "$moved" is moving from shard $to to shard $from.*HINT:  Retry in a moment/s,
-	'a write to a repo being moved is refused with RepoMoving (55R02) and a hint to retry');
-$router->safe_psql('postgres', "UPDATE repo_stream.directory SET moving_to = NULL WHERE did = '$moved'");
+	SELECT repo_stream.put_record('$held', 'app.bsky.feed.like', 'x', '{"subject": {"uri": "at://x"}}')});
+like($err, qr/55R02: repo "$held" is moving from shard $held_from to shard $held_to.*HINT:  Retry in a moment/s,
+	'a write through the router to the repo being moved is refused with RepoMoving (55R02) and a hint to retry');
+$blocker->query_safe('COMMIT');
+$blocker->quit;
+ok($mv->finish, 'and the move finishes once the write on the shard commits') or diag($mv_err);
+is($router->safe_psql('postgres', "SELECT shard || ' ' || coalesce(moving_to, '-') FROM repo_stream.directory WHERE did = '$held'"),
+	"$held_to -", "$held is on $held_to");
+is($shard{$held_to}->safe_psql('postgres', "SELECT count(*) FROM repo_stream.records WHERE did = '$held' AND rkey = 'held'"), '1',
+	'with the write that committed on the old shard during the move');
 
 # ------------------------------------------------------ wait for the relay
 
@@ -386,9 +410,9 @@ my $v = $relay->safe_psql('postgres', "SELECT desynchronized, resyncs FROM repo_
 my ($desync, $resyncs) = split /\|/, $v;
 cmp_ok($resyncs, '>=', 1, "the repo that got forged commits was marked desynchronized and synced again ($resyncs)");
 is($desync, 'f', 'and is in sync now');
-my $status = $relay->safe_psql('postgres', q{SELECT shard, rejected, dropped_host, desynchronized FROM repo_stream.relay_status ORDER BY 1});
-like($status, qr/^s1\|\d+\|[1-9]\d*\|\{\}\ns2\|[2-9]\d*\|\d+\|\{\}$/,
-	'relay_status: s2\'s forged commits rejected, s1\'s commit for a repo it does not host dropped, none desynchronized');
+my $status = $relay->safe_psql('postgres', q{SELECT shard, rejected, dropped_host, desynchronized, replayed FROM repo_stream.relay_status ORDER BY 1});
+like($status, qr/^s1\|\d+\|[1-9]\d*\|\{\}\|\d+\ns2\|[1-9]\d*\|\d+\|\{\}\|[1-9]\d*$/,
+	'relay_status: s2\'s commit signed by another key rejected, its replayed commit dropped as a replay, s1\'s commit for a repo it does not host dropped, none desynchronized');
 is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.event_log
 	WHERE repo_stream.frame_to_json(frame)->'body'->'ops' @> '[{"path": "app.bsky.feed.like/forged"}]'}), '0',
 	'the forged commit was never re-emitted');
