@@ -84,27 +84,16 @@ PG_FUNCTION_INFO_V1(rs_list_records);
 static Jsonb *
 record_with_type(Jsonb *record, const char *collection, const char *rkey, const char *did)
 {
-	JsonbValue *type;
-
 	if (!JB_ROOT_IS_OBJECT(record) || JB_ROOT_IS_SCALAR(record))
 		return record;			/* the encoder refuses it, naming the shape */
-	type = getKeyJsonValueFromContainer(&record->root, "$type", 5, NULL);
-	if (type == NULL)
+	if (!rs_record_check_type(record, collection, rkey, did,
+							  "A record's $type is its collection's NSID; leave it out and it is filled in."))
 	{
 		Datum		add = DirectFunctionCall1(jsonb_in,
 											  CStringGetDatum(psprintf("{\"$type\": \"%s\"}", collection)));
 
 		return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(record), add));
 	}
-	if (type->type == jbvString &&
-		(type->val.string.len != (int) strlen(collection) ||
-		 memcmp(type->val.string.val, collection, type->val.string.len) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("record %s/%s in repo \"%s\" has $type \"%s\", not its collection \"%s\"",
-						collection, rkey, did,
-						pnstrdup(type->val.string.val, type->val.string.len), collection),
-				 errhint("A record's $type is its collection's NSID; leave it out and it is filled in.")));
 	return record;
 }
 
