@@ -763,7 +763,7 @@ rs_log_status(PG_FUNCTION_ARGS)
 	args[2] = BoolGetDatum(due);
 	SPI_execute_with_args("SELECT coalesce(array_agg(DISTINCT l.pid ORDER BY l.pid), '{}')"
 						  "  FROM pg_catalog.pg_locks l"
-						  " WHERE $3 AND l.granted AND l.pid IS NOT NULL AND l.pid <> pg_catalog.pg_backend_pid()"
+						  " WHERE $3 AND l.granted AND l.pid IS NOT NULL"
 						  "   AND l.database = (SELECT oid FROM pg_catalog.pg_database"
 						  "                      WHERE datname = pg_catalog.current_database())"
 						  "   AND (l.relation = $1 OR (l.relation = $2"
