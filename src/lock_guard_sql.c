@@ -148,6 +148,9 @@ guard_lock(LockStmt *stmt)
 
 		if (!OidIsValid(relid))
 			continue;			/* LOCK TABLE reports it */
+		/* without a privilege that allows the mode LOCK TABLE refuses anyway (and views are not opened) */
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) != ACLCHECK_OK)
+			continue;
 		cx.named = relid;
 		guard_relation(relid, rv->inh, &cx);
 	}

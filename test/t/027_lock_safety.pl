@@ -244,7 +244,7 @@ lock_matrix('loaded by use');
 	($rc, $out, $err) = $node->psql('postgres', q{
 		BEGIN; LOCK TABLE repo_stream.event_log IN EXCLUSIVE MODE; COMMIT}, extra_params => [ '-U', 'lk_deleter' ]);
 	like($err, qr/ERROR:  permission denied for table event_log/,
-		'the event log, without the hook: no role has a grant that allows it');
+		'the event log: no role has a grant that allows it');
 	# the owner (a superuser here) still may, with the hook loaded
 	($rc, $out, $err) = $node->psql('postgres', q{SELECT repo_stream.tid_now();
 		BEGIN; LOCK TABLE repo_stream.records, repo_stream.event_log IN ACCESS EXCLUSIVE MODE; COMMIT});
