@@ -94,6 +94,7 @@ ORDER BY p.oid::regprocedure::text;
 
 -- The denials, for real.
 SELECT repo_stream.create_repo('did:plc:privs') LIKE 'did:key:z6Mk%' AS created;
+SELECT max(seq) AS seq_dml FROM repo_stream.event_log \gset
 \set VERBOSITY terse
 SET ROLE regress_writer;
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "writer"}') IS NOT NULL AS writer_writes;
@@ -104,8 +105,22 @@ SELECT nextval('repo_stream.event_seq');
 SELECT * FROM repo_stream.events_since(0);
 SELECT repo_stream.create_repo('did:plc:bywriter');
 SELECT repo_stream.rotate_key('did:plc:privs');
--- DML but DELETE; deleting through the helper
+-- DML but DELETE (UPDATE, MERGE, a writable CTE, COPY); deleting through the helper
 UPDATE repo_stream.records SET record = '{"text": "writer, edited"}' WHERE did = 'did:plc:privs' AND rkey = 'ok';
+MERGE INTO repo_stream.records r
+USING (VALUES ('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "merged"}'::jsonb),
+              ('did:plc:privs', 'app.bsky.feed.post', 'm1', '{"text": "merged in"}'::jsonb)) v(did, c, k, rec)
+ON r.did = v.did AND r.collection = v.c AND r.rkey = v.k
+WHEN MATCHED THEN UPDATE SET record = v.rec
+WHEN NOT MATCHED THEN INSERT (did, collection, rkey, record) VALUES (v.did, v.c, v.k, v.rec);
+WITH u AS (UPDATE repo_stream.records SET record = '{"text": "via cte"}' WHERE did = 'did:plc:privs' AND rkey = 'm1'
+           RETURNING did, collection)
+INSERT INTO repo_stream.records (did, collection, rkey, record) SELECT did, collection, 'c1', '{"text": "cte"}' FROM u;
+COPY repo_stream.records (did, collection, rkey, record) FROM STDIN;
+did:plc:privs	app.bsky.feed.post	copied	{"text": "copied"}
+\.
+MERGE INTO repo_stream.records r USING (VALUES ('did:plc:privs', 'm1')) v(did, k) ON r.did = v.did AND r.rkey = v.k
+WHEN MATCHED THEN DELETE;
 DELETE FROM repo_stream.records WHERE did = 'did:plc:privs';
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'gone', '{}') IS NOT NULL AS put;
 SELECT repo_stream.delete_record('did:plc:privs', 'app.bsky.feed.post', 'gone') AS writer_deletes;
@@ -115,9 +130,17 @@ LOCK TABLE repo_stream.records IN ACCESS EXCLUSIVE MODE;
 ROLLBACK;
 SET ROLE regress_deleter;
 DELETE FROM repo_stream.records WHERE did = 'did:plc:privs' AND rkey = 'ok';
+MERGE INTO repo_stream.records r USING (VALUES ('did:plc:privs', 'm1')) v(did, k) ON r.did = v.did AND r.rkey = v.k
+WHEN MATCHED THEN DELETE;
 BEGIN;
 LOCK TABLE repo_stream.records IN SHARE MODE;
 ROLLBACK;
+RESET ROLE;
+-- each became its op, in order
+SELECT dense_rank() OVER (ORDER BY e.seq) AS commit, o.op->>'action' AS action, o.op->>'path' AS path
+FROM repo_stream.event_log e, repo_stream.frame_to_json(e.frame) f,
+     jsonb_array_elements(f->'body'->'ops') WITH ORDINALITY AS o(op, n)
+WHERE e.seq > :seq_dml ORDER BY e.seq, o.n;
 SET ROLE regress_reader;
 SELECT count(*) > 0 AS reader_reads FROM repo_stream.events_since(0);
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'no', '{}');
