@@ -201,6 +201,10 @@ $reader->query_safe('COMMIT');
 # and log_status shows who holds it back and by how much.
 $reader->query_safe('BEGIN');
 $reader->query_safe('SELECT count(seq) FROM repo_stream.event_log');
+# an events_since in the same transaction lets go of its own locks only
+$reader->query_safe('SELECT count(*) FROM repo_stream.events_since(0, 10)');
+cmp_ok($node->safe_psql('postgres', sprintf($segment_locks, $reader_pid)), '>=', 8,
+	'the SELECT\'s segment locks outlive a later events_since in its transaction');
 $before = $node->safe_psql('postgres', $state_sql);
 $slowest = commits(300);
 cmp_ok($slowest, '<', 1, sprintf('writers are not held up by the blocked rotation (slowest commit %.3f s)', $slowest));
