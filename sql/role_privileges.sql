@@ -8,6 +8,7 @@ CREATE ROLE regress_nogrant;
 CREATE ROLE regress_writer IN ROLE repo_stream_writer;
 CREATE ROLE regress_reader IN ROLE repo_stream_reader;
 CREATE ROLE regress_admin IN ROLE repo_stream_admin;
+CREATE ROLE regress_deleter IN ROLE repo_stream_deleter;
 
 -- t: may execute.  PUBLIC is what every role, regress_nogrant too, gets.
 SELECT p.oid::regprocedure AS function,
@@ -53,12 +54,34 @@ WHERE n.nspname = 'repo_stream' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND
                   <> has_table_privilege('regress_reader', b.attrelid, 'SELECT'))
 ORDER BY a.attrelid::regclass::text, a.attnum;
 
+-- UPDATE on records comes by column: LOCK TABLE looks only at table-level
+-- privileges, where UPDATE (or DELETE) would allow every lock mode on the
+-- table every repo shares.
+SELECT a.attname AS column,
+       has_column_privilege('regress_writer', a.attrelid, a.attnum, 'UPDATE') AS writer,
+       has_column_privilege('regress_reader', a.attrelid, a.attnum, 'UPDATE') AS reader,
+       has_column_privilege('regress_admin', a.attrelid, a.attnum, 'UPDATE') AS admin,
+       has_column_privilege('regress_nogrant', a.attrelid, a.attnum, 'UPDATE') AS nogrant
+FROM pg_attribute a WHERE a.attrelid = 'repo_stream.records'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum;
+
+-- The opt-in repo_stream_deleter is a writer that may also DELETE with DML:
+-- what it may do beyond the writer, everywhere.
+SELECT c.oid::regclass AS relation, pg_temp.privs('regress_writer', c.oid) AS writer,
+       pg_temp.privs('regress_deleter', c.oid) AS deleter
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'repo_stream' AND pg_temp.privs('regress_writer', c.oid) <> pg_temp.privs('regress_deleter', c.oid)
+ORDER BY 1;
+SELECT p.oid::regprocedure AS function FROM pg_proc p WHERE p.pronamespace = 'repo_stream'::regnamespace
+  AND has_function_privilege('regress_writer', p.oid, 'EXECUTE') <> has_function_privilege('regress_deleter', p.oid, 'EXECUTE');
+
 -- Schema and the roles' own attributes: the group roles cannot log in.
 SELECT r AS role, has_schema_privilege(r, 'repo_stream', 'USAGE') AS usage,
        has_schema_privilege(r, 'repo_stream', 'CREATE') AS create,
        (SELECT rolcanlogin OR rolsuper OR rolcreaterole OR rolreplication OR rolbypassrls
         FROM pg_roles WHERE rolname = r) AS any_attribute
-FROM unnest(ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin', 'regress_nogrant']) r;
+FROM unnest(ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin', 'repo_stream_deleter',
+                   'regress_nogrant']) r;
 
 -- No SECURITY DEFINER function, and every PL function pins search_path.
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
@@ -71,6 +94,7 @@ ORDER BY p.oid::regprocedure::text;
 
 -- The denials, for real.
 SELECT repo_stream.create_repo('did:plc:privs') LIKE 'did:key:z6Mk%' AS created;
+SELECT max(seq) AS seq_dml FROM repo_stream.event_log \gset
 \set VERBOSITY terse
 SET ROLE regress_writer;
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "writer"}') IS NOT NULL AS writer_writes;
@@ -81,6 +105,42 @@ SELECT nextval('repo_stream.event_seq');
 SELECT * FROM repo_stream.events_since(0);
 SELECT repo_stream.create_repo('did:plc:bywriter');
 SELECT repo_stream.rotate_key('did:plc:privs');
+-- DML but DELETE (UPDATE, MERGE, a writable CTE, COPY); deleting through the helper
+UPDATE repo_stream.records SET record = '{"text": "writer, edited"}' WHERE did = 'did:plc:privs' AND rkey = 'ok';
+MERGE INTO repo_stream.records r
+USING (VALUES ('did:plc:privs', 'app.bsky.feed.post', 'ok', '{"text": "merged"}'::jsonb),
+              ('did:plc:privs', 'app.bsky.feed.post', 'm1', '{"text": "merged in"}'::jsonb)) v(did, c, k, rec)
+ON r.did = v.did AND r.collection = v.c AND r.rkey = v.k
+WHEN MATCHED THEN UPDATE SET record = v.rec
+WHEN NOT MATCHED THEN INSERT (did, collection, rkey, record) VALUES (v.did, v.c, v.k, v.rec);
+WITH u AS (UPDATE repo_stream.records SET record = '{"text": "via cte"}' WHERE did = 'did:plc:privs' AND rkey = 'm1'
+           RETURNING did, collection)
+INSERT INTO repo_stream.records (did, collection, rkey, record) SELECT did, collection, 'c1', '{"text": "cte"}' FROM u;
+COPY repo_stream.records (did, collection, rkey, record) FROM STDIN;
+did:plc:privs	app.bsky.feed.post	copied	{"text": "copied"}
+\.
+MERGE INTO repo_stream.records r USING (VALUES ('did:plc:privs', 'm1')) v(did, k) ON r.did = v.did AND r.rkey = v.k
+WHEN MATCHED THEN DELETE;
+DELETE FROM repo_stream.records WHERE did = 'did:plc:privs';
+SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'gone', '{}') IS NOT NULL AS put;
+SELECT repo_stream.delete_record('did:plc:privs', 'app.bsky.feed.post', 'gone') AS writer_deletes;
+-- no lock mode that stalls writers
+BEGIN;
+LOCK TABLE repo_stream.records IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+SET ROLE regress_deleter;
+DELETE FROM repo_stream.records WHERE did = 'did:plc:privs' AND rkey = 'ok';
+MERGE INTO repo_stream.records r USING (VALUES ('did:plc:privs', 'm1')) v(did, k) ON r.did = v.did AND r.rkey = v.k
+WHEN MATCHED THEN DELETE;
+BEGIN;
+LOCK TABLE repo_stream.records IN SHARE MODE;
+ROLLBACK;
+RESET ROLE;
+-- each became its op, in order
+SELECT dense_rank() OVER (ORDER BY e.seq) AS commit, o.op->>'action' AS action, o.op->>'path' AS path
+FROM repo_stream.event_log e, repo_stream.frame_to_json(e.frame) f,
+     jsonb_array_elements(f->'body'->'ops') WITH ORDINALITY AS o(op, n)
+WHERE e.seq > :seq_dml ORDER BY e.seq, o.n;
 SET ROLE regress_reader;
 SELECT count(*) > 0 AS reader_reads FROM repo_stream.events_since(0);
 SELECT repo_stream.put_record('did:plc:privs', 'app.bsky.feed.post', 'no', '{}');
@@ -101,4 +161,4 @@ RESET ROLE;
 \set VERBOSITY default
 SELECT repo_stream.delete_repo('did:plc:privs');
 
-DROP ROLE regress_nogrant, regress_writer, regress_reader, regress_admin;
+DROP ROLE regress_nogrant, regress_writer, regress_reader, regress_admin, regress_deleter;

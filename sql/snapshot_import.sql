@@ -73,7 +73,10 @@ FROM repo_stream.records WHERE did = 'did:plc:snapemptyimport';
 -- a one-record CAR built here (test/snapshot_car.sql) imports
 SELECT repo_stream.import_repo(snaptest.one_record_car('did:plc:snapone', 'app.bsky.feed.post/one',
 		repo_stream.json_to_cbor('{"text": "one"}'), :'k_sealed'), :'k_did_key') ~ '^did:key:' AS built_imported;
-SELECT record FROM repo_stream.records WHERE did = 'did:plc:snapone';
+-- its record has no $type, and keeps none: filling it in, as the write path
+-- does, would change the record's CID, the MST root and the signed commit
+SELECT record, cid = snaptest.cid_of(repo_stream.json_to_cbor('{"text": "one"}')) AS same_cid
+FROM repo_stream.records WHERE did = 'did:plc:snapone';
 
 -- ---- every check refuses its tampered CAR, leaving nothing ----
 -- (snaptest.try_import gives the SQLSTATE and the message, CIDs masked)
@@ -119,6 +122,22 @@ SELECT snaptest.try_import(snaptest.one_record_car('did:plc:snapbad', 'app.bsky.
 SELECT snaptest.try_import(snaptest.one_record_car('did:plc:snapbad', 'app.bsky.feed.post/a',
 	'\xa165246c696e6b783b'::bytea || convert_to('bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a', 'UTF8'),
 	:'k_sealed'), :'k_did_key') AS no_round_trip;
+-- the write path's record rules: a $type other than the record's collection
+-- is refused, also after a good record (keys b and d: one node at layer 0;
+-- nothing of the CAR is written)
+SELECT snaptest.try_import(snaptest.one_record_car('did:plc:snapbad', 'app.bsky.feed.post/a',
+	repo_stream.json_to_cbor('{"$type": "app.bsky.feed.like", "text": "a"}'), :'k_sealed'), :'k_did_key') AS wrong_type;
+SELECT snaptest.try_import(snaptest.car(snaptest.cid_of(c), ARRAY[c, n, r1, r2]), :'k_did_key') AS wrong_type_second
+FROM (SELECT repo_stream.json_to_cbor('{"$type": "app.bsky.feed.post", "text": "fine"}') AS r1,
+             repo_stream.json_to_cbor('{"$type": "app.bsky.feed.post.x", "text": "not a post"}') AS r2) rec,
+     LATERAL (SELECT snaptest.node(ARRAY['app.bsky.feed.post/b', 'app.bsky.feed.post/d'],
+                                   ARRAY[snaptest.cid_of(r1), snaptest.cid_of(r2)], ARRAY[NULL, NULL]) AS n) node,
+     LATERAL (SELECT snaptest.commit('did:plc:snapbad', '3kzzzzzzzzz22', snaptest.cid_of(n), :'k_sealed') AS c) cm;
+-- the block checks come first: the same bad record, one byte flipped, fails its hash
+SELECT snaptest.try_import(set_byte(car, length(car) - 2, get_byte(car, length(car) - 2) # 1), :'k_did_key')
+	AS wrong_type_flipped
+FROM snaptest.one_record_car('did:plc:snapbad', 'app.bsky.feed.post/a',
+	repo_stream.json_to_cbor('{"$type": "app.bsky.feed.like", "text": "a"}'), :'k_sealed') car;
 -- nothing of did:plc:snapbad anywhere, and no seq was drawn
 SELECT snaptest.traces('did:plc:snapbad');
 SELECT (SELECT CASE WHEN is_called THEN last_value END FROM repo_stream.event_seq) IS NOT DISTINCT FROM :seq_before::bigint AS no_seq_drawn;
@@ -130,4 +149,12 @@ SELECT lo_from_bytea(0, snaptest.one_record_car('did:plc:snaplo', 'app.bsky.feed
 	repo_stream.json_to_cbor('{"text": "from a large object"}'), :'k_sealed')) AS lo \gset
 SELECT repo_stream.import_repo_lo(:lo, :'k_did_key') ~ '^did:key:' AS lo_imported;
 SELECT record FROM repo_stream.records WHERE did = 'did:plc:snaplo';
+SELECT lo_unlink(:lo);
+-- and the same record rules
+SELECT lo_from_bytea(0, snaptest.one_record_car('did:plc:snapbadlo', 'app.bsky.feed.post/lo',
+	repo_stream.json_to_cbor('{"$type": "app.bsky.feed.like"}'), :'k_sealed')) AS lo \gset
+\set VERBOSITY terse
+SELECT repo_stream.import_repo_lo(:lo, :'k_did_key');
+\set VERBOSITY default
+SELECT snaptest.traces('did:plc:snapbadlo');
 SELECT lo_unlink(:lo);

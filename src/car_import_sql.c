@@ -198,7 +198,17 @@ import_progress_read(void *ctx, uint64_t done, uint64_t total)
 				total ? 100.0 * done / total : 100.0, done / 1048576.0, total / 1048576.0);
 }
 
-/* Pass 1: the record converts to jsonb, and the jsonb back to these bytes. */
+/*
+ * Pass 1: the record converts to jsonb, keeps the write path's $type rule,
+ * and its jsonb encodes back to these bytes.  The walk checks the tree and
+ * the record's CID before it hands the record here, so a bad $type is
+ * reported in the same walk as a bad node, before anything is written.
+ *
+ * A record without $type is imported as it is: the write path would fill it
+ * in, but that changes the record's bytes, so its CID, the MST root and the
+ * commit the CAR's key signed; the import would no longer be that repo.
+ * (The next write of such a record through the write path adds it.)
+ */
 static bool
 check_record(void *ctx, const char *key, size_t key_len, size_t coll_len,
 			 const uint8_t cid[CID_LEN], const uint8_t *data, size_t len)
@@ -215,6 +225,8 @@ check_record(void *ctx, const char *key, size_t key_len, size_t coll_len,
 	MemoryContextReset(st->tmp);
 	old = MemoryContextSwitchTo(st->tmp);
 	jb = rs_cbor_to_jsonb(data, len, "record");
+	(void) rs_record_check_type(jb, pnstrdup(key, coll_len), pnstrdup(key + coll_len + 1, key_len - coll_len - 1),
+								st->ci.did, "An imported record keeps its bytes; correct it in the repo the CAR was exported from.");
 	again = rs_record_to_cbor(jb);
 	if (VARSIZE(again) - VARHDRSZ != len || memcmp(VARDATA(again), data, len) != 0)
 		ereport(ERROR,
@@ -489,7 +501,9 @@ import_car(const CarSource *src, const char *did_key)
  * does not verify with did_key, a missing block, an MST node that is not
  * canonical or a tree whose root is not the commit's data, a record that
  * is not a map, under an invalid key, or that does not survive the jsonb
- * round trip (naming the block or key); 54000 a block over 2 MiB or a
+ * round trip (naming the block or key), or whose $type is not its
+ * collection (the write path's rule; a missing $type is kept, see
+ * check_record); 54000 a block over 2 MiB or a
  * record over 1,000,000 bytes; 22P05 a record string holding a NUL
  * (from the shared CBOR->jsonb code); 22P02 a malformed did_key; 42710 a
  * DID that already has a repo here (a deleted one too, unless the CAR's rev

@@ -452,6 +452,29 @@ rs_record_to_cbor(Jsonb *record)
 	return encode_jsonb(record);
 }
 
+bool
+rs_record_check_type(Jsonb *record, const char *collection, const char *rkey, const char *did,
+					 const char *hint)
+{
+	JsonbValue *type;
+
+	if (!JB_ROOT_IS_OBJECT(record) || JB_ROOT_IS_SCALAR(record))
+		return false;
+	type = getKeyJsonValueFromContainer(&record->root, "$type", 5, NULL);
+	if (type == NULL)
+		return false;
+	if (type->type == jbvString &&
+		(type->val.string.len != (int) strlen(collection) ||
+		 memcmp(type->val.string.val, collection, type->val.string.len) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("record %s/%s in repo \"%s\" has $type \"%s\", not its collection \"%s\"",
+						collection, rkey, did,
+						pnstrdup(type->val.string.val, type->val.string.len), collection),
+				 hint ? errhint("%s", hint) : 0));
+	return true;
+}
+
 Datum
 rs_json_to_cbor(PG_FUNCTION_ARGS)
 {

@@ -26,6 +26,18 @@ bytea	   *rs_value_to_cbor(Jsonb *jb);
 bytea	   *rs_record_to_cbor(Jsonb *record);
 
 /*
+ * The write path's $type rule, as the reference PDS applies it: a record
+ * (object) whose "$type" is a string other than its collection is ERROR
+ * 22023 naming the path, the repo and both values.  Returns whether the
+ * record has a "$type" (the write path fills in a missing one; an import
+ * cannot, see car_import_sql.c).  A non-object or a $type that is not a
+ * string is left for rs_record_to_cbor to refuse.  hint (may be NULL) is
+ * the error's hint.
+ */
+bool		rs_record_check_type(Jsonb *record, const char *collection, const char *rkey, const char *did,
+								 const char *hint);
+
+/*
  * The one CBOR -> jsonb path: cbor_to_json, frame_to_json, the output
  * plugin's JSON mode (and any importer) all decode through it.  Any
  * DAG-CBOR value is accepted (a top-level scalar becomes a jsonb scalar).

@@ -31,6 +31,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/detoast.h"
 #include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/rel.h"
@@ -43,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -65,6 +67,7 @@ static int	retention_age_s = 7 * 24 * 3600;
 
 PG_FUNCTION_INFO_V1(rs_events_since);
 PG_FUNCTION_INFO_V1(rs_prune_events);
+PG_FUNCTION_INFO_V1(rs_log_status);
 
 void
 rs_eventlog_define_gucs(void)
@@ -408,6 +411,30 @@ rs_seq_horizon(Snapshot *snapshot)
 	return horizon;
 }
 
+void
+rs_log_read_begin(RsLogRead *r)
+{
+	r->saved = CurrentResourceOwner;
+	r->owner = ResourceOwnerCreate(CurrentResourceOwner, "repo_stream log read");
+	CurrentResourceOwner = r->owner;
+}
+
+void
+rs_log_read_end(RsLogRead *r)
+{
+	Assert(CurrentResourceOwner == r->owner);
+	/*
+	 * Everything but the locks must have been let go already (the leak
+	 * warnings of a commit say otherwise); the locks go, except those the
+	 * transaction held before the read, which stay with their owners.
+	 */
+	ResourceOwnerRelease(r->owner, RESOURCE_RELEASE_BEFORE_LOCKS, true, false);
+	ResourceOwnerRelease(r->owner, RESOURCE_RELEASE_LOCKS, false, false);
+	ResourceOwnerRelease(r->owner, RESOURCE_RELEASE_AFTER_LOCKS, true, false);
+	CurrentResourceOwner = r->saved;
+	ResourceOwnerDelete(r->owner);
+}
+
 /*
  * ERROR 22023 naming the element unless every element of a filter is a
  * valid DID (repos) or an event kind (kinds): the output plugin's rules.
@@ -475,6 +502,7 @@ rs_events_since(PG_FUNCTION_ARGS)
 	bool		isnull;
 	char		sql[512];
 	MemoryContext per_query;
+	RsLogRead	read;
 
 	rs_arg_required(fcinfo, 0, "cursor");
 	rs_arg_required(fcinfo, 1, "max_events");
@@ -509,6 +537,8 @@ rs_events_since(PG_FUNCTION_ARGS)
 	 */
 	horizon = rs_seq_horizon(&snapshot);
 	PushActiveSnapshot(snapshot);
+	/* the segments stay locked for this call only: see rs_log_read_begin */
+	rs_log_read_begin(&read);
 	snprintf(sql, sizeof(sql),
 			 "SELECT coalesce(s.pruned_through, 0),"
 			 "       (SELECT max(seq) FROM repo_stream.event_log WHERE seq <= " INT64_FORMAT "),"
@@ -577,13 +607,27 @@ rs_events_since(PG_FUNCTION_ARGS)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
-		MemoryContext old = MemoryContextSwitchTo(per_query);
+		bool		fetched[4] = {false, false, false, false};
+		MemoryContext old;
 
 		for (int c = 0; c < 4; c++)
+		{
 			values[c] = rs_getdatum(i, c + 1, &isnull);
+			/* no TOAST pointer into a segment a rotation may truncate once we let go */
+			if (c > 0 && VARATT_IS_EXTERNAL(DatumGetPointer(values[c])))
+			{
+				values[c] = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(values[c])));
+				fetched[c] = true;
+			}
+		}
+		old = MemoryContextSwitchTo(per_query);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
+		for (int c = 0; c < 4; c++)
+			if (fetched[c])
+				pfree(DatumGetPointer(values[c]));
 	}
+	rs_log_read_end(&read);
 	PopActiveSnapshot();
 	UnregisterSnapshot(snapshot);
 	rs_leave_owner(&oc);
@@ -651,4 +695,82 @@ rs_prune_events(PG_FUNCTION_ARGS)
 	pruned = DatumGetInt64(rs_getdatum(0, 1, &isnull));
 	rs_leave_owner(&oc);
 	PG_RETURN_INT64(pruned);
+}
+
+/*
+ * _log_status() -> one row: the ring's state and, when its rotation is due
+ * but cannot happen, who keeps it from happening (read by the log_status
+ * view).  Rotation never waits (see rotate_segments): a session that keeps
+ * the oldest segment locked (a plain SELECT on event_log, or view_status,
+ * in a transaction left open) or holds an uncommitted change to log_state
+ * postpones it, and the log grows past its cap meanwhile.  events_since
+ * keeps no lock past its call, so it never shows here once it returned.
+ */
+Datum
+rs_log_status(PG_FUNCTION_ARGS)
+{
+	RsOwnerContext oc;
+	TupleDesc	desc;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	bool		isnull;
+	int			current;
+	int64		pruned,
+				start,
+				age,
+				newest;
+	bool		due;
+	Datum		args[3];
+	Oid			types[3] = {OIDOID, OIDOID, BOOLOID};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rs_enter_owner(&oc);
+	SPI_execute("SELECT coalesce(s.current_segment, 0), coalesce(s.pruned_through, 0),"
+				"       coalesce(s.segment_start[s.current_segment + 1], 0),"
+				"       coalesce(extract(epoch FROM now() - s.segment_started_at[s.current_segment + 1])::int8, 0),"
+				"       (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM repo_stream.event_seq)"
+				"  FROM (SELECT) AS one LEFT JOIN repo_stream.log_state s ON true", true, 0);
+	current = DatumGetInt32(rs_getdatum(0, 1, &isnull));
+	pruned = DatumGetInt64(rs_getdatum(0, 2, &isnull));
+	start = DatumGetInt64(rs_getdatum(0, 3, &isnull));
+	age = DatumGetInt64(rs_getdatum(0, 4, &isnull));
+	newest = DatumGetInt64(rs_getdatum(0, 5, &isnull));
+	due = segment_due(newest - start, age);
+
+	values[0] = Int32GetDatum(current);
+	values[1] = Int64GetDatum(pruned);
+	values[2] = Int64GetDatum(newest);
+	/* the most the ring holds while it keeps up: every segment at its share */
+	if (retention_events > 0)
+	{
+		int64		cap = segment_capacity() * EVENT_SEGMENTS;
+
+		values[3] = Int64GetDatum(cap);
+		values[4] = Int64GetDatum(Max(0, newest - pruned - cap));
+	}
+	else
+		nulls[3] = nulls[4] = true;
+	values[5] = BoolGetDatum(due);
+
+	/*
+	 * What a due rotation cannot get: any lock on the segment it truncates,
+	 * or a lock on log_state that conflicts with its SHARE ROW EXCLUSIVE.
+	 */
+	args[0] = ObjectIdGetDatum(segment_oid((current + 1) % EVENT_SEGMENTS));
+	args[1] = ObjectIdGetDatum(rs_relation_oid("log_state"));
+	args[2] = BoolGetDatum(due);
+	SPI_execute_with_args("SELECT coalesce(array_agg(DISTINCT l.pid ORDER BY l.pid), '{}')"
+						  "  FROM pg_catalog.pg_locks l"
+						  " WHERE $3 AND l.granted AND l.pid IS NOT NULL"
+						  "   AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+						  "                      WHERE datname = pg_catalog.current_database())"
+						  "   AND (l.relation = $1 OR (l.relation = $2"
+						  "        AND l.mode NOT IN ('AccessShareLock', 'RowShareLock')))",
+						  3, types, args, NULL, true, 0);
+	MemoryContextSwitchTo(cxt);
+	values[6] = PointerGetDatum(PG_DETOAST_DATUM_COPY(rs_getdatum(0, 1, &isnull)));
+	rs_leave_owner(&oc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

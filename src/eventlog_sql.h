@@ -48,6 +48,24 @@ void		rs_eventlog_rotate_if_due(void);
  */
 int64		rs_seq_horizon(Snapshot *snapshot);
 
+/*
+ * A read of the log whose relation locks end with it instead of with the
+ * transaction, so that an idle transaction that read the log does not hold
+ * back the ring's rotation (events_since; the views' refresh may use it).
+ * Between begin and end, take locks and nothing else that outlives the end:
+ * close what you open, register snapshots before begin, and copy out (and
+ * detoast) every value you keep, since a rotation may truncate a segment
+ * right after end.  Locks the transaction held before begin stay held.
+ */
+typedef struct RsLogRead
+{
+	struct ResourceOwnerData *saved;
+	struct ResourceOwnerData *owner;
+} RsLogRead;
+
+void		rs_log_read_begin(RsLogRead *read);
+void		rs_log_read_end(RsLogRead *read);
+
 void		rs_eventlog_define_gucs(void);
 
 #endif

@@ -18,8 +18,9 @@
  * differ from what DML does, they run the same SQL as DML instead, through
  * SPI as the caller: row-level security in force, triggers other than ours
  * or ours disabled, CHECK constraints, indexes that are not plain columns,
- * session_replication_role other than origin, or a privilege that only
- * column grants would give (the SQL then applies or refuses it).
+ * session_replication_role other than origin, or a privilege that column
+ * grants give on some columns only (the SQL then applies or refuses it).
+ * delete_record also serves writers without DELETE (see rs_delete_record).
  */
 #include "postgres.h"
 
@@ -83,27 +84,16 @@ PG_FUNCTION_INFO_V1(rs_list_records);
 static Jsonb *
 record_with_type(Jsonb *record, const char *collection, const char *rkey, const char *did)
 {
-	JsonbValue *type;
-
 	if (!JB_ROOT_IS_OBJECT(record) || JB_ROOT_IS_SCALAR(record))
 		return record;			/* the encoder refuses it, naming the shape */
-	type = getKeyJsonValueFromContainer(&record->root, "$type", 5, NULL);
-	if (type == NULL)
+	if (!rs_record_check_type(record, collection, rkey, did,
+							  "A record's $type is its collection's NSID; leave it out and it is filled in."))
 	{
 		Datum		add = DirectFunctionCall1(jsonb_in,
 											  CStringGetDatum(psprintf("{\"$type\": \"%s\"}", collection)));
 
 		return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(record), add));
 	}
-	if (type->type == jbvString &&
-		(type->val.string.len != (int) strlen(collection) ||
-		 memcmp(type->val.string.val, collection, type->val.string.len) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("record %s/%s in repo \"%s\" has $type \"%s\", not its collection \"%s\"",
-						collection, rkey, did,
-						pnstrdup(type->val.string.val, type->val.string.len), collection),
-				 errhint("A record's $type is its collection's NSID; leave it out and it is filled in.")));
 	return record;
 }
 
@@ -303,15 +293,39 @@ records_shape_ok(Relation rel)
 	return ok;
 }
 
+/*
+ * Whether the caller holds priv on records, on the table or on every
+ * column: for DML the two are the same right, and repo_stream_writer has
+ * UPDATE by column (a table-level UPDATE would also allow any LOCK TABLE
+ * mode; see 90_privileges.sql).  DELETE exists only on the table.
+ */
+static bool
+records_priv(Relation rel, AclMode priv)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (pg_class_aclcheck(relid, GetUserId(), priv) == ACLCHECK_OK)
+		return true;
+	return priv != ACL_DELETE &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), priv, ACLMASK_ALL) == ACLCHECK_OK;
+}
+
 /* Whether the helper may write records directly for this caller. */
 static bool
 direct_ok(Relation rel, AclMode mode)
 {
-	return records_shape_ok(rel) &&
-		SessionReplicationRole == SESSION_REPLICATION_ROLE_ORIGIN &&
-		(!rel->rd_rel->relrowsecurity ||
-		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) != RLS_ENABLED) &&
-		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), mode) == ACLCHECK_OK;
+	if (!records_shape_ok(rel) ||
+		SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN ||
+		(rel->rd_rel->relrowsecurity &&
+		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED))
+		return false;
+	for (AclMode bit = 1; mode != 0; bit <<= 1)
+	{
+		if ((mode & bit) && !records_priv(rel, bit))
+			return false;
+		mode &= ~bit;
+	}
+	return true;
 }
 
 /*
@@ -333,6 +347,7 @@ typedef enum HelperPlan
 	HP_PUT,
 	HP_CREATE,
 	HP_DELETE,
+	HP_LOCK,
 	HP_GET,
 	HP_COUNT
 } HelperPlan;
@@ -345,6 +360,8 @@ static const char *const helper_sql[HP_COUNT] = {
 	" VALUES ($1, $2, $3, $4, '') RETURNING r.cid",
 	[HP_DELETE] = "DELETE FROM repo_stream.records"
 	" WHERE did = $1 AND collection = $2 AND rkey = $3",
+	[HP_LOCK] = "SELECT did FROM repo_stream.records"
+	" WHERE did = $1 AND collection = $2 AND rkey = $3 FOR UPDATE",
 	[HP_GET] = "SELECT record FROM repo_stream.records"
 	" WHERE did = $1 AND collection = $2 AND rkey = $3",
 };
@@ -512,6 +529,8 @@ rs_delete_record(PG_FUNCTION_ARGS)
 	Relation	rel;
 	Datum		keys[3];
 	bool		deleted;
+	bool		may_delete,
+				may_update;
 
 	rs_check_record_key(did, collection, rkey);
 	/* an unknown, deleted or deactivated repo is an ERROR, as for writes */
@@ -520,7 +539,14 @@ rs_delete_record(PG_FUNCTION_ARGS)
 	keys[1] = CStringGetTextDatum(collection);
 	keys[2] = CStringGetTextDatum(rkey);
 	rel = rs_rel_open(RS_REL_RECORDS, RowExclusiveLock);
-	if (direct_ok(rel, ACL_SELECT | ACL_DELETE))
+	/*
+	 * The right to delete through the helper: DELETE on records, or UPDATE
+	 * of all of it (repo_stream_writer's grants).  Plain DML DELETE needs
+	 * the table-level privilege, which also allows any LOCK TABLE mode.
+	 */
+	may_delete = records_priv(rel, ACL_DELETE);
+	may_update = records_priv(rel, ACL_UPDATE);
+	if ((may_delete || may_update) && direct_ok(rel, ACL_SELECT))
 	{
 		HeapTuple	tup = current_row(rel, keys);
 
@@ -531,13 +557,35 @@ rs_delete_record(PG_FUNCTION_ARGS)
 			rs_note_op(did, collection, rkey, false, NULL);
 		}
 	}
-	else
+	else if (may_delete || !may_update)
 	{
+		/* DML as the caller: its policies, or its 42501 */
 		bool		isnull;
 		uint64		processed;
 
 		(void) helper_via_sql(HP_DELETE, keys, 3, &isnull, &processed);
 		deleted = processed > 0;
+	}
+	else
+	{
+		/*
+		 * A writer without DELETE, where direct access may not be used: the
+		 * caller locks the row FOR UPDATE (so its row-level security policies
+		 * for SELECT and UPDATE decide), and the owner deletes it with DML
+		 * (other triggers run, our triggers log the op).
+		 */
+		bool		isnull;
+		uint64		processed;
+		RsOwnerContext oc;
+
+		(void) helper_via_sql(HP_LOCK, keys, 3, &isnull, &processed);
+		deleted = processed > 0;
+		if (deleted)
+		{
+			rs_enter_owner(&oc);
+			(void) helper_via_sql(HP_DELETE, keys, 3, &isnull, &processed);
+			rs_leave_owner(&oc);
+		}
 	}
 	table_close(rel, RowExclusiveLock);
 	PG_RETURN_BOOL(deleted);

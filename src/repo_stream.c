@@ -1,7 +1,7 @@
 /*
  * repo_stream.c - module entry point: routes the pure modules' allocations
  * into palloc so an ERROR anywhere releases them with the memory context,
- * and defines the GUCs.
+ * defines the GUCs and installs the LOCK TABLE guard (lock_guard_sql.c).
  */
 #include "postgres.h"
 
@@ -17,6 +17,7 @@
 #include "notify_sql.h"
 #include "eventlog_sql.h"
 #include "keys_sql.h"
+#include "lock_guard_sql.h"
 #include "relay_sql.h"
 #include "snapshot_sql.h"
 #include "views_sql.h"
@@ -70,6 +71,7 @@ _PG_init(void)
 	rs_keys_define_gucs();
 	rs_snapshot_define_gucs();
 	rs_views_init();
+	rs_lock_guard_init();
 
 	/* Last: drops placeholders "repo_stream.*" that no module defined. */
 	MarkGUCPrefixReserved("repo_stream");

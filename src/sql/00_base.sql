@@ -12,13 +12,14 @@ BEGIN
 	END IF;
 END $$;
 
--- The three group roles (cluster-wide, made once), before any piece grants
--- to them; what each may do is in 90_privileges.sql.
+-- The group roles (cluster-wide, made once), before any piece grants to
+-- them; what each may do is in 90_privileges.sql.
 DO $$
 DECLARE
 	r text;
 BEGIN
-	FOREACH r IN ARRAY ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin'] LOOP
+	FOREACH r IN ARRAY ARRAY['repo_stream_writer', 'repo_stream_reader', 'repo_stream_admin',
+							 'repo_stream_deleter'] LOOP
 		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
 			EXECUTE format('CREATE ROLE %I NOLOGIN', r);
 		END IF;

@@ -188,6 +188,16 @@ CREATE FUNCTION prune_events() RETURNS bigint
 COMMENT ON FUNCTION prune_events() IS
 	'Apply the retention settings now; returns the seq through which events are gone';
 
+CREATE FUNCTION _log_status(OUT current_segment int, OUT pruned_through bigint, OUT newest_seq bigint,
+							OUT cap_events bigint, OUT excess_events bigint, OUT rotation_due boolean,
+							OUT rotation_blocked_by int[])
+	AS 'MODULE_PATHNAME', 'rs_log_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION _log_status() IS
+	'The event log ring''s state, for the log_status view';
+CREATE VIEW log_status AS SELECT * FROM _log_status();
+COMMENT ON VIEW log_status IS
+	'The event log ring: current_segment, pruned_through, newest_seq, cap_events (the most it holds while rotation keeps up; NULL without a count limit), excess_events (seqs held beyond it), rotation_due, rotation_blocked_by (pids whose locks keep a due rotation from happening: a transaction left open after a plain SELECT on the log)';
+
 CREATE FUNCTION verify_repo(did text)
 	RETURNS TABLE (check_name text, ok boolean, detail text)
 	AS 'MODULE_PATHNAME', 'rs_verify_repo' LANGUAGE C STRICT VOLATILE;

@@ -211,7 +211,8 @@ test('record proofs: @atproto/repo finds the record (or its absence) with the pr
   const acommit = dagCbor.decode(a.blocks.get(a.root));
   assert.equal(await MST.load(new MemoryBlockstore(a.blocks), acommit.data).get('app.bsky.feed.post/r00078'), null,
     'an absent key: walking the proof ends without it');
-  await assert.rejects(atcuteVerifyRecord({ did: DID, collection: 'app.bsky.feed.post', rkey: 'r00078', carBytes: absent }));
+  await assert.rejects(atcuteVerifyRecord({ did: DID, collection: 'app.bsky.feed.post', rkey: 'r00078', carBytes: absent }),
+    /could not find record in car/, 'the proof is sound (blocks, commit) and shows the key absent');
 });
 
 // An Ed25519 keypair in the shape @atproto/repo signs with.
@@ -244,9 +245,19 @@ test('a repo built with @atproto/repo and re-signed with Ed25519 imports, same r
   const car = await blocksToCarFile(repo.cid, storage.blocks);
 
   const r = await db.query('SELECT repo_stream.import_repo($1, $2) AS k', [Buffer.from(car), edKey.did()]);
-  assert.match(r.rows[0].k, /^did:key:z6Mk/);
+  // the returned key is the repo's own, fresh (not the CAR's), and signs its #sync
+  const newKey = r.rows[0].k;
+  const own = await db.query(`SELECT repo_stream.repo_key($1) AS k, (SELECT did_key FROM repo_stream.repos WHERE did = $1) AS row_key,
+                                     (SELECT bool_and(repo_stream.verify_frame(e.frame, $2)) FROM repo_stream.events_since(0, 100000, ARRAY[$1], ARRAY['sync']) e
+                                       WHERE e.seq IS NOT NULL) AS sync_verifies,
+                                     (SELECT count(*) FROM repo_stream.records WHERE did = $1) AS records`, [did, newKey]);
+  assert.equal(own.rows[0].k, newKey, 'import_repo returns the repo\'s did:key');
+  assert.equal(own.rows[0].row_key, newKey);
+  assert.notEqual(newKey, edKey.did(), 'a fresh key, not the one that signed the CAR');
+  assert.equal(own.rows[0].sync_verifies, true, 'the #sync announcing the import verifies with it');
+  // 300 creates, one deleted by applyWrites
+  assert.equal(Number(own.rows[0].records), 299, 'the imported repo holds 299 records');
   const listed = new Map((await repo.data.list()).map((e) => [e.key, e.value.toString()]));
-  assert.equal(listed.size, 299);
   assert.deepEqual(await table(did), listed, 'the same records under the same CIDs');
   const head = await db.query('SELECT data_cid FROM repo_stream.repos WHERE did = $1', [did]);
   assert.ok(CID.decode(new Uint8Array(head.rows[0].data_cid)).equals(repo.commit.data), 'the same MST root');

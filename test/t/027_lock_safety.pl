@@ -1,9 +1,11 @@
 # A stalled or hostile session never blocks writers: the sequencing lock
 # is a lock tag no SQL function can name and is released with the
-# transaction however it ends; pre-commit never waits on another
-# transaction's row or table lock; prune_events() cannot be left holding
-# segments in an open transaction.  Each part checks that a writer and a
-# reader still finish within a second.
+# transaction however it ends; no documented role can take a table lock
+# that stalls writers (LOCK TABLE on every relation of the extension, in
+# every mode, by every role, with and without the library loaded);
+# pre-commit never waits on another transaction's row or table lock;
+# prune_events() cannot be left holding segments in an open transaction.
+# Each part checks that a writer and a reader still finish within a second.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -20,6 +22,35 @@ $node->safe_psql('postgres', q{
 	SELECT repo_stream.create_master_key();
 	SELECT repo_stream.create_repo('did:plc:lock' || i) FROM generate_series(0, 3) i;
 	CREATE ROLE nogrant LOGIN;
+	CREATE ROLE lk_writer LOGIN IN ROLE repo_stream_writer;
+	CREATE ROLE lk_reader LOGIN IN ROLE repo_stream_reader;
+	CREATE ROLE lk_admin LOGIN IN ROLE repo_stream_admin;
+	CREATE ROLE lk_deleter LOGIN IN ROLE repo_stream_deleter;
+	-- LOCK TABLE on every relation of the extension in every mode, as the
+	-- caller; returns the ones granted (and keeps them: the caller's
+	-- transaction holds them).  NOWAIT: a lock that would wait is an ERROR.
+	CREATE FUNCTION public.try_locks() RETURNS SETOF text LANGUAGE plpgsql AS $$
+	DECLARE
+		rel text;
+		m text;
+	BEGIN
+		FOR rel IN SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		           WHERE n.nspname = 'repo_stream' AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+		           ORDER BY 1 LOOP
+			FOREACH m IN ARRAY ARRAY['ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE', 'SHARE UPDATE EXCLUSIVE', 'SHARE',
+			                         'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'] LOOP
+				BEGIN
+					EXECUTE format('LOCK TABLE %s IN %s MODE NOWAIT', rel, m);
+					RETURN NEXT rel || ':' || replace(m, ' ', '_');
+				EXCEPTION WHEN insufficient_privilege OR wrong_object_type THEN
+					NULL;
+				END;
+			END LOOP;
+		END LOOP;
+	END $$;
+	-- a view a DBA made over records, granting UPDATE on it to writers
+	CREATE VIEW public.records_v AS SELECT * FROM repo_stream.records;
+	GRANT SELECT, UPDATE ON public.records_v TO repo_stream_writer;
 });
 # a log big enough that reads take a while (so cancels land mid-read)
 $node->safe_psql('postgres', q{
@@ -142,6 +173,84 @@ ok($node->safe_psql('postgres', q{
 writer_and_reader_ok('while a role with no grants holds every lock it can name');
 $hostile->quit;
 
+# ---- 2b. LOCK TABLE by every documented role.  PostgreSQL lets a role
+# with table-level UPDATE, DELETE or TRUNCATE take any mode, so the default
+# grants give none of them (UPDATE by column, INSERT at most ROW
+# EXCLUSIVE), and the library's hook refuses modes above ROW EXCLUSIVE to
+# everyone but the owner and superusers wherever it is loaded.  The one
+# documented role that can stall writers without the hook is the opt-in
+# repo_stream_deleter.
+my $all_rels = $node->safe_psql('postgres', q{
+	SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = 'repo_stream' AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')});
+my @strong = ('SHARE_UPDATE_EXCLUSIVE', 'SHARE', 'SHARE_ROW_EXCLUSIVE', 'EXCLUSIVE', 'ACCESS_EXCLUSIVE');
+my %granted = (
+	lk_writer => 'repo_stream.records:ACCESS_SHARE repo_stream.records:ROW_EXCLUSIVE',
+	lk_reader => 'repo_stream.log_status:ACCESS_SHARE repo_stream.records:ACCESS_SHARE repo_stream.view_status:ACCESS_SHARE',
+	lk_admin => 'repo_stream.log_status:ACCESS_SHARE repo_stream.records:ACCESS_SHARE repo_stream.records:ROW_EXCLUSIVE'
+	  . ' repo_stream.relay_status:ACCESS_SHARE repo_stream.view_status:ACCESS_SHARE',
+	lk_deleter => 'repo_stream.records:ACCESS_SHARE repo_stream.records:ROW_SHARE repo_stream.records:ROW_EXCLUSIVE',
+	nogrant => '');
+my $deleter_unguarded = join(' ', $granted{lk_deleter}, map { "repo_stream.records:$_" } @strong);
+
+# $how: 'not loaded' (a fresh session), 'loaded by use' (the session called
+# an extension function first), 'preloaded' (shared_preload_libraries)
+sub lock_matrix
+{
+	my ($how) = @_;
+	for my $role (sort keys %granted)
+	{
+		my $s = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', $role ]);
+		$s->query_safe('SELECT repo_stream.tid_now()') if $how eq 'loaded by use';
+		$s->query_safe('BEGIN');
+		my $got = $s->query_safe(q{SELECT coalesce(string_agg(l, ' ' ORDER BY l), '') FROM public.try_locks() l});
+		my $loaded = $s->query_safe(q{SELECT current_setting('repo_stream.retention_events', true) IS NOT NULL});
+		is($loaded, $how eq 'not loaded' ? 'f' : 't', "$how: the library is " . ($how eq 'not loaded' ? 'not ' : '')
+			  . "loaded in $role\'s session");
+		my $want = join ' ', sort split / /,
+		  ($role eq 'lk_deleter' && $how eq 'not loaded') ? $deleter_unguarded : $granted{$role};
+		is($got, $want, "$how: of $all_rels relations x 8 modes, $role may lock only: " . ($want || 'none'));
+		if ($got =~ /ACCESS_EXCLUSIVE/)
+		{
+			# the documented exception: without the hook, the opt-in role stalls writers
+			my ($rc, $out, $err) = $node->psql('postgres', q{SET statement_timeout = '1s';
+				SELECT repo_stream.put_record('did:plc:lock0', 'app.bsky.feed.post', 'stalled', '{}')});
+			like($err, qr/canceling statement due to statement timeout/,
+				"$how: $role\'s ACCESS EXCLUSIVE lock on records stalls writers (documented: no hook, DELETE granted)");
+		}
+		else
+		{
+			writer_and_reader_ok("$how: while $role holds every lock it was granted");
+		}
+		$s->query_safe('ROLLBACK');
+		$s->quit;
+	}
+}
+
+lock_matrix('not loaded');
+lock_matrix('loaded by use');
+
+# The probe's reproduction, as a client would send it: refused outright.
+{
+	my ($rc, $out, $err) = $node->psql('postgres',
+		'BEGIN; LOCK TABLE repo_stream.records IN ACCESS EXCLUSIVE MODE; COMMIT', extra_params => [ '-U', 'lk_writer' ]);
+	like($err, qr/permission denied for table records/, 'a writer\'s LOCK TABLE records IN ACCESS EXCLUSIVE MODE is refused');
+	# through a view a DBA made and granted UPDATE on: PostgreSQL checks
+	# the tables under it with the view owner's rights; the hook refuses it
+	($rc, $out, $err) = $node->psql('postgres', q{SELECT repo_stream.tid_now();
+		BEGIN; LOCK TABLE public.records_v IN SHARE MODE; COMMIT}, extra_params => [ '-U', 'lk_writer' ]);
+	like($err, qr/ERROR:  LOCK TABLE public.records_v IN SHARE MODE is not allowed\nDETAIL:  It would lock repo_stream.records./,
+		'through a view over records: refused, naming the table it would lock');
+	($rc, $out, $err) = $node->psql('postgres', q{
+		BEGIN; LOCK TABLE repo_stream.event_log IN EXCLUSIVE MODE; COMMIT}, extra_params => [ '-U', 'lk_deleter' ]);
+	like($err, qr/ERROR:  permission denied for table event_log/,
+		'the event log: no role has a grant that allows it');
+	# the owner (a superuser here) still may, with the hook loaded
+	($rc, $out, $err) = $node->psql('postgres', q{SELECT repo_stream.tid_now();
+		BEGIN; LOCK TABLE repo_stream.records, repo_stream.event_log IN ACCESS EXCLUSIVE MODE; COMMIT});
+	is($rc, 0, 'the owner (a superuser) may lock with the hook loaded') or diag($err);
+}
+
 # ---- 3. prune_events() cannot be left open in a transaction.  From here
 # a segment is due every 10 events.
 $node->safe_psql('postgres', "LOAD 'repo_stream'; ALTER SYSTEM SET repo_stream.retention_events = 70");
@@ -239,6 +348,11 @@ like($got, qr/^1\/@{[$through + 1]}$/m,
 	'it reports OutdatedCursor and starts right after the pruned seqs, instead of a silent gap');
 $reader->quit;
 $pruner->quit;
+
+# ---- 6. The same matrix with the library in shared_preload_libraries.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'repo_stream'\n");
+$node->restart;
+lock_matrix('preloaded');
 
 $node->stop;
 done_testing();
