@@ -79,8 +79,11 @@ BEGIN
 	BEGIN
 		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(v text, id text)', repo_stream._router_dblink(),
 					   router_add_shard.conninfo,
-					   $q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'),
-							  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$)
+					   -- qualified: the shard's session may have look-alikes on its search_path
+					   $q$SELECT (SELECT extversion FROM pg_catalog.pg_extension
+								 WHERE extname OPERATOR(pg_catalog.=) 'repo_stream'),
+							  (SELECT system_identifier FROM pg_catalog.pg_control_system())::pg_catalog.text
+							  OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.current_database()$q$)
 			INTO shard;
 	EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
 		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
@@ -235,94 +238,96 @@ END $$;
  * A relay follows the move through the #account and #sync events.  A
  * procedure, as it commits between the steps: CALL, outside a transaction.
  */
--- No SET search_path: a procedure with one cannot COMMIT; every name is qualified.
+-- No SET search_path: a procedure with one cannot COMMIT.  So every name is
+-- qualified, pg_catalog's functions, operators and types too (the caller's
+-- search_path may hold look-alikes), and so are the queries sent to shards.
 CREATE PROCEDURE move_repo(did text, to_shard text)
 	LANGUAGE plpgsql AS $$
 DECLARE
-	ds text := repo_stream._router_dblink();
-	src text;
-	src_info text;
-	dst_info text;
-	conn text := 'rs_router_move';
-	car bytea;
-	key text;
+	ds pg_catalog.text := repo_stream._router_dblink();
+	src pg_catalog.text;
+	src_info pg_catalog.text;
+	dst_info pg_catalog.text;
+	conn pg_catalog.text := 'rs_router_move';
+	car pg_catalog.bytea;
+	key pg_catalog.text;
 	export_seq bigint;
 	last bigint;
 	done boolean := false;
 	failed boolean := false;
-	err_state text;
-	err_msg text;
-	err_detail text;
+	err_state pg_catalog.text;
+	err_msg pg_catalog.text;
+	err_detail pg_catalog.text;
 BEGIN
 	IF did IS NULL OR to_shard IS NULL THEN
 		RAISE EXCEPTION '% must not be NULL', CASE WHEN did IS NULL THEN 'did' ELSE 'to_shard' END
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	SELECT d.shard, s.conninfo INTO src, src_info
-	  FROM repo_stream.directory d JOIN repo_stream.shards s ON s.name = d.shard
-	 WHERE d.did = move_repo.did AND d.moving_to IS NULL FOR UPDATE OF d;
+	  FROM repo_stream.directory d JOIN repo_stream.shards s ON s.name OPERATOR(pg_catalog.=) d.shard
+	 WHERE d.did OPERATOR(pg_catalog.=) move_repo.did AND d.moving_to IS NULL FOR UPDATE OF d;
 	IF NOT FOUND THEN
-		IF EXISTS (SELECT 1 FROM repo_stream.directory d WHERE d.did = move_repo.did) THEN
+		IF EXISTS (SELECT 1 FROM repo_stream.directory d WHERE d.did OPERATOR(pg_catalog.=) move_repo.did) THEN
 			RAISE EXCEPTION 'repo "%" is already moving', did USING ERRCODE = '55R02';
 		END IF;
 		RAISE EXCEPTION 'repo "%" does not exist', did USING ERRCODE = 'undefined_object';
 	END IF;
-	SELECT conninfo INTO dst_info FROM repo_stream.shards WHERE name = to_shard;
+	SELECT conninfo INTO dst_info FROM repo_stream.shards WHERE name OPERATOR(pg_catalog.=) to_shard;
 	IF dst_info IS NULL THEN
 		RAISE EXCEPTION 'shard "%" does not exist', to_shard USING ERRCODE = 'undefined_object';
 	END IF;
-	IF src = to_shard THEN
+	IF src OPERATOR(pg_catalog.=) to_shard THEN
 		RAISE EXCEPTION 'repo "%" is already on shard "%"', did, to_shard USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did = move_repo.did;
+	UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did OPERATOR(pg_catalog.=) move_repo.did;
 	COMMIT;
 
 	BEGIN
-		EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, src_info);
+		EXECUTE pg_catalog.format('SELECT %I.dblink_connect(%L, %L)', ds, conn, src_info);
 		WHILE NOT done LOOP
-			EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'BEGIN');
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(seq bigint, car bytea, key text)', ds, conn,
-				format('SELECT min(seq), string_agg(chunk, %L::bytea ORDER BY n), repo_stream.repo_key(%L)'
+			EXECUTE pg_catalog.format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'BEGIN');
+			EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(seq bigint, car pg_catalog.bytea, key pg_catalog.text)', ds, conn,
+				pg_catalog.format('SELECT pg_catalog.min(seq), pg_catalog.string_agg(chunk, %L::pg_catalog.bytea ORDER BY n), repo_stream.repo_key(%L)'
 					   '  FROM repo_stream.export_repo(%L) WITH ORDINALITY AS e(seq, rev, chunk, n)', '', did, did))
 				INTO export_seq, car, key;
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, conn,
-				format('SELECT repo_stream.deactivate_repo(%L)::text', did));
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(s bigint)', ds, conn,
-				format('SELECT last_seq FROM repo_stream.repos WHERE did = %L', did)) INTO last;
-			IF last = export_seq THEN
-				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'COMMIT');
+			EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(x pg_catalog.text)', ds, conn,
+				pg_catalog.format('SELECT repo_stream.deactivate_repo(%L)::pg_catalog.text', did));
+			EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(s bigint)', ds, conn,
+				pg_catalog.format('SELECT last_seq FROM repo_stream.repos WHERE did OPERATOR(pg_catalog.=) %L', did)) INTO last;
+			IF last OPERATOR(pg_catalog.=) export_seq THEN
+				EXECUTE pg_catalog.format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'COMMIT');
 				done := true;
 			ELSE
 				-- a write committed between the export and the lock: again
-				EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'ROLLBACK');
+				EXECUTE pg_catalog.format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'ROLLBACK');
 			END IF;
 		END LOOP;
-		EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
-		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(k text)', ds, dst_info,
-			format('SELECT repo_stream.import_repo(%L::bytea, %L)', car, key));
+		EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect(%L)', ds, conn);
+		EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(k pg_catalog.text)', ds, dst_info,
+			pg_catalog.format('SELECT repo_stream.import_repo(%L::pg_catalog.bytea, %L)', car, key));
 	EXCEPTION WHEN OTHERS THEN
 		GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_msg = MESSAGE_TEXT, err_detail = PG_EXCEPTION_DETAIL;
 		failed := true;
 	END;
 	IF failed THEN
 		-- back where it was: active on the old shard, writes routed there
-		IF conn = ANY (coalesce(repo_stream._router_connections(ds), '{}')) THEN
-			EXECUTE format('SELECT %I.dblink_disconnect(%L)', ds, conn);
+		IF conn OPERATOR(pg_catalog.=) ANY (coalesce(repo_stream._router_connections(ds), '{}')) THEN
+			EXECUTE pg_catalog.format('SELECT %I.dblink_disconnect(%L)', ds, conn);
 		END IF;
 		IF done THEN
-			EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, src_info,
-				format('SELECT repo_stream.activate_repo(%L)::text', did));
+			EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(x pg_catalog.text)', ds, src_info,
+				pg_catalog.format('SELECT repo_stream.activate_repo(%L)::pg_catalog.text', did));
 		END IF;
-		UPDATE repo_stream.directory d SET moving_to = NULL WHERE d.did = move_repo.did;
+		UPDATE repo_stream.directory d SET moving_to = NULL WHERE d.did OPERATOR(pg_catalog.=) move_repo.did;
 		COMMIT;
 		RAISE EXCEPTION 'moving repo "%" to shard "%" failed: %', did, to_shard, err_msg
 			USING ERRCODE = err_state, DETAIL = coalesce(err_detail, ''),
 				  HINT = 'The repo stays where it was, active; writes go there again.';
 	END IF;
-	UPDATE repo_stream.directory d SET shard = to_shard, moving_to = NULL WHERE d.did = move_repo.did;
+	UPDATE repo_stream.directory d SET shard = to_shard, moving_to = NULL WHERE d.did OPERATOR(pg_catalog.=) move_repo.did;
 	COMMIT;
-	EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(x text)', ds, src_info,
-		format('SELECT repo_stream.delete_repo(%L)::text', did));
+	EXECUTE pg_catalog.format('SELECT * FROM %I.dblink(%L, %L) AS t(x pg_catalog.text)', ds, src_info,
+		pg_catalog.format('SELECT repo_stream.delete_repo(%L)::pg_catalog.text', did));
 END $$;
 COMMENT ON PROCEDURE move_repo(text, text) IS
 	'Move a repo to another shard: refuse writes (55R02), export and deactivate on the old shard, import on the new one, switch the directory, delete on the old one';
