@@ -98,6 +98,9 @@ BEGIN
 		EXECUTE format('SELECT %I.dblink_get_connections()', ds) INTO open;
 		IF open IS NULL OR NOT conn = ANY (open) THEN
 			EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, info);
+			-- the queries name pg_catalog's objects unqualified: the shard's
+			-- session must not find look-alikes first (public on the shard)
+			EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'SET search_path = pg_catalog, pg_temp');
 		END IF;
 		BEGIN
 			RETURN QUERY EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(%s)', ds, conn, query, coldefs);

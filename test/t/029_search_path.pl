@@ -70,7 +70,7 @@ for my $s ($s1, $s2)
 	$s->safe_psql('postgres', q{
 		CREATE EXTENSION repo_stream;
 		SELECT repo_stream.create_master_key();
-		-- the router's sessions on the shards: look-alikes first too
+		-- the relay's and the router's sessions on the shards: look-alikes first too
 		CREATE ROLE rs_router LOGIN SUPERUSER;
 		ALTER ROLE rs_router SET search_path = "$user", public, pg_catalog;
 	});
@@ -102,7 +102,7 @@ $rt->safe_psql('router', 'CREATE EXTENSION repo_stream_router CASCADE');
 # ------------------------------------------------------------ look-alikes
 
 my @planted = (
-	[ $s1, 'postgres', 'public', $su ], [ $s1, 'views', 'public', $su ],
+	[ $s1, 'postgres', 'public', $su, 'rs_router' ], [ $s1, 'views', 'public', $su ],
 	[ $s2, 'postgres', 'public', $su, 'rs_router' ], [ $s2, 'spare', 'public', $su, 'rs_router' ],
 	[ $rt, 'router', 'public', $su ], [ $rt, 'postgres', 'public', $su ]);
 for my $p (@planted)
@@ -289,7 +289,9 @@ for (1 .. 300)
 ok($caught_up, 'the views worker refreshed the handler view in that database');
 
 # ---- relay (database postgres of sp_router)
-hcall($rt, 'postgres', $R, "SELECT repo_stream.relay_add_shard('s$_->[0]', " . conn_lit($_->[1], 'postgres') . ')', '',
+# the relay's sessions on the shards as rs_router too
+hcall($rt, 'postgres', $R,
+	"SELECT repo_stream.relay_add_shard('s$_->[0]', " . conn_lit($_->[1], 'postgres', ' user=rs_router') . ')', '',
 	'repo_stream.relay_add_shard(text,text)') for [ 1, $s1 ], [ 2, $s2 ];
 hcall($rt, 'postgres', $R, q{SELECT repo_stream._relay_dblink()}, '', 'repo_stream._relay_dblink()');
 hcall($rt, 'postgres', $R, q{SELECT * FROM repo_stream._relay_query('s1', 'SELECT 1', 'x int') AS t(x int)}, '',
@@ -321,7 +323,7 @@ hcall($rt, 'postgres', $R, qq{SET session_replication_role = replica;
 	'', 'repo_stream.relay_event_trigger()');
 
 # ---- router (database router of sp_router), its sessions on the shards
-# as rs_router, whose search_path puts look-alikes first there too
+# as rs_router too
 hcall($rt, 'router', 'router', "SELECT repo_stream.router_add_shard('$_->[0]', "
 	  . conn_lit($_->[1], $_->[2], ' user=rs_router') . ')', '',
 	'repo_stream.router_add_shard(text,text)') for [ 's1', $s1, 'postgres' ], [ 's2', $s2, 'postgres' ],
@@ -388,6 +390,17 @@ for my $case ([ $s2, 'inst', 'repo_stream', '' ], [ $s2, 'upg', 'repo_stream', '
 	}
 	push @planted, [ $node, $db ];
 }
+# and the upgrade gives the SQL bodies and settings a fresh install has
+my $bodies = q{SELECT string_agg(p.oid::regprocedure || ' ' || coalesce(p.proconfig::text, '') || ' ' || p.prosrc,
+		E'\n' ORDER BY p.oid::regprocedure::text)
+	  FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid JOIN pg_language l ON l.oid = p.prolang
+	 WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+	   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = '%s') AND l.lanname IN ('sql', 'plpgsql')};
+is($s2->safe_psql('upg', sprintf($bodies, 'repo_stream')), $s2->safe_psql('inst', sprintf($bodies, 'repo_stream')),
+	'repo_stream: the upgraded SQL bodies are the installed ones');
+is($rt->safe_psql('rupg', sprintf($bodies, 'repo_stream_router')),
+	$rt->safe_psql('rinst', sprintf($bodies, 'repo_stream_router')),
+	'repo_stream_router: the upgraded SQL bodies are the installed ones');
 
 # ------------------------------------------------------------- verdicts
 
