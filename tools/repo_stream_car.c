@@ -452,11 +452,11 @@ cmd_export(int argc, char **argv, const char *since)
 /* --------------------------------------------------------------- import */
 
 /*
- * Import one CAR inside the caller's transaction: path (for messages) open
- * as fd, of size st_size (want_bytes, if >= 0, is what it must be); read no
- * further than that size.  Returns the new did:key (malloc'd).  When the
- * file or the server refuses: exits, or with soft prints the error and
- * returns NULL (the transaction is then to be rolled back).
+ * Import one CAR inside the caller's transaction: fd (closed here) is path
+ * (named in messages), size bytes when it was opened; exactly that much is
+ * read.  Returns the new did:key (malloc'd).  When the file or the server
+ * refuses: exits, or with soft prints the error and returns NULL (the
+ * transaction is then to be rolled back).
  */
 static char *
 import_file(PGconn *conn, int fd, const char *path, off_t size, Progress *prog, const char *did_key,
