@@ -55,11 +55,15 @@ mutation:
 # ---- repo_stream_car: the command-line client (C + libpq), installed next
 # to the PostgreSQL binaries (pg_config --bindir) by `make install` ----
 CLI = tools/repo_stream_car
-CLI_CFLAGS = -std=gnu11 -O2 -g -Wall -Wmissing-prototypes -I$(shell $(PG_CONFIG) --includedir)
+CLI_CFLAGS = -std=gnu11 -O2 -g -Wall -Wmissing-prototypes -iquote src -iquote tools \
+	-I$(shell $(PG_CONFIG) --includedir)
 CLI_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq
+# the manifest parser and the checks of untrusted values: pure C, shared
+# with the unit test and the fuzzer of the manifest (no libpq)
+CLI_PURE = tools/car_manifest.c src/syntax.c
 
-$(CLI): tools/repo_stream_car.c
-	$(CC) $(CLI_CFLAGS) -o $@ $< $(CLI_LIBS)
+$(CLI): tools/repo_stream_car.c $(CLI_PURE) tools/car_manifest.h src/syntax.h
+	$(CC) $(CLI_CFLAGS) -o $@ $< $(CLI_PURE) $(CLI_LIBS)
 
 all: $(CLI)
 install: install-cli
@@ -79,6 +83,12 @@ UNIT_LIBS = -lcbor -lsodium -ljansson
 test/unit/build/%: test/unit/%.c $(PURE_SRCS) $(wildcard src/*.h) test/unit/tap.h
 	@mkdir -p test/unit/build
 	$(CC) $(UNIT_CFLAGS) -iquote src -o $@ $< $(PURE_SRCS) $(UNIT_LIBS)
+
+# the CLI's manifest parser lives in tools/
+test/unit/build/test_car_manifest: test/unit/test_car_manifest.c tools/car_manifest.c tools/car_manifest.h \
+		$(PURE_SRCS) $(wildcard src/*.h) test/unit/tap.h
+	@mkdir -p test/unit/build
+	$(CC) $(UNIT_CFLAGS) -iquote src -iquote tools -o $@ $< tools/car_manifest.c $(PURE_SRCS) $(UNIT_LIBS)
 
 unit: $(UNIT_TESTS)
 
@@ -104,6 +114,16 @@ test/fuzz/build/obj/%.o: src/%.c $(wildcard src/*.h)
 
 test/fuzz/build/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -iquote src -o $@ $< $(FUZZ_OBJS) $(UNIT_LIBS)
+
+# the CLI's manifest parser (tools/car_manifest.c) with the pure sources
+test/fuzz/build/obj/car_manifest.o: tools/car_manifest.c tools/car_manifest.h $(wildcard src/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -iquote src -c -o $@ $<
+
+test/fuzz/build/fuzz_car_manifest: test/fuzz/fuzz_car_manifest.c test/fuzz/fuzz.h \
+		test/fuzz/build/obj/car_manifest.o $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -iquote src -iquote tools -o $@ $< \
+		test/fuzz/build/obj/car_manifest.o $(FUZZ_OBJS) $(UNIT_LIBS)
 
 test/fuzz/build/seeds.stamp: test/fuzz/seeds.c $(PURE_SRCS) $(wildcard src/*.h) \
 		test/fixtures/frames/frames.json $(wildcard test/fixtures/atproto-interop/data-model/*.json)

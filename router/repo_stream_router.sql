@@ -80,8 +80,11 @@ BEGIN
 	BEGIN
 		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(v text, id text)', repo_stream._router_dblink(),
 					   router_add_shard.conninfo,
-					   $q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'),
-							  (SELECT system_identifier FROM pg_control_system())::text || '/' || current_database()$q$)
+					   -- qualified: the shard's session may have look-alikes on its search_path
+					   $q$SELECT (SELECT extversion FROM pg_catalog.pg_extension
+								 WHERE extname OPERATOR(pg_catalog.=) 'repo_stream'),
+							  (SELECT system_identifier FROM pg_catalog.pg_control_system())::pg_catalog.text
+							  OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.current_database()$q$)
 			INTO shard;
 	EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
 		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
@@ -236,6 +239,9 @@ DECLARE
 BEGIN
 	-- dblink_connect refuses a name that is taken: a fresh one is never reused
 	EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, conninfo);
+	-- the queries sent there name pg_catalog's objects unqualified: the
+	-- shard's session must not find look-alikes first
+	EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'SET search_path = pg_catalog, pg_temp');
 	IF app IS NOT NULL THEN
 		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, format('SET application_name = %L', app));
 	END IF;

@@ -359,11 +359,14 @@ static const char *const helper_sql[HP_COUNT] = {
 	[HP_CREATE] = "INSERT INTO repo_stream.records AS r (did, collection, rkey, record, cid)"
 	" VALUES ($1, $2, $3, $4, '') RETURNING r.cid",
 	[HP_DELETE] = "DELETE FROM repo_stream.records"
-	" WHERE did = $1 AND collection = $2 AND rkey = $3",
+	" WHERE did OPERATOR(pg_catalog.=) $1"
+	" AND collection OPERATOR(pg_catalog.=) $2 AND rkey OPERATOR(pg_catalog.=) $3",
 	[HP_LOCK] = "SELECT did FROM repo_stream.records"
-	" WHERE did = $1 AND collection = $2 AND rkey = $3 FOR UPDATE",
+	" WHERE did OPERATOR(pg_catalog.=) $1"
+	" AND collection OPERATOR(pg_catalog.=) $2 AND rkey OPERATOR(pg_catalog.=) $3 FOR UPDATE",
 	[HP_GET] = "SELECT record FROM repo_stream.records"
-	" WHERE did = $1 AND collection = $2 AND rkey = $3",
+	" WHERE did OPERATOR(pg_catalog.=) $1"
+	" AND collection OPERATOR(pg_catalog.=) $2 AND rkey OPERATOR(pg_catalog.=) $3",
 };
 
 /*
@@ -696,7 +699,8 @@ rs_list_records(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (plan == NULL)
 		plan = rs_prepare_pinned("SELECT rkey, cid, record FROM repo_stream.records"
-								 " WHERE did = $1 AND collection = $2 AND ($3 IS NULL OR rkey < $3)"
+								 " WHERE did OPERATOR(pg_catalog.=) $1 AND collection OPERATOR(pg_catalog.=) $2"
+								 " AND ($3 IS NULL OR rkey OPERATOR(pg_catalog.<) $3)"
 								 " ORDER BY rkey DESC LIMIT $4", 4, types);
 	if (SPI_execute_plan(plan, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "listing records failed");

@@ -45,8 +45,11 @@ typedef enum RsPlanId
 
 /*
  * A saved plan of sql, parsed with search_path pinned to pg_catalog,
- * pg_temp (PostgreSQL re-parses a cached plan with the search_path it was
- * made with), to run as whoever calls it.  Inside SPI_connect.
+ * pg_temp, to run as whoever calls it (with the caller's search_path, which
+ * the caller's triggers may need).  PostgreSQL parses a saved plan again
+ * under the search_path current when it runs, so sql must qualify every
+ * function and operator it calls (OPERATOR(pg_catalog.=)).  Inside
+ * SPI_connect.
  */
 SPIPlanPtr	rs_prepare_pinned(const char *sql, int nargs, Oid *argtypes);
 

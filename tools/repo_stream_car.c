@@ -16,8 +16,15 @@
  * write DIR/manifest.tsv (DID, file, rev, seq, the did:key that signed the
  * export, bytes, status), which restore reads.  On a terminal, progress
  * goes to stderr.  See docs/snapshots.md.
+ *
+ * Nothing the server returns and nothing in a manifest is trusted: DIDs,
+ * file names, revs, keys and counts are checked (car_manifest.c) before
+ * they name a file, go into a manifest or are shown; files are opened
+ * inside the backup directory only (openat, no symlinks), must be regular
+ * files and are read up to the size they had when opened.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -31,10 +38,13 @@
 
 #include <libpq-fe.h>
 
+#include "car_manifest.h"
+
 #define CLI_VERSION "0.1.0"
 #define LO_WRITE_BYTES (1024 * 1024)
 #define INV_WRITE 0x00020000
 #define INV_READ 0x00040000
+#define PATH_MAX_SHOWN 4400
 
 static const char *progname = "repo_stream_car";
 
@@ -109,6 +119,16 @@ usage(FILE *to)
 
 /* ------------------------------------------------------------ database */
 
+static PGresult *
+run_checked(PGconn *conn, const char *sql, ExecStatusType want)
+{
+	PGresult   *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != want)
+		fail("%s", PQerrorMessage(conn));
+	return res;
+}
+
 static PGconn *
 connect_db(void)
 {
@@ -152,6 +172,9 @@ connect_db(void)
 	if (PQstatus(conn) == CONNECTION_BAD)
 		fail("%s", PQerrorMessage(conn));
 	free(password);
+	/* our queries name pg_catalog's objects: no look-alike may come first */
+	PQclear(run_checked(conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)",
+						PGRES_TUPLES_OK));
 	return conn;
 }
 
@@ -169,6 +192,75 @@ static void
 exec_ok(PGconn *conn, const char *sql)
 {
 	PQclear(run(conn, sql, 0, NULL, PGRES_COMMAND_OK));
+}
+
+/*
+ * A text value of a server's row, never NULL: the server is not trusted to
+ * return what the functions promise (an old or foreign "repo_stream").
+ */
+static const char *
+server_value(PGresult *res, int row, int col, const char *what)
+{
+	if (col >= PQnfields(res) || row >= PQntuples(res))
+		fail("the server returned no %s", what);
+	if (PQgetisnull(res, row, col))
+		fail("the server returned NULL for %s", what);
+	return PQgetvalue(res, row, col);
+}
+
+/* Fail unless value (a server's) passes ok; shows it safely. */
+static void
+server_check(bool ok, const char *what, const char *value)
+{
+	char		shown[CAR_SHOWN_SIZE];
+
+	if (!ok)
+		fail("the server returned an invalid %s \"%s\"; refusing to go on", what,
+			 car_shown(value, strlen(value), shown));
+}
+
+/*
+ * Open a CAR to read: a regular file (not a device, FIFO or directory),
+ * through no symlink when inside a backup directory (dirfd >= 0).  Returns
+ * the descriptor and its size, or -1 with why.
+ */
+static int
+open_car(int dirfd, const char *path, struct stat *st, char *why, size_t whylen)
+{
+	int			fd = dirfd >= 0
+		? openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+		: open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+	{
+		snprintf(why, whylen, "%s", errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode))
+	{
+		snprintf(why, whylen, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Create (or replace) a file of the backup directory, through no symlink. */
+static FILE *
+create_in(int dirfd, const char *dir, const char *name)
+{
+	int			fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+							0600);
+	struct stat st;
+	FILE	   *f;
+
+	if (fd < 0)
+		fail("cannot create \"%s/%s\": %s", dir, name, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		fail("cannot create \"%s/%s\": not a regular file", dir, name);
+	if ((f = fdopen(fd, "wb")) == NULL)
+		fail("cannot create \"%s/%s\": %s", dir, name, strerror(errno));
+	return f;
 }
 
 /* ------------------------------------------------------------ progress */
@@ -245,7 +337,7 @@ be64(const char *p)
 
 /*
  * Stream export_repo(did, since) into out; returns the bytes written, the
- * export's seq and rev (rev_out: 16 bytes).
+ * export's seq and rev (rev_out: TID_LEN + 1 bytes).
  */
 static uint64_t
 export_to(PGconn *conn, const char *did, const char *since, FILE *out, Progress *prog,
@@ -254,6 +346,7 @@ export_to(PGconn *conn, const char *did, const char *since, FILE *out, Progress 
 	const char *params[2] = {did, since};
 	PGresult   *res;
 	uint64_t	bytes = 0;
+	uint64_t	rows = 0;
 	bool		failed = false;
 	char		errbuf[1024] = "";
 
@@ -271,13 +364,29 @@ export_to(PGconn *conn, const char *did, const char *since, FILE *out, Progress 
 
 		if (st == PGRES_SINGLE_TUPLE)
 		{
-			int			len = PQgetlength(res, 0, 2);
+			int			len;
+			long long	seq;
+			char		shown[CAR_SHOWN_SIZE];
 
-			*seq_out = (long long) be64(PQgetvalue(res, 0, 0));
-			snprintf(rev_out, 16, "%.*s", PQgetlength(res, 0, 1), PQgetvalue(res, 0, 1));
+			/* binary results: seq an int8 (8 bytes), rev a TID, chunk bytes */
+			if (PQnfields(res) != 3 || PQgetisnull(res, 0, 0) || PQgetlength(res, 0, 0) != 8)
+				fail("the server returned no valid seq with the export of \"%s\"", did);
+			seq = (long long) be64(PQgetvalue(res, 0, 0));
+			if (seq < 0)
+				fail("the server returned a negative seq (%lld) with the export of \"%s\"", seq, did);
+			if (PQgetisnull(res, 0, 1) || !tid_valid(PQgetvalue(res, 0, 1), PQgetlength(res, 0, 1)))
+				fail("the server returned an invalid rev \"%s\" with the export of \"%s\"",
+					 PQgetisnull(res, 0, 1) ? "NULL"
+					 : car_shown(PQgetvalue(res, 0, 1), PQgetlength(res, 0, 1), shown), did);
+			if (PQgetisnull(res, 0, 2))
+				fail("the server returned a NULL chunk with the export of \"%s\"", did);
+			*seq_out = seq;
+			snprintf(rev_out, TID_LEN + 1, "%s", PQgetvalue(res, 0, 1));
+			len = PQgetlength(res, 0, 2);
 			if (fwrite(PQgetvalue(res, 0, 2), 1, len, out) != (size_t) len)
 				fail("cannot write the CAR: %s", strerror(errno));
 			bytes += len;
+			rows++;
 			progress_show(prog, bytes / 1048576.0, 0, "MB", NULL, false);
 		}
 		else if (st != PGRES_TUPLES_OK)
@@ -289,6 +398,8 @@ export_to(PGconn *conn, const char *did, const char *since, FILE *out, Progress 
 	}
 	if (failed)
 		fail("%s", errbuf);
+	if (rows == 0)
+		fail("the server returned no CAR for \"%s\"", did);
 	return bytes;
 }
 
@@ -302,17 +413,22 @@ cmd_export(int argc, char **argv, const char *since)
 	PGconn	   *conn;
 	Progress	prog;
 	long long	seq = 0;
-	char		rev[16] = "";
+	char		rev[TID_LEN + 1] = "";
 	uint64_t	bytes;
 	bool		to_stdout;
 
 	if (argc < 1 || argc > 2)
 		fail("export takes a DID and an optional file (try \"%s --help\")", progname);
 	did = argv[0];
+	if (!did_valid(did, strlen(did)))
+		fail("invalid DID \"%s\"", did);
 	if (argc == 2)
 		path = argv[1];
 	else
 	{
+		/* DID.car in the current directory: no "/" or ".." in it */
+		if (!car_did_file_ok(did, strlen(did)))
+			fail("\"%s\" cannot name a file: give the file to write", did);
 		snprintf(defpath, sizeof(defpath), "%s.car", did);
 		path = defpath;
 	}
@@ -336,59 +452,72 @@ cmd_export(int argc, char **argv, const char *since)
 /* --------------------------------------------------------------- import */
 
 /*
- * Import one CAR file inside the caller's transaction; returns the new
- * did:key (malloc'd).  When the server refuses the CAR: exits, or with soft
- * prints the error and returns NULL (the transaction is then aborted).
+ * Import one CAR inside the caller's transaction: fd (closed here) is path
+ * (named in messages), size bytes when it was opened; exactly that much is
+ * read.  Returns the new did:key (malloc'd).  When the file or the server
+ * refuses: exits, or with soft prints the error and returns NULL (the
+ * transaction is then to be rolled back).
  */
 static char *
-import_file(PGconn *conn, const char *path, const char *did_key, Progress *prog, bool soft)
+import_file(PGconn *conn, int fd, const char *path, off_t size, Progress *prog, const char *did_key,
+			bool soft)
 {
-	FILE	   *in = fopen(path, "rb");
-	struct stat stt;
 	Oid			oid;
-	int			fd;
+	int			lo;
 	char	   *buf;
-	size_t		n;
-	double		done = 0;
+	ssize_t		n;
+	off_t		done = 0;
 	char		oidtext[16];
 	const char *params[2];
 	PGresult   *res;
 	char	   *key;
+	char		extra;
 
-	if (in == NULL || fstat(fileno(in), &stt) != 0)
-	{
-		if (!soft)
-			fail("cannot open \"%s\": %s", path, strerror(errno));
-		fprintf(stderr, "%s: error: cannot open \"%s\": %s\n", progname, path, strerror(errno));
-		return NULL;
-	}
 	oid = lo_creat(conn, INV_READ | INV_WRITE);
 	if (oid == 0)
 		fail("cannot create a large object: %s", PQerrorMessage(conn));
-	fd = lo_open(conn, oid, INV_WRITE);
-	if (fd < 0)
+	lo = lo_open(conn, oid, INV_WRITE);
+	if (lo < 0)
 		fail("cannot open the large object: %s", PQerrorMessage(conn));
 	buf = malloc(LO_WRITE_BYTES);
-	while ((n = fread(buf, 1, LO_WRITE_BYTES, in)) > 0)
+	if (buf == NULL)
+		fail("out of memory");
+	while (done < size)
 	{
-		if (lo_write(conn, fd, buf, n) != (int) n)
+		size_t		want = size - done < LO_WRITE_BYTES ? (size_t) (size - done) : LO_WRITE_BYTES;
+
+		n = read(fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("cannot read \"%s\": %s", path, strerror(errno));
+		if (n == 0)
+			break;
+		if (lo_write(conn, lo, buf, n) != (int) n)
 			fail("cannot write the large object: %s", PQerrorMessage(conn));
 		done += n;
-		progress_show(prog, done / 1048576.0, stt.st_size / 1048576.0, "MB", " uploaded", false);
+		progress_show(prog, done / 1048576.0, size / 1048576.0, "MB", " uploaded", false);
 	}
-	if (ferror(in))
-		fail("cannot read \"%s\": %s", path, strerror(errno));
-	fclose(in);
 	free(buf);
-	lo_close(conn, fd);
-	progress_show(prog, done / 1048576.0, stt.st_size / 1048576.0, "MB", " uploaded, checking and writing",
-				  true);
+	/* exactly the size it had when opened: not a file that changes meanwhile */
+	if (done != size || read(fd, &extra, 1) != 0)
+	{
+		close(fd);
+		progress_done(prog);
+		if (!soft)
+			fail("\"%s\" changed while it was read", path);
+		fprintf(stderr, "%s: error: \"%s\" changed while it was read\n", progname, path);
+		return NULL;
+	}
+	close(fd);
+	lo_close(conn, lo);
+	progress_show(prog, done / 1048576.0, size / 1048576.0, "MB", " uploaded, checking and writing", true);
 
 	snprintf(oidtext, sizeof(oidtext), "%u", oid);
 	params[0] = oidtext;
 	params[1] = did_key;
-	res = PQexecParams(conn, "SELECT repo_stream.import_repo_lo($1::oid, $2)", 2, NULL, params, NULL,
-					   NULL, 0);
+	res = PQexecParams(conn, "SELECT repo_stream.import_repo_lo($1::pg_catalog.oid, $2)", 2, NULL, params,
+					   NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		progress_done(prog);
@@ -398,9 +527,20 @@ import_file(PGconn *conn, const char *path, const char *did_key, Progress *prog,
 		PQclear(res);
 		return NULL;
 	}
+	/* one row holding the repo's new did:key, or the server is not repo_stream */
+	if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0) ||
+		!car_did_key_ok(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0)))
+	{
+		progress_done(prog);
+		if (!soft)
+			fail("import of \"%s\": the server returned no valid did:key", path);
+		fprintf(stderr, "%s: error: import of \"%s\": the server returned no valid did:key\n", progname, path);
+		PQclear(res);
+		return NULL;
+	}
 	key = strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	PQclear(run(conn, "SELECT lo_unlink($1::oid)", 1, params, PGRES_TUPLES_OK));
+	PQclear(run(conn, "SELECT pg_catalog.lo_unlink($1::pg_catalog.oid)", 1, params, PGRES_TUPLES_OK));
 	return key;
 }
 
@@ -410,15 +550,22 @@ cmd_import(int argc, char **argv, const char *did_key)
 	PGconn	   *conn;
 	Progress	prog;
 	char	   *key;
+	struct stat st;
+	int			fd;
+	char		why[256];
 
 	if (argc != 1)
 		fail("import takes one file (try \"%s --help\")", progname);
 	if (did_key == NULL)
 		fail("import needs --did-key, the did:key that signed the CAR");
+	if (!car_did_key_ok(did_key, strlen(did_key)))
+		fail("invalid --did-key \"%s\" (did:key:z...)", did_key);
+	if ((fd = open_car(-1, argv[0], &st, why, sizeof(why))) < 0)
+		fail("cannot read \"%s\": %s", argv[0], why);
 	conn = connect_db();
 	progress_init(&prog, argv[0]);
 	exec_ok(conn, "BEGIN");
-	key = import_file(conn, argv[0], did_key, &prog, false);
+	key = import_file(conn, fd, argv[0], st.st_size, &prog, did_key, false);
 	exec_ok(conn, "COMMIT");
 	progress_done(&prog);
 	say("%s: imported %s; the repo's new signing key:\n", progname, argv[0]);
@@ -437,7 +584,60 @@ typedef struct Repo
 	char	   *did_key;
 } Repo;
 
-/* Every repo, page by page, in the current transaction's snapshot. */
+/*
+ * The DIDs a listing returned so far (open addressing): a server that
+ * repeats one (two repos would write one file, or pages that never end)
+ * is refused.
+ */
+typedef struct DidSet
+{
+	const char **slot;
+	size_t		cap;
+	size_t		n;
+} DidSet;
+
+static size_t
+did_hash(const char *s)
+{
+	uint64_t	h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+	return (size_t) h;
+}
+
+/* Add did (kept, not copied); false if it was there. */
+static bool
+didset_add(DidSet *set, const char *did)
+{
+	size_t		i;
+
+	if ((set->n + 1) * 2 > set->cap)
+	{
+		DidSet		grown = {NULL, set->cap ? set->cap * 2 : 1024, 0};
+
+		grown.slot = calloc(grown.cap, sizeof(char *));
+		if (grown.slot == NULL)
+			fail("out of memory");
+		for (size_t j = 0; j < set->cap; j++)
+			if (set->slot[j])
+				(void) didset_add(&grown, set->slot[j]);
+		free(set->slot);
+		*set = grown;
+	}
+	for (i = did_hash(did) & (set->cap - 1); set->slot[i]; i = (i + 1) & (set->cap - 1))
+		if (strcmp(set->slot[i], did) == 0)
+			return false;
+	set->slot[i] = did;
+	set->n++;
+	return true;
+}
+
+/*
+ * Every repo, page by page, in the current transaction's snapshot.  Each
+ * DID is checked before it names a file (valid, usable as a file name),
+ * and may come only once.
+ */
 static Repo *
 list_all(PGconn *conn, int *count)
 {
@@ -445,35 +645,50 @@ list_all(PGconn *conn, int *count)
 	int			n = 0,
 				cap = 0;
 	char	   *after = NULL;
+	DidSet		seen = {NULL, 0, 0};
 
 	for (;;)
 	{
 		const char *params[1] = {after};
 		PGresult   *res = run(conn,
-							  "SELECT l.did, l.status, r.did_key FROM repo_stream.list_repos($1, 1000) l"
-							  "  JOIN repo_stream.repos r USING (did)",
+							  "SELECT l.did, l.status, r.did_key"
+							  "  FROM repo_stream.list_repos($1, 1000) WITH ORDINALITY"
+							  "       AS l(did, head_cid, rev, seq, status, n)"
+							  "  JOIN repo_stream.repos r ON r.did OPERATOR(pg_catalog.=) l.did"
+							  " ORDER BY l.n",
 							  1, params, PGRES_TUPLES_OK);
 		int			rows = PQntuples(res);
 
 		for (int i = 0; i < rows; i++)
 		{
+			const char *did = server_value(res, i, 0, "a DID");
+			const char *status = server_value(res, i, 1, "a status");
+			const char *key = server_value(res, i, 2, "a did:key");
+
+			server_check(car_did_file_ok(did, strlen(did)), "DID (it names a file of the backup)", did);
+			server_check(car_status_ok(status, strlen(status)), "status", status);
+			server_check(car_did_key_ok(key, strlen(key)), "did:key", key);
 			if (n == cap)
 			{
 				cap = cap ? cap * 2 : 256;
 				repos = realloc(repos, cap * sizeof(Repo));
+				if (repos == NULL)
+					fail("out of memory");
 			}
-			repos[n].did = strdup(PQgetvalue(res, i, 0));
-			repos[n].status = strdup(PQgetvalue(res, i, 1));
-			repos[n].did_key = strdup(PQgetvalue(res, i, 2));
+			repos[n].did = strdup(did);
+			repos[n].status = strdup(status);
+			repos[n].did_key = strdup(key);
+			server_check(didset_add(&seen, repos[n].did), "DID (listed twice)", did);
 			n++;
 		}
 		free(after);
-		after = rows > 0 ? strdup(PQgetvalue(res, rows - 1, 0)) : NULL;
+		after = rows > 0 ? strdup(repos[n - 1].did) : NULL;
 		PQclear(res);
 		if (rows < 1000)
 			break;
 	}
 	free(after);
+	free(seen.slot);
 	*count = n;
 	return repos;
 }
@@ -483,6 +698,7 @@ cmd_list(int argc, char **argv)
 {
 	PGconn	   *conn;
 	char	   *after = NULL;
+	DidSet		seen = {NULL, 0, 0};
 
 	(void) argv;
 	if (argc != 0)
@@ -495,9 +711,22 @@ cmd_list(int argc, char **argv)
 							  1, params, PGRES_TUPLES_OK);
 		int			rows = PQntuples(res);
 
+		/* what a server sends is checked before it reaches the terminal */
 		for (int i = 0; i < rows; i++)
-			printf("%s\t%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		{
+			const char *did = server_value(res, i, 0, "a DID");
+			const char *rev = PQgetisnull(res, i, 1) ? "" : PQgetvalue(res, i, 1);
+			const char *seq = PQgetisnull(res, i, 2) ? "" : PQgetvalue(res, i, 2);
+			const char *status = server_value(res, i, 3, "a status");
+			int64_t		v;
+
+			server_check(did_valid(did, strlen(did)), "DID", did);
+			server_check(didset_add(&seen, strdup(did)), "DID (listed twice)", did);
+			server_check(!*rev || tid_valid(rev, strlen(rev)), "rev", rev);
+			server_check(!*seq || car_int64_parse(seq, strlen(seq), &v), "seq", seq);
+			server_check(car_status_ok(status, strlen(status)), "status", status);
+			printf("%s\t%s\t%s\t%s\n", did, rev, seq, status);
+		}
 		free(after);
 		after = rows > 0 ? strdup(PQgetvalue(res, rows - 1, 0)) : NULL;
 		PQclear(res);
@@ -513,11 +742,13 @@ static int
 cmd_backup(int argc, char **argv)
 {
 	const char *dir;
+	int			dirfd;
 	PGconn	   *conn;
 	Repo	   *repos;
 	int			n,
 				exported = 0;
-	char		path[4200];
+	char		name[CAR_FILE_NAME_MAX + 1],
+				line[CAR_MANIFEST_MAX_LINE + 2];
 	FILE	   *manifest;
 	Progress	prog;
 	uint64_t	total = 0;
@@ -527,39 +758,49 @@ cmd_backup(int argc, char **argv)
 	dir = argv[0];
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		fail("cannot create \"%s\": %s", dir, strerror(errno));
+	/* every file is made inside it, by name: nothing outside it is written */
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fail("cannot open \"%s\": %s", dir, strerror(errno));
 	conn = connect_db();
 	/* one snapshot for the whole backup */
 	exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	repos = list_all(conn, &n);
-	snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
-	if ((manifest = fopen(path, "w")) == NULL)
-		fail("cannot create \"%s\": %s", path, strerror(errno));
+	manifest = create_in(dirfd, dir, "manifest.tsv");
 	fprintf(manifest, "# did\tfile\trev\tseq\tdid_key\tbytes\tstatus\n");
 	progress_init(&prog, "backup");
 	for (int i = 0; i < n; i++)
 	{
 		FILE	   *out;
+		CarManifestEntry e;
 		long long	seq = 0;
-		char		rev[16] = "";
 		uint64_t	bytes;
 		char		extra[64];
 		Progress	quiet = {false};
 
+		memset(&e, 0, sizeof(e));
+		snprintf(e.did, sizeof(e.did), "%s", repos[i].did);
+		snprintf(e.status, sizeof(e.status), "%s", repos[i].status);
 		if (strcmp(repos[i].status, "active") != 0)
 		{
 			/* deactivated and deleted repos have no export: noted, not saved */
-			fprintf(manifest, "%s\t\t\t\t\t\t%s\n", repos[i].did, repos[i].status);
+			if (car_manifest_format(&e, line, sizeof(line)) == 0)
+				fail("cannot note repo \"%s\" in the manifest", repos[i].did);
+			fputs(line, manifest);
 			continue;
 		}
-		/* DIDs hold [A-Za-z0-9._:%-] only: safe as file names */
-		snprintf(path, sizeof(path), "%s/%s.car", dir, repos[i].did);
-		if ((out = fopen(path, "wb")) == NULL)
-			fail("cannot create \"%s\": %s", path, strerror(errno));
-		bytes = export_to(conn, repos[i].did, NULL, out, &quiet, &seq, rev);
+		/* list_all checked the DID: a plain file name */
+		snprintf(name, sizeof(name), "%s.car", repos[i].did);
+		out = create_in(dirfd, dir, name);
+		bytes = export_to(conn, repos[i].did, NULL, out, &quiet, &seq, e.rev);
 		if (fclose(out) != 0)
-			fail("cannot write \"%s\": %s", path, strerror(errno));
-		fprintf(manifest, "%s\t%s.car\t%s\t%lld\t%s\t%llu\t%s\n", repos[i].did, repos[i].did, rev, seq,
-				repos[i].did_key, (unsigned long long) bytes, repos[i].status);
+			fail("cannot write \"%s/%s\": %s", dir, name, strerror(errno));
+		snprintf(e.file, sizeof(e.file), "%s", name);
+		snprintf(e.did_key, sizeof(e.did_key), "%s", repos[i].did_key);
+		e.seq = seq;
+		e.bytes = (int64_t) bytes;
+		if (car_manifest_format(&e, line, sizeof(line)) == 0)
+			fail("cannot note repo \"%s\" in the manifest", repos[i].did);
+		fputs(line, manifest);
 		total += bytes;
 		exported++;
 		snprintf(extra, sizeof(extra), " repos, %.1f MB", total / 1048576.0);
@@ -571,20 +812,80 @@ cmd_backup(int argc, char **argv)
 	exec_ok(conn, "COMMIT");
 	if (fclose(manifest) != 0)
 		fail("cannot write the manifest: %s", strerror(errno));
+	close(dirfd);
 	say("%s: %d of %d repos exported into %s (%.1f MB)\n", progname, exported, n, dir, total / 1048576.0);
 	PQfinish(conn);
 	return 0;
+}
+
+/*
+ * The manifest of a backup directory, whole and checked line by line
+ * before anything is imported: one bad line refuses the whole restore.
+ */
+static CarManifestEntry *
+read_manifest(int dirfd, const char *dir, int *count)
+{
+	int			fd = openat(dirfd, "manifest.tsv", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	char	   *data;
+	size_t		len = 0;
+	CarManifestReader r;
+	CarManifestEntry e,
+			   *entries = NULL;
+	CarManifestResult res;
+	int			n = 0,
+				cap = 0;
+	char		err[512];
+
+	if (fd < 0)
+		fail("cannot open \"%s/manifest.tsv\": %s", dir, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		fail("\"%s/manifest.tsv\" is not a regular file", dir);
+	if (st.st_size > CAR_MANIFEST_MAX_BYTES)
+		fail("\"%s/manifest.tsv\" is larger than %d bytes", dir, CAR_MANIFEST_MAX_BYTES);
+	data = malloc(st.st_size + 1);
+	if (data == NULL)
+		fail("out of memory");
+	while (len < (size_t) st.st_size)
+	{
+		ssize_t		got = read(fd, data + len, st.st_size - len);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			fail("cannot read \"%s/manifest.tsv\": %s", dir, got < 0 ? strerror(errno) : "it shrank");
+		len += got;
+	}
+	close(fd);
+	car_manifest_init(&r, data, len);
+	while ((res = car_manifest_next(&r, &e, err, sizeof(err))) != CAR_MANIFEST_END)
+	{
+		if (res == CAR_MANIFEST_ERROR)
+			fail("%s/manifest.tsv: %s; nothing was restored", dir, err + strlen("manifest "));
+		if (res != CAR_MANIFEST_ENTRY)
+			continue;			/* a comment, or a repo that was not active */
+		if (n == cap)
+		{
+			cap = cap ? cap * 2 : 64;
+			entries = realloc(entries, cap * sizeof(CarManifestEntry));
+			if (entries == NULL)
+				fail("out of memory");
+		}
+		entries[n++] = e;
+	}
+	free(data);
+	*count = n;
+	return entries;
 }
 
 static int
 cmd_restore(int argc, char **argv)
 {
 	const char *dir;
-	char		path[4200],
-				line[8192];
-	FILE	   *manifest;
+	int			dirfd;
+	CarManifestEntry *entries;
 	PGconn	   *conn;
-	int			total = 0,
+	int			total,
 				done = 0,
 				failed = 0;
 	Progress	prog;
@@ -592,49 +893,51 @@ cmd_restore(int argc, char **argv)
 	if (argc != 1)
 		fail("restore takes one backup directory (try \"%s --help\")", progname);
 	dir = argv[0];
-	snprintf(path, sizeof(path), "%s/manifest.tsv", dir);
-	if ((manifest = fopen(path, "r")) == NULL)
-		fail("cannot open \"%s\": %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), manifest))
-		if (line[0] != '#' && strstr(line, ".car\t"))
-			total++;
-	rewind(manifest);
+	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fail("cannot open \"%s\": %s", dir, strerror(errno));
+	entries = read_manifest(dirfd, dir, &total);
 	conn = connect_db();
 	progress_init(&prog, "restore");
-	while (fgets(line, sizeof(line), manifest))
+	for (int i = 0; i < total; i++)
 	{
-		char	   *f[7] = {0};
-		char	   *s = line;
-		int			k = 0;
-		char	   *key;
+		const CarManifestEntry *e = &entries[i];
+		char	   *key = NULL;
 		Progress	quiet = {false};
+		struct stat st;
+		char		why[256];
+		int			fd;
 
-		if (line[0] == '#')
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		while (k < 7 && (f[k] = strsep(&s, "\t")) != NULL)
-			k++;
-		if (k < 7 || f[1][0] == '\0')
-			continue;			/* a repo that was not active: nothing to restore */
-		snprintf(path, sizeof(path), "%s/%s", dir, f[1]);
-		/* one transaction a repo: one refused (already here, say) does not stop the others */
-		exec_ok(conn, "BEGIN");
-		key = import_file(conn, path, f[4], &quiet, true);
-		if (key == NULL)
+		/* a file of the directory itself (the manifest checked its name), as large as noted */
+		if ((fd = open_car(dirfd, e->file, &st, why, sizeof(why))) < 0)
+			fprintf(stderr, "%s: error: cannot read \"%s/%s\": %s\n", progname, dir, e->file, why);
+		else if (st.st_size != e->bytes)
 		{
-			failed++;
-			exec_ok(conn, "ROLLBACK");
+			fprintf(stderr, "%s: error: \"%s/%s\" has %lld bytes, the manifest says %lld\n", progname, dir,
+					e->file, (long long) st.st_size, (long long) e->bytes);
+			close(fd);
 		}
 		else
 		{
-			exec_ok(conn, "COMMIT");
+			char		path[PATH_MAX_SHOWN];
+
+			snprintf(path, sizeof(path), "%s/%s", dir, e->file);
+			/* one transaction a repo: one refused (already here, say) does not stop the others */
+			exec_ok(conn, "BEGIN");
+			key = import_file(conn, fd, path, st.st_size, &quiet, e->did_key, true);
+			exec_ok(conn, key ? "COMMIT" : "ROLLBACK");
+		}
+		if (key == NULL)
+			failed++;
+		else
+		{
 			done++;
 			free(key);
 		}
 		progress_show(&prog, done + failed, total, "", " repos", done + failed == total);
 	}
 	progress_done(&prog);
-	fclose(manifest);
+	close(dirfd);
+	free(entries);
 	PQfinish(conn);
 	say("%s: %d of %d repos restored from %s%s\n", progname, done, total, dir,
 		failed ? " (see the errors above)" : "");

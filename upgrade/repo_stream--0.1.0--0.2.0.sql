@@ -5,7 +5,7 @@
 -- sha256 of src/sql/*.sql that this script brings a database up to; `make
 -- check-upgrade` fails when src/sql changes and this file does not.
 \echo Use "ALTER EXTENSION repo_stream UPDATE" to load this file. \quit
--- source digest: 2dbf0087116370c0fba3ea5b66e9285a8565810f7df9159ada63afce9a1a2933
+-- source digest: b4e0cb373ee2b53bd0d7a4d043ecfe5c5c51d76e5542f6039b433aba20b92bef
 
 -- scale-out security (issue 17: F-H2, F-H4, F-M4, F-L10): the relay's own
 -- libpq connections (no dblink), checked against relay_shards.identity;

@@ -3,7 +3,7 @@
 -- here; the digest line is the sha256 of that file as this script leaves it
 -- (`make check-upgrade`).
 \echo Use "ALTER EXTENSION repo_stream_router UPDATE" to load this file. \quit
--- source digest: f2c5f5977debfefc2872a56ae51233674f16cc060289fb28305d8b134cba6bc7
+-- source digest: 8238731eedeab3f4196636844f0feda560c73646b261870b502bc7e9dea8090c
 
 -- scale-out security (issue 17, F-M3, F-L11): moves recovered after a crash
 -- (router_recover_moves, moved_from), a move's own dblink connections
@@ -418,3 +418,75 @@ REVOKE EXECUTE ON FUNCTION _move_connect(text, text), _move_disconnect(text), _m
 	_move_fence(text, text, text), _move_settle(text), _move_begin(text, text), _move_unlock(text),
 	_move_copy(text), _move_settle_locked(text), _move_end(text, text, text[]), router_recover_moves()
 	FROM PUBLIC;
+
+-- search_path pinning (issue 17, F-H5): router_add_shard's query to a shard
+-- is qualified; a move's sessions on the shards pin their search_path.
+CREATE OR REPLACE FUNCTION router_add_shard(name text, conninfo text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	shard record;
+	other text;
+	msg text;
+	detail text;
+BEGIN
+	IF router_add_shard.name IS NULL OR router_add_shard.conninfo IS NULL THEN
+		RAISE EXCEPTION '% must not be NULL', CASE WHEN router_add_shard.name IS NULL THEN 'name' ELSE 'conninfo' END
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF router_add_shard.name !~ '^[a-z][a-z0-9_]{0,29}$' THEN
+		RAISE EXCEPTION 'invalid shard name "%"', router_add_shard.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A shard name is 1 to 30 lower-case letters, digits and underscores, starting with a letter.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM repo_stream.shards s WHERE s.name = router_add_shard.name) THEN
+		RAISE EXCEPTION 'shard "%" already exists', router_add_shard.name USING ERRCODE = 'duplicate_object';
+	END IF;
+	-- the shard must answer, hold repo_stream, and be a database no other
+	-- shard name points at: every new repo may be routed to it
+	BEGIN
+		EXECUTE format('SELECT * FROM %I.dblink(%L, %L) AS t(v text, id text)', repo_stream._router_dblink(),
+					   router_add_shard.conninfo,
+					   -- qualified: the shard's session may have look-alikes on its search_path
+					   $q$SELECT (SELECT extversion FROM pg_catalog.pg_extension
+								 WHERE extname OPERATOR(pg_catalog.=) 'repo_stream'),
+							  (SELECT system_identifier FROM pg_catalog.pg_control_system())::pg_catalog.text
+							  OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.current_database()$q$)
+			INTO shard;
+	EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+		GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+		RAISE EXCEPTION 'cannot connect to shard "%": %', router_add_shard.name, msg
+			USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', DETAIL = detail,
+				  HINT = 'Check the conninfo; the shard was not added.';
+	END;
+	IF shard.v IS NULL THEN
+		RAISE EXCEPTION 'shard "%" has no repo_stream extension', router_add_shard.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'CREATE EXTENSION repo_stream; in that database first.';
+	END IF;
+	SELECT s.name INTO other FROM repo_stream.shards s WHERE s.identity = shard.id;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'shard "%" is the database of shard "%"', router_add_shard.name, other
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = format('Both conninfos lead to database %s.', shard.id);
+	END IF;
+	INSERT INTO repo_stream.shards (name, conninfo, partition, identity)
+	SELECT router_add_shard.name, router_add_shard.conninfo, coalesce(max(partition) + 1, 0), shard.id
+	  FROM repo_stream.shards;
+	PERFORM repo_stream._router_configure();
+END $$;
+CREATE OR REPLACE FUNCTION _move_connect(conninfo text, app text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds text := repo_stream._router_dblink();
+	conn text := 'rs_move_' || pg_backend_pid() || '_' || md5(random()::text || clock_timestamp()::text);
+BEGIN
+	-- dblink_connect refuses a name that is taken: a fresh one is never reused
+	EXECUTE format('SELECT %I.dblink_connect(%L, %L)', ds, conn, conninfo);
+	-- the queries sent there name pg_catalog's objects unqualified: the
+	-- shard's session must not find look-alikes first
+	EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, 'SET search_path = pg_catalog, pg_temp');
+	IF app IS NOT NULL THEN
+		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, format('SET application_name = %L', app));
+	END IF;
+	RETURN conn;
+END $$;

@@ -69,10 +69,10 @@ CREATE INDEX event_log_seq ON event_log (seq);
 DO $$
 BEGIN
 	FOR i IN 0 .. 7 LOOP
-		EXECUTE format('CREATE TABLE repo_stream.event_log_%s PARTITION OF repo_stream.event_log FOR VALUES IN (%s)', i, i);
+		EXECUTE pg_catalog.format('CREATE TABLE repo_stream.event_log_%s PARTITION OF repo_stream.event_log FOR VALUES IN (%s)', i, i);
 		-- frames up to ~8 kB stay in the row; larger ones go to TOAST uncompressed
-		EXECUTE format('ALTER TABLE repo_stream.event_log_%s ALTER COLUMN frame SET STORAGE EXTERNAL', i);
-		EXECUTE format('ALTER TABLE repo_stream.event_log_%s SET (toast_tuple_target = 8160)', i);
+		EXECUTE pg_catalog.format('ALTER TABLE repo_stream.event_log_%s ALTER COLUMN frame SET STORAGE EXTERNAL', i);
+		EXECUTE pg_catalog.format('ALTER TABLE repo_stream.event_log_%s SET (toast_tuple_target = 8160)', i);
 	END LOOP;
 END $$;
 
