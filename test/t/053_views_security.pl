@@ -9,7 +9,8 @@
 #    them sees the worker's settings as they were, the worker never exits,
 #    and a count view keeps refreshing;
 #  - the time budget: a sleeping handler is cut, its view shows why, and
-#    another view keeps refreshing meanwhile;
+#    another view keeps refreshing meanwhile; a slow handler within its
+#    budget gets a slice of each round, the other views the rest;
 #  - no lock on the log while user code runs: the ring rotates while the
 #    worker waits inside a handler, and while a session that called
 #    refresh_view keeps its transaction open;
@@ -232,6 +233,38 @@ cmp_ok((sort { $a <=> $b } @lags)[-1], '<', 15, sprintf('within %.1f s each (bud
 is($node->safe_psql('postgres', $truth), '0', 'the count view equals its GROUP BY');
 is($node->safe_psql('postgres', $worker_sql), $wpid, 'the same worker');
 $node->safe_psql('postgres', q{SELECT repo_stream.drop_view('adm2.sleepy')});
+
+# ---- a slow handler within its budget (1.5 s a call, 8 events: 12 s of
+# work) shares the worker: each view gets a slice of a round (ended
+# between events: the ops of one event are applied together)
+$node->safe_psql('postgres', q{
+	SET ROLE adm2;
+	CREATE FUNCTION adm2.slow(seq bigint, did text, action text, path text, record jsonb) RETURNS void
+	LANGUAGE plpgsql AS $$ BEGIN IF public.in_worker() THEN PERFORM pg_catalog.pg_sleep(1.5); END IF; END $$;
+	SELECT repo_stream.create_handler_view('adm2.slow', 'adm2.slow(bigint,text,text,text,jsonb)');
+});
+$node->safe_psql('postgres', q{
+	DO $$
+	BEGIN
+		FOR i IN 1 .. 8 LOOP
+			PERFORM repo_stream.put_record('did:plc:s2', 'app.bsky.feed.like', 'slow' || i, '{"subject": {"uri": "at://post/slow"}}');
+			COMMIT;
+		END LOOP;
+	END $$});
+my $slow_seq = $node->safe_psql('postgres', 'SELECT max(seq) FROM repo_stream.event_log');
+ok($node->poll_query_until('postgres', q{SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE backend_type = 'repo_stream views'}),
+	'the worker is in the slow handler');
+my $t0 = time;
+$seq = put_like('at://post/while-slow');
+ok(caught_up('public.like_counts', $seq), 'a like made meanwhile is counted');
+my $took = time - $t0;
+cmp_ok($took, '<', 6, sprintf('after %.1f s, long before the slow view is done', $took));
+cmp_ok($node->safe_psql('postgres', q{SELECT cursor FROM repo_stream.view_status WHERE name = 'adm2.slow'}),
+	'<', $slow_seq, 'the slow view was still behind');
+ok(caught_up('adm2.slow', $slow_seq), 'and it catches up in later rounds');
+is($node->safe_psql('postgres', q{SELECT coalesce(last_error, 'ok') FROM repo_stream.view_status WHERE name = 'adm2.slow'}),
+	'ok', 'without an error');
+$node->safe_psql('postgres', q{SELECT repo_stream.drop_view('adm2.slow')});
 
 # ---- the ring rotates while the worker waits inside a handler: a refresh
 # holds no lock on the log while user code runs
