@@ -35,6 +35,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -334,6 +335,16 @@ penalize_stuck_view(void)
 }
 
 /*
+ * A handler may take session-level advisory locks, which would outlive its
+ * transaction in the worker's session; the worker itself takes none.
+ */
+static void
+release_session_locks(void)
+{
+	LockReleaseSession(USER_LOCKMETHOD);
+}
+
+/*
  * Bring one view up to the horizon, a batch per transaction, for at most
  * WORKER_SLICE_MS.  True if it stopped there with work left.
  */
@@ -382,12 +393,14 @@ refresh_one(int32 id, int64 horizon)
 			views_shmem->refreshing = 0;
 			AbortCurrentTransaction();
 			RESUME_INTERRUPTS();
+			release_session_locks();
 			record_failure(id, edata);
 			FreeErrorData(edata);
 			return false;
 		}
 		PG_END_TRY();
 		views_shmem->refreshing = 0;
+		release_session_locks();
 		if (found && views_shmem->stuck_view == id)
 			views_shmem->stuck_view = 0;
 		if (found && b->failures > 0)

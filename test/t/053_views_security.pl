@@ -171,6 +171,7 @@ $node->safe_psql('postgres', q{
 			END;
 		END LOOP;
 		PERFORM pg_catalog.set_config('transaction_read_only', 'on', how = 'SET LOCAL');
+		PERFORM pg_catalog.pg_advisory_lock(4321);	-- a session-level lock, never released
 	END $$;
 	CREATE FUNCTION adm.m_set(seq bigint, did text, action text, path text, record jsonb) RETURNS void
 	LANGUAGE plpgsql AS $$ BEGIN IF public.in_worker() THEN PERFORM adm.meddle('SET'); END IF; END $$;
@@ -198,6 +199,8 @@ is($node->safe_psql('postgres', q{SELECT string_agg(name || ':' || coalesce(last
 	'adm.m_config:ok adm.m_local:ok adm.m_set:ok', 'the meddlers\' refreshes succeeded (transaction_read_only did not stay)');
 is($node->safe_psql('postgres', $worker_sql), $wpid,
 	'the worker did not exit (default_transaction_read_only did not stay)');
+is($node->safe_psql('postgres', q{SELECT pg_try_advisory_lock(4321)}), 't',
+	'the session-level advisory lock the handlers took did not stay with the worker');
 ok(!$node->log_contains('in a read-only transaction'), 'no statement of the worker met a read-only transaction');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM public.ran}), '0', 'no planted function ran');
 is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'adm'}), 'f', 'adm is not superuser');
