@@ -746,8 +746,8 @@ check_handler_record(ViewDef *v, HeapTuple tup)
 				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
 				 errmsg("view \"%s\" has no record of its handler %s's owner and definition",
 						v->name, format_procedure(v->handler)),
-				 errdetail("It was created before repo_stream 0.2.0 by a role other than the handler's owner."),
-				 errhint("Drop the view with repo_stream.drop_view and create it again.")));
+				 errdetail("It was created by repo_stream 0.1.0, and the handler does not belong to its creator or to a superuser (or the extension is not updated yet)."),
+				 errhint("Update the extension (ALTER EXTENSION repo_stream UPDATE), then drop the view with repo_stream.drop_view and create it again.")));
 	digest_tuple(tup, &owner, digest);
 	if (owner != v->handler_owner)
 		ereport(ERROR,

@@ -49,8 +49,27 @@ PG_FUNCTION_INFO_V1(rs_view_count_live);
 PG_FUNCTION_INFO_V1(rs_view_key);
 PG_FUNCTION_INFO_V1(rs_view_handler_digest_sql);
 
-#define VIEW_COLUMNS "id, name, kind, collection, group_by, count_table, handler, owner, cursor," \
-	" handler_owner, handler_digest"
+#define VIEW_COLUMNS "id, name, kind, collection, group_by, count_table, handler, owner, cursor,"
+
+/*
+ * Does the catalog record handlers (0.2.0's handler_owner, handler_digest)?
+ * A database still on 0.1.0 has neither until ALTER EXTENSION ... UPDATE:
+ * its count views work as before; its handlers are never run (unrecorded).
+ */
+static bool
+views_record_handlers(void)
+{
+	return get_attnum(rs_relation_oid("views"), "handler_digest") != InvalidAttrNumber;
+}
+
+/* The columns view_from_row reads. */
+static const char *
+view_columns(void)
+{
+	return views_record_handlers()
+		? VIEW_COLUMNS " handler_owner, handler_digest"
+		: VIEW_COLUMNS " NULL::oid, NULL::bytea";
+}
 
 /* ------------------------------------------------------------ keys from jsonb */
 
@@ -251,9 +270,9 @@ view_load(Datum candidates, ViewLock lock, ViewDef *out)
 {
 	Oid			type = TEXTARRAYOID;
 
-	if (SPI_execute_with_args(psprintf("SELECT " VIEW_COLUMNS " FROM repo_stream.views"
+	if (SPI_execute_with_args(psprintf("SELECT %s FROM repo_stream.views"
 									   " WHERE name = ANY ($1) ORDER BY array_position($1, name) LIMIT 1%s",
-									   lock_clause(lock)),
+									   view_columns(), lock_clause(lock)),
 							  1, &type, &candidates, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading repo_stream.views failed");
 	if (SPI_processed == 0)
@@ -268,8 +287,8 @@ rs_view_load_id(int32 id, ViewLock lock, ViewDef *out)
 	Oid			type = INT4OID;
 	Datum		arg = Int32GetDatum(id);
 
-	if (SPI_execute_with_args(psprintf("SELECT " VIEW_COLUMNS " FROM repo_stream.views WHERE id = $1%s",
-									   lock_clause(lock)),
+	if (SPI_execute_with_args(psprintf("SELECT %s FROM repo_stream.views WHERE id = $1%s",
+									   view_columns(), lock_clause(lock)),
 							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading repo_stream.views failed");
 	if (SPI_processed == 0)
@@ -360,7 +379,16 @@ insert_view(const char *name, const char *kind, const char *collection,
 	args[4] = ObjectIdGetDatum(handler);
 	nulls[4] = OidIsValid(handler) ? ' ' : 'n';
 	args[5] = ObjectIdGetDatum(owner);
-	if (OidIsValid(handler))
+	if (OidIsValid(handler) && !views_record_handlers())
+		ereport(ERROR,
+				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
+				 errmsg("cannot create handler view \"%s\": the catalog of repo_stream 0.1.0 cannot record its handler", name),
+				 errhint("Update the extension first: ALTER EXTENSION repo_stream UPDATE.")));
+	if (!OidIsValid(handler))
+		SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+							  6, types, args, nulls, false, 0);
+	else
 	{
 		Oid			handler_owner;
 		uint8		digest[VIEW_HANDLER_DIGEST_LEN];
@@ -369,11 +397,11 @@ insert_view(const char *name, const char *kind, const char *collection,
 		args[6] = ObjectIdGetDatum(handler_owner);
 		args[7] = PointerGetDatum(rs_bytea(digest, VIEW_HANDLER_DIGEST_LEN));
 		nulls[6] = nulls[7] = ' ';
+		SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor,"
+							  " handler_owner, handler_digest)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) RETURNING id",
+							  8, types, args, nulls, false, 0);
 	}
-	SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor,"
-						  " handler_owner, handler_digest)"
-						  " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) RETURNING id",
-						  8, types, args, nulls, false, 0);
 	return DatumGetInt32(rs_getdatum(0, 1, &isnull));
 }
 

@@ -15,7 +15,9 @@
 #    worker waits inside a handler, and while a session that called
 #    refresh_view keeps its transaction open;
 #  - a handler that catches every cancel: the worker ends itself, and the
-#    next one records why and leaves that view alone for a while.
+#    next one records why and leaves that view alone for a while;
+#  - a database on 0.1.0 with this library, then upgraded: which handler
+#    views get their handler recorded, and which are refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -407,6 +409,60 @@ is($node->safe_psql('postgres', $truth), '0', 'the count view equals its GROUP B
 is($node->safe_psql('postgres', q{SELECT count(*) FROM public.ran}), '0', 'no planted function ever ran');
 is($node->safe_psql('postgres', q{SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname IN ('adm', 'adm2') AND rolsuper}),
 	'', 'neither admin is superuser');
+
+# ---- a database on 0.1.0, then upgraded: its handler views get their
+# handler recorded where only their creator (or a superuser) could have
+# changed it, and the others are refused until created again
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', q{
+	CREATE EXTENSION repo_stream VERSION '0.1.0';
+	SELECT repo_stream.create_repo('did:plc:o1');
+	SELECT repo_stream.put_record('did:plc:o1', 'app.bsky.feed.like', 'a', '{"subject": {"uri": "at://o/1"}}');
+	CREATE SCHEMA adm AUTHORIZATION adm;
+	CREATE SCHEMA adm2 AUTHORIZATION adm2;
+	GRANT USAGE ON SCHEMA adm, adm2 TO PUBLIC;
+	CREATE TABLE public.seen (who text, path text);
+	GRANT INSERT ON public.seen TO PUBLIC;
+	SET ROLE adm;
+	CREATE FUNCTION adm.own(seq bigint, did text, action text, path text, record jsonb) RETURNS void
+	LANGUAGE sql AS $$ INSERT INTO public.seen VALUES (current_user, path) $$;
+	SET ROLE adm2;
+	CREATE FUNCTION adm2.other(seq bigint, did text, action text, path text, record jsonb) RETURNS void
+	LANGUAGE sql AS $$ INSERT INTO public.seen VALUES (current_user, path) $$;
+	RESET ROLE;
+	SELECT repo_stream.create_count_view('old_likes', 'app.bsky.feed.like', 'subject.uri');
+});
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'repo_stream'}), '0.1.0',
+	'a database on 0.1.0 with the new library');
+$node->safe_psql('old', q{SELECT repo_stream.put_record('did:plc:o1', 'app.bsky.feed.like', 'b', '{"subject": {"uri": "at://o/1"}}')});
+is($node->safe_psql('old', q{SELECT repo_stream.refresh_view('old_likes'); SELECT count FROM old_likes}), "1
+2",
+	'its count views work');
+my ($rc, $out, $stderr) = $node->psql('old',
+	q{SET ROLE adm; SELECT repo_stream.create_handler_view('adm.v', 'adm.own(bigint,text,text,text,jsonb)')});
+like($stderr, qr/the catalog of repo_stream 0\.1\.0 cannot record its handler.*\n.*ALTER EXTENSION repo_stream UPDATE/s,
+	'a handler view cannot be created before the update');
+# the catalog rows 0.1.0's create_handler_view made
+$node->safe_psql('old', q{
+	INSERT INTO repo_stream.views (name, kind, handler, owner, cursor) VALUES
+		('adm.own_view', 'handler', 'adm.own(bigint,text,text,text,jsonb)'::regprocedure, 'adm'::regrole, 0),
+		('adm.other_view', 'handler', 'adm2.other(bigint,text,text,text,jsonb)'::regprocedure, 'adm'::regrole, 0);
+});
+($rc, $out, $stderr) = $node->psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.own_view')});
+like($stderr, qr/has no record of its handler/, 'before the update no handler runs');
+$node->safe_psql('old', 'ALTER EXTENSION repo_stream UPDATE');
+is($node->safe_psql('old', q{SELECT string_agg(name || ':' || coalesce((handler_digest = repo_stream._view_handler_digest(handler))::text, '')
+	|| ':' || coalesce(handler_owner::regrole::text, '-'), ' ' ORDER BY name) FROM repo_stream.views WHERE kind = 'handler'}),
+	'adm.other_view::- adm.own_view:true:adm', 'the update recorded the handler its creator owns, not the other');
+is($node->safe_psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.own_view'); RESET ROLE;
+	SELECT string_agg(who || ' ' || path, ', ' ORDER BY path) FROM public.seen}),
+	"3\nadm app.bsky.feed.like/a, adm app.bsky.feed.like/b", 'the recorded one runs (on each event since its cursor 0)');
+($rc, $out, $stderr) = $node->psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.other_view')});
+like($stderr, qr/ERROR:  view "adm\.other_view" has no record of its handler adm2\.other/,
+	'the one over another role\'s handler is refused');
+$node->safe_psql('old', q{SET ROLE adm; SELECT repo_stream.drop_view('adm.other_view'); RESET ROLE; TRUNCATE public.seen;
+	SET ROLE adm; SELECT repo_stream.create_handler_view('adm.other_view', 'adm2.other(bigint,text,text,text,jsonb)')});
+is($node->safe_psql('old', q{SELECT count(*) FROM public.seen WHERE who = 'adm'}), '2', 'created again, it runs');
 
 $node->stop;
 done_testing();
