@@ -567,8 +567,8 @@ budget_start(void)
 		return;
 	if (budget_timeout == MAX_TIMEOUTS)
 		budget_timeout = RegisterTimeout(USER_TIMEOUT, budget_fired);
-	enable_timeout_every(budget_timeout, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms),
-						 Min(ms, 1000));
+	/* then every second: a short budget does not shorten the grace */
+	enable_timeout_every(budget_timeout, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms), 1000);
 }
 
 /* Stop the timer; true if the budget was spent. */
@@ -744,7 +744,7 @@ check_handler_record(ViewDef *v, HeapTuple tup)
 	if (!v->has_digest || !OidIsValid(v->handler_owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
-				 errmsg("view \"%s\" has no record of its handler %s's owner and definition",
+				 errmsg("view \"%s\" has no record of the owner and definition of its handler %s",
 						v->name, format_procedure(v->handler)),
 				 errdetail("It was created by repo_stream 0.1.0, and the handler does not belong to its creator or to a superuser (or the extension is not updated yet)."),
 				 errhint("Update the extension (ALTER EXTENSION repo_stream UPDATE), then drop the view with repo_stream.drop_view and create it again.")));

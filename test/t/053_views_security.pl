@@ -449,7 +449,7 @@ $node->safe_psql('old', q{
 		('adm.other_view', 'handler', 'adm2.other(bigint,text,text,text,jsonb)'::regprocedure, 'adm'::regrole, 0);
 });
 ($rc, $out, $stderr) = $node->psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.own_view')});
-like($stderr, qr/has no record of its handler/, 'before the update no handler runs');
+like($stderr, qr/has no record of the owner and definition of its handler/, 'before the update no handler runs');
 $node->safe_psql('old', 'ALTER EXTENSION repo_stream UPDATE');
 is($node->safe_psql('old', q{SELECT string_agg(name || ':' || coalesce((handler_digest = repo_stream._view_handler_digest(handler))::text, '')
 	|| ':' || coalesce(handler_owner::regrole::text, '-'), ' ' ORDER BY name) FROM repo_stream.views WHERE kind = 'handler'}),
@@ -458,7 +458,7 @@ is($node->safe_psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.
 	SELECT string_agg(who || ' ' || path, ', ' ORDER BY path) FROM public.seen}),
 	"3\nadm app.bsky.feed.like/a, adm app.bsky.feed.like/b", 'the recorded one runs (on each event since its cursor 0)');
 ($rc, $out, $stderr) = $node->psql('old', q{SET ROLE adm; SELECT repo_stream.refresh_view('adm.other_view')});
-like($stderr, qr/ERROR:  view "adm\.other_view" has no record of its handler adm2\.other/,
+like($stderr, qr/ERROR:  view "adm\.other_view" has no record of the owner and definition of its handler adm2\.other/,
 	'the one over another role\'s handler is refused');
 $node->safe_psql('old', q{SET ROLE adm; SELECT repo_stream.drop_view('adm.other_view'); RESET ROLE; TRUNCATE public.seen;
 	SET ROLE adm; SELECT repo_stream.create_handler_view('adm.other_view', 'adm2.other(bigint,text,text,text,jsonb)')});
