@@ -145,7 +145,13 @@ rs_enter_owner(RsOwnerContext *ctx)
 void
 rs_leave_owner(RsOwnerContext *ctx)
 {
-	AtEOXact_GUC(true, ctx->guc_nest_level);
+	/*
+	 * As if aborted: every setting made at this level goes, a plain SET
+	 * (or set_config(..., false)) too, which a commit would keep.  No
+	 * setting made in here (by user code it called, say) reaches the
+	 * caller's session.
+	 */
+	AtEOXact_GUC(false, ctx->guc_nest_level);
 	SetUserIdAndSecContext(ctx->saved_userid, ctx->saved_sec_context);
 	SPI_finish();
 }

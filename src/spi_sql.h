@@ -22,7 +22,7 @@ typedef struct RsOwnerContext
  * frees: results that must outlive it come from rs_get* (SPI_palloc).
  */
 void		rs_enter_owner(RsOwnerContext *ctx);
-/* Undo rs_enter_owner and SPI_finish. */
+/* Undo rs_enter_owner (every setting made since, too) and SPI_finish. */
 void		rs_leave_owner(RsOwnerContext *ctx);
 
 Oid			rs_schema_oid(void);

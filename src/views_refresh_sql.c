@@ -42,10 +42,12 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -53,11 +55,13 @@
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "cbor.h"
 #include "cbor_sql.h"
 #include "eventlog_sql.h"
 #include "frame.h"
+#include "sha256.h"
 #include "spi_sql.h"
 #include "store_sql.h"
 #include "views_sql.h"
@@ -81,7 +85,6 @@ typedef struct ViewPlan
 
 enum
 {
-	VP_PREV_FRAME,
 	VP_PRUNED,
 	VP_SKIPS_LOAD,
 	VP_SKIP_SAVE,
@@ -94,11 +97,6 @@ enum
 };
 
 static ViewPlan vplans[VP_COUNT] = {
-	[VP_PREV_FRAME] = {
-		"SELECT frame FROM repo_stream.event_log"
-		" WHERE did = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1",
-		2, {TEXTOID, INT8OID}
-	},
 	[VP_PRUNED] = {
 		"SELECT coalesce(max(pruned_through), 0) FROM repo_stream.log_state",
 		0, {0}
@@ -278,6 +276,12 @@ strptr_find(HTAB *h, const char *s)
 
 /* ------------------------------------------------------------ engine state */
 
+/* Reads the log (below): every segment locked while it is open, never while user code runs. */
+typedef struct EventReader EventReader;
+
+/* A copy of repo did's newest #commit or #sync frame before seq, or NULL. */
+static bytea *reader_prev_frame(EventReader *r, const char *did, int64 before);
+
 /* A record path of a count view: the key it counts under as applied so far. */
 typedef struct PathEntry
 {
@@ -340,9 +344,17 @@ typedef struct Engine
 	ViewTables	tables;			/* count views: the count table and memory */
 	Snapshot	read_snap;		/* refresh: reads since the last flush (registered) */
 	FmgrInfo	handler_fn;
+	char	   *handler_name;	/* for messages (no catalog reads in error paths) */
+	MemoryContext call_ctx;		/* handlers: one event's calls */
+	bool		proc_verified;	/* the handler's pg_proc row below matched the record */
+	TransactionId proc_xmin;
+	ItemPointerData proc_tid;
+	TimestampTz deadline;		/* refresh: stop at an event boundary after it (0: never) */
 	ViewItem   *items;
 	int			n_items,
 				cap_items;
+	int64	   *ev_seqs;		/* the seqs of the chunk's events, in order */
+	int			n_evs;
 } Engine;
 
 /* Forget the paths and deltas (after they were written). */
@@ -367,6 +379,7 @@ engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 	e->ctx = AllocSetContextCreate(CurrentMemoryContext, "repo_stream view", ALLOCSET_DEFAULT_SIZES);
 	e->state_ctx = AllocSetContextCreate(e->ctx, "repo_stream view state", ALLOCSET_DEFAULT_SIZES);
 	e->chunk_ctx = AllocSetContextCreate(e->ctx, "repo_stream view chunk", ALLOCSET_DEFAULT_SIZES);
+	e->call_ctx = AllocSetContextCreate(e->ctx, "repo_stream view handler call", ALLOCSET_DEFAULT_SIZES);
 	e->skips = strptr_hash_create("repo_stream view skips", sizeof(SkipEntry), e->ctx);
 	e->coll_len = v->collection ? strlen(v->collection) : 0;
 	state_reset(e);
@@ -380,7 +393,10 @@ engine_init(Engine *e, ViewDef *v, bool live, Snapshot snap, int64 horizon)
 		rs_view_tables_open(&e->tables, v, !live);
 	}
 	if (!v->is_count)
+	{
 		fmgr_info_cxt(v->handler, &e->handler_fn, e->ctx);
+		e->handler_name = MemoryContextStrdup(e->ctx, format_procedure(v->handler));
+	}
 }
 
 static void
@@ -511,10 +527,91 @@ path_key(const char *did, const char *rkey)
 
 /* ------------------------------------------------------------ handlers */
 
+int			rs_view_handler_timeout_ms = 5000;
+
+void		(*rs_view_handler_stuck_hook) (void) = NULL;
+
+/*
+ * The time budget of a handler call: a timeout of our own that cancels the
+ * call (as statement_timeout would) when it fires, and again every second
+ * after, should the handler catch the cancel.  budget_spent says it fired:
+ * the call then fails with our message, whatever the handler did.  A
+ * handler still running VIEW_HANDLER_GRACE_FIRINGS firings later keeps
+ * catching the cancel: rs_view_handler_stuck_hook (the worker's) is called.
+ */
+#define VIEW_HANDLER_GRACE_FIRINGS 5
+
+static TimeoutId budget_timeout = MAX_TIMEOUTS;	/* registered on first use */
+static volatile sig_atomic_t budget_spent = false;
+static volatile sig_atomic_t budget_firings = 0;
+
+/* in the SIGALRM handler: only flags */
+static void
+budget_fired(void)
+{
+	budget_spent = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	if (++budget_firings > VIEW_HANDLER_GRACE_FIRINGS && rs_view_handler_stuck_hook)
+		rs_view_handler_stuck_hook();
+}
+
+static void
+budget_start(void)
+{
+	int			ms = rs_view_handler_timeout_ms;
+
+	budget_spent = false;
+	budget_firings = 0;
+	if (ms <= 0)
+		return;
+	if (budget_timeout == MAX_TIMEOUTS)
+		budget_timeout = RegisterTimeout(USER_TIMEOUT, budget_fired);
+	/* then every second: a short budget does not shorten the grace */
+	enable_timeout_every(budget_timeout, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms), 1000);
+}
+
+/* Stop the timer; true if the budget was spent. */
+static bool
+budget_stop(void)
+{
+	bool		spent;
+
+	if (budget_timeout != MAX_TIMEOUTS && get_timeout_active(budget_timeout))
+		disable_timeout(budget_timeout, false);
+	spent = budget_spent;
+	budget_spent = false;
+	/* our cancel: reported as the budget's error below, not as a cancel later */
+	if (spent)
+		QueryCancelPending = false;
+	return spent;
+}
+
+static void
+budget_error(Engine *e, int ms) pg_attribute_noreturn();
+
+static void
+budget_error(Engine *e, int ms)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("handler %s of view \"%s\" ran longer than repo_stream.view_handler_timeout (%d ms)",
+					e->handler_name, e->v->name, ms),
+			 errhint("Make the handler faster; a superuser may raise repo_stream.view_handler_timeout.")));
+}
+
+/* the handler's pg_proc row still has the owner and digest its view recorded */
+static void
+verify_handler(Engine *e);
+
 /*
  * Call the view's handler as the role that created the view, in a
- * security-restricted operation (like REFRESH MATERIALIZED VIEW): it
- * cannot change the session of whoever runs the refresh.
+ * security-restricted operation (like REFRESH MATERIALIZED VIEW), inside a
+ * GUC nest level of its own that ends as if aborted: nothing the handler
+ * sets (SET, SET LOCAL, set_config, a function's SET clause) outlives the
+ * call, so the search_path pinned around it (rs_enter_owner) is back for
+ * the extension's next statement, and the session of whoever refreshes
+ * (or the worker) is as it was.  Within repo_stream.view_handler_timeout.
  */
 static void
 call_handler(Engine *e, int64 seq, const char *did, const char *action,
@@ -523,7 +620,12 @@ call_handler(Engine *e, int64 seq, const char *did, const char *action,
 	LOCAL_FCINFO(fcinfo, 5);
 	Oid			save_uid;
 	int			save_sec;
+	int			nest;
+	int			budget_ms = rs_view_handler_timeout_ms;
+	MemoryContext old;
 
+	verify_handler(e);
+	old = MemoryContextSwitchTo(e->call_ctx);
 	InitFunctionCallInfoData(*fcinfo, &e->handler_fn, 5, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = Int64GetDatum(seq);
 	fcinfo->args[0].isnull = false;
@@ -537,17 +639,141 @@ call_handler(Engine *e, int64 seq, const char *did, const char *action,
 	fcinfo->args[4].isnull = record == NULL;
 
 	GetUserIdAndSecContext(&save_uid, &save_sec);
+	nest = NewGUCNestLevel();
 	SetUserIdAndSecContext(e->v->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	(void) FunctionCallInvoke(fcinfo);
+	budget_start();
+	PG_TRY();
+	{
+		(void) FunctionCallInvoke(fcinfo);
+	}
+	PG_CATCH();
+	{
+		/* an error ends the (sub)transaction, which undoes the rest */
+		if (budget_stop())
+		{
+			/* the cancel, or whatever the handler raised on catching it */
+			MemoryContextSwitchTo(e->ctx);
+			FlushErrorState();
+			budget_error(e, budget_ms);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (budget_stop())
+		budget_error(e, budget_ms);	/* it caught the cancel and returned */
+	AtEOXact_GUC(false, nest);
 	SetUserIdAndSecContext(save_uid, save_sec);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(e->call_ctx);
 	CommandCounterIncrement();
 }
 
-/* The creating role must still exist and may still execute the handler. */
+/* pg_proc column attno of tup (of type typid) as text into s, length first (NULL: -1). */
+static void
+digest_text(StringInfo s, HeapTuple tup, AttrNumber attno, Oid typid, const char *label)
+{
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(PROCOID, tup, attno, &isnull);
+	char	   *t = NULL;
+
+	if (!isnull)
+	{
+		Oid			typoutput;
+		bool		varlena;
+
+		getTypeOutputInfo(typid, &typoutput, &varlena);
+		t = OidOutputFunctionCall(typoutput, d);
+	}
+	appendStringInfo(s, "%s:%d:%s\n", label, t ? (int) strlen(t) : -1, t ? t : "");
+}
+
+static void
+digest_tuple(HeapTuple tup, Oid *owner, uint8 out[VIEW_HANDLER_DIGEST_LEN])
+{
+	Form_pg_proc p = (Form_pg_proc) GETSTRUCT(tup);
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "owner:%u\nlang:%u\nkind:%c\nsecdef:%d\nleakproof:%d\nstrict:%d\nretset:%d\n"
+					 "volatile:%c\nparallel:%c\nrettype:%u\nsupport:%u\nnargs:%d\n",
+					 p->proowner, p->prolang, p->prokind, p->prosecdef, p->proleakproof, p->proisstrict,
+					 p->proretset, p->provolatile, p->proparallel, p->prorettype, p->prosupport, p->pronargs);
+	for (int i = 0; i < p->pronargs; i++)
+		appendStringInfo(&s, "arg:%u\n", p->proargtypes.values[i]);
+	digest_text(&s, tup, Anum_pg_proc_proargnames, TEXTARRAYOID, "argnames");
+	digest_text(&s, tup, Anum_pg_proc_protrftypes, OIDARRAYOID, "trftypes");
+	digest_text(&s, tup, Anum_pg_proc_prosrc, TEXTOID, "src");
+	digest_text(&s, tup, Anum_pg_proc_probin, TEXTOID, "bin");
+	digest_text(&s, tup, Anum_pg_proc_prosqlbody, PG_NODE_TREEOID, "sqlbody");
+	digest_text(&s, tup, Anum_pg_proc_proconfig, TEXTARRAYOID, "config");
+	rs_sha256((const uint8_t *) s.data, s.len, out);
+	*owner = p->proowner;
+	pfree(s.data);
+}
+
+void
+rs_view_handler_digest(Oid handler, Oid *owner, uint8 out[VIEW_HANDLER_DIGEST_LEN])
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", handler)));
+	digest_tuple(tup, owner, out);
+	ReleaseSysCache(tup);
+}
+
+/* A role's name, quoted; its OID if it was dropped. */
+static const char *
+role_name(Oid role)
+{
+	const char *name = GetUserNameFromId(role, true);
+
+	return name ? quote_identifier(name) : psprintf("%u (dropped)", role);
+}
+
+/* The handler's row (tup) against what its view recorded: 55R10 if it changed. */
+static void
+check_handler_record(ViewDef *v, HeapTuple tup)
+{
+	Oid			owner;
+	uint8		digest[VIEW_HANDLER_DIGEST_LEN];
+
+	if (!v->has_digest || !OidIsValid(v->handler_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
+				 errmsg("view \"%s\" has no record of the owner and definition of its handler %s",
+						v->name, format_procedure(v->handler)),
+				 errdetail("It was created by repo_stream 0.1.0, and the handler does not belong to its creator or to a superuser (or the extension is not updated yet)."),
+				 errhint("Update the extension (ALTER EXTENSION repo_stream UPDATE), then drop the view with repo_stream.drop_view and create it again.")));
+	digest_tuple(tup, &owner, digest);
+	if (owner != v->handler_owner)
+		ereport(ERROR,
+				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
+				 errmsg("the owner of %s, the handler of view \"%s\", changed since the view was created",
+						format_procedure(v->handler), v->name),
+				 errdetail("It belongs to role %s now, not to role %s.", role_name(owner), role_name(v->handler_owner)),
+				 errhint("Drop the view with repo_stream.drop_view and create it again to run the handler as it is now.")));
+	if (memcmp(digest, v->handler_digest, VIEW_HANDLER_DIGEST_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
+				 errmsg("%s, the handler of view \"%s\", was changed since the view was created",
+						format_procedure(v->handler), v->name),
+				 errdetail("Its body, language, settings, security or other properties differ from those recorded."),
+				 errhint("Drop the view with repo_stream.drop_view and create it again to run the handler as it is now.")));
+}
+
+/*
+ * The creating role must still exist and may still execute the handler,
+ * and the handler must be as it was when the view was created.
+ */
 static void
 check_handler_access(ViewDef *v)
 {
+	HeapTuple	tup;
+
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(v->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -563,6 +789,40 @@ check_handler_access(ViewDef *v)
 				 errmsg("role \"%s\" may not execute %s, the handler of view \"%s\"",
 						GetUserNameFromId(v->owner, false),
 						format_procedure(v->handler), v->name)));
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(v->handler));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of view \"%s\" no longer exists", v->name)));
+	check_handler_record(v, tup);
+	ReleaseSysCache(tup);
+}
+
+/*
+ * Before each call: the handler's pg_proc row is the one verified last
+ * (same xmin and TID: no CREATE OR REPLACE or ALTER since), or it is
+ * verified again.  Checked right before the call, from the same syscache
+ * entry the function manager and PL/pgSQL look up, so a replacement that
+ * commits during a refresh is never run.
+ */
+static void
+verify_handler(Engine *e)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(e->v->handler));
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler of view \"%s\" no longer exists", e->v->name)));
+	if (!e->proc_verified || HeapTupleHeaderGetRawXmin(tup->t_data) != e->proc_xmin ||
+		!ItemPointerEquals(&tup->t_self, &e->proc_tid))
+	{
+		check_handler_record(e->v, tup);
+		e->proc_xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+		e->proc_tid = tup->t_self;
+		e->proc_verified = true;
+	}
+	ReleaseSysCache(tup);
 }
 
 void
@@ -637,11 +897,10 @@ corrupt_event(int64 seq, const char *why)
  * contribution is always exact, only slower.
  */
 static bool
-sync_changed(Engine *e, const char *did, int64 seq, const FrameSync *s)
+sync_changed(EventReader *r, const char *did, int64 seq, const FrameSync *s)
 {
 	uint8		root[CID_LEN],
 				prev_root[CID_LEN];
-	Datum		args[2];
 	Frame		prev;
 	bytea	   *b;
 	bool		same = false;
@@ -649,16 +908,8 @@ sync_changed(Engine *e, const char *did, int64 seq, const FrameSync *s)
 
 	if (!view_car_data_root(s->blocks, s->blocks_len, root))
 		corrupt_event(seq, "the #sync's blocks do not hold a readable commit");
-	args[0] = CStringGetTextDatum(did);
-	args[1] = Int64GetDatum(seq);
-	if (vexec(VP_PREV_FRAME, args, NULL, e->live) == 0)
+	if ((b = reader_prev_frame(r, did, seq)) == NULL)
 		return true;
-	{
-		bool		isnull;
-
-		b = DatumGetByteaPCopy(rs_getdatum(0, 1, &isnull));
-	}
-	SPI_freetuptable(SPI_tuptable);
 	if (frame_decode((const uint8 *) VARDATA(b), VARSIZE(b) - VARHDRSZ, &prev, err, sizeof(err)) != FRAME_OK)
 		return true;
 	if (prev.kind == FRAME_COMMIT)
@@ -689,9 +940,12 @@ op_block(int64 seq, const FrameCommit *c, const FrameOp *op, const uint8 **data,
 									(int) op->path_len, op->path, off, dcbor_strerror(derr)));
 }
 
-/* Turn one event into items (in chunk_ctx); skipped events give none. */
+/*
+ * Turn one event into items (in chunk_ctx); skipped events give none.
+ * Runs while r holds the log's segments (no user code).
+ */
 static void
-decode_event(Engine *e, int64 seq, const char *did, const uint8 *data, size_t len)
+decode_event(Engine *e, EventReader *r, int64 seq, const char *did, const uint8 *data, size_t len)
 {
 	ViewDef    *v = e->v;
 	Frame		f;
@@ -754,7 +1008,7 @@ decode_event(Engine *e, int64 seq, const char *did, const uint8 *data, size_t le
 	{
 		char	   *sdid = pnstrdup(f.sync.did, f.sync.did_len);
 
-		if (sync_changed(e, sdid, seq, &f.sync))
+		if (sync_changed(r, sdid, seq, &f.sync))
 			new_item(e, ITEM_REPO_SYNC, seq, f.sync.did, f.sync.did_len);
 	}
 	frame_free(&f);
@@ -1190,12 +1444,15 @@ simulate(Engine *e)
  * segments' seq indexes (merged: a transaction that commits while the ring
  * rotates can land in the segment before the current one).  A frame is
  * decoded where it lies in its page, without the copy a statement's result
- * would make.  Every segment is locked (AccessShareLock, to the end of the
- * transaction) before anything is read, so none is pruned under the reader.
+ * would make.  Every segment is locked (AccessShareLock) before anything is
+ * read, so none is pruned under the reader; reader_close releases those
+ * locks, so a refresh holds none while it applies what it read (handlers
+ * run) or after it returns, and the ring rotates meanwhile.
  */
-typedef struct EventReader
+struct EventReader
 {
 	Relation	heaps[RS_EVENT_SEGMENTS];
+	Oid			heap_oids[RS_EVENT_SEGMENTS];
 	Relation	indexes[RS_EVENT_SEGMENTS];
 	IndexScanDesc scans[RS_EVENT_SEGMENTS];
 	TupleTableSlot *slots[RS_EVENT_SEGMENTS];
@@ -1207,11 +1464,12 @@ typedef struct EventReader
 	const char *only_did;
 	size_t		only_did_len;
 	MemoryContext cxt;			/* the scans' own: outlives every chunk */
-} EventReader;
+};
 
 /* event_log's columns, as every segment has them (PARTITION OF) */
 #define EV_SEQ		1
 #define EV_DID		3
+#define EV_KIND		4
 #define EV_FRAME	6
 
 static void
@@ -1223,13 +1481,29 @@ reader_lock(EventReader *r)
 		TupleDesc	desc;
 
 		r->heaps[i] = rs_rel_open(RS_REL_EVENT_LOG_0 + i, AccessShareLock);
+		r->heap_oids[i] = RelationGetRelid(r->heaps[i]);
 		desc = RelationGetDescr(r->heaps[i]);
 		if (desc->natts < EV_FRAME ||
 			strcmp(NameStr(TupleDescAttr(desc, EV_SEQ - 1)->attname), "seq") != 0 ||
 			strcmp(NameStr(TupleDescAttr(desc, EV_DID - 1)->attname), "did") != 0 ||
+			strcmp(NameStr(TupleDescAttr(desc, EV_KIND - 1)->attname), "kind") != 0 ||
 			strcmp(NameStr(TupleDescAttr(desc, EV_FRAME - 1)->attname), "frame") != 0)
 			elog(ERROR, "event log segment %d does not have the columns of event_log", i);
 	}
+}
+
+/* The seq index of segment i (the segments are locked). */
+static Relation
+segment_index(EventReader *r, int i)
+{
+	List	   *indexes = RelationGetIndexList(r->heaps[i]);
+	Relation	index;
+
+	if (list_length(indexes) != 1)
+		elog(ERROR, "event log segment %d has %d indexes, not its seq index", i, list_length(indexes));
+	index = index_open(linitial_oid(indexes), AccessShareLock);
+	list_free(indexes);
+	return index;
 }
 
 /*
@@ -1247,13 +1521,9 @@ reader_start(EventReader *r, int64 from, int64 horizon, Snapshot snap, const cha
 	r->only_did_len = only_did ? strlen(only_did) : 0;
 	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
 	{
-		List	   *indexes = RelationGetIndexList(r->heaps[i]);
 		ScanKeyData keys[2];
 
-		if (list_length(indexes) != 1)
-			elog(ERROR, "event log segment %d has %d indexes, not its seq index", i, list_length(indexes));
-		r->indexes[i] = index_open(linitial_oid(indexes), AccessShareLock);
-		list_free(indexes);
+		r->indexes[i] = segment_index(r, i);
 		r->slots[i] = table_slot_create(r->heaps[i], NULL);
 		ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
 		ScanKeyInit(&keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(horizon));
@@ -1318,7 +1588,82 @@ reader_next(EventReader *r, int64 *seq, char **did, const uint8 **frame, size_t 
 	}
 }
 
-/* End the scans; the segments stay locked to the end of the transaction. */
+static bool
+text_is(Datum d, const char *s, size_t len)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+/*
+ * Walk the segments backwards from before (merged, newest first) to repo
+ * did's newest event (an #account too: see sync_changed), with the reader's snapshot and under its
+ * locks (not a statement: its locks would last to the end of the
+ * transaction).
+ */
+static bytea *
+reader_prev_frame(EventReader *r, const char *did, int64 before)
+{
+	IndexScanDesc scans[RS_EVENT_SEGMENTS];
+	TupleTableSlot *slots[RS_EVENT_SEGMENTS];
+	int64		seqs[RS_EVENT_SEGMENTS];
+	bool		ready[RS_EVENT_SEGMENTS] = {0},
+				done[RS_EVENT_SEGMENTS] = {0};
+	size_t		did_len = strlen(did);
+	bytea	   *result = NULL;
+
+	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+	{
+		ScanKeyData key;
+
+		slots[i] = table_slot_create(r->heaps[i], NULL);
+		ScanKeyInit(&key, 1, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(before));
+		scans[i] = index_beginscan(r->heaps[i], r->indexes[i], r->snap, 1, 0);
+		index_rescan(scans[i], &key, 1, NULL, 0);
+	}
+	for (;;)
+	{
+		int			best = -1;
+		bool		isnull;
+		TupleTableSlot *slot;
+
+		for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+		{
+			if (!ready[i] && !done[i])
+			{
+				if (index_getnext_slot(scans[i], BackwardScanDirection, slots[i]))
+				{
+					seqs[i] = DatumGetInt64(slot_getattr(slots[i], EV_SEQ, &isnull));
+					ready[i] = true;
+				}
+				else
+					done[i] = true;
+			}
+			if (ready[i] && (best < 0 || seqs[i] > seqs[best]))
+				best = i;
+		}
+		if (best < 0)
+			break;
+		ready[best] = false;
+		slot = slots[best];
+		if (!text_is(slot_getattr(slot, EV_DID, &isnull), did, did_len))
+			continue;
+		result = DatumGetByteaPCopy(slot_getattr(slot, EV_FRAME, &isnull));
+		break;
+	}
+	for (int i = 0; i < RS_EVENT_SEGMENTS; i++)
+	{
+		index_endscan(scans[i]);
+		ExecDropSingleTupleTableSlot(slots[i]);
+	}
+	return result;
+}
+
+/*
+ * End the scans and release the segments' locks: what was read is copied
+ * (decoded into items), and nothing read later relies on a segment staying.
+ */
 static void
 reader_close(EventReader *r)
 {
@@ -1331,104 +1676,152 @@ reader_close(EventReader *r)
 		if (r->indexes[i])
 			index_close(r->indexes[i], AccessShareLock);
 		if (r->heaps[i])
+		{
 			table_close(r->heaps[i], NoLock);
+			UnlockRelationOid(r->heap_oids[i], AccessShareLock);
+		}
 	}
 	if (r->own_snap && r->snap)
 		UnregisterSnapshot(r->snap);
 	memset(r, 0, sizeof(*r));
 }
 
-/* A handler view's items of one event, in order. */
-static void
+/*
+ * A handler view's items of the chunk, event by event, in order; at most
+ * up to the deadline, checked between events.  Returns the seq of the last
+ * event applied (0: none).
+ */
+static int64
 call_handlers(Engine *e)
 {
-	for (int i = 0; i < e->n_items; i++)
-	{
-		ViewItem   *it = &e->items[i];
+	int			i = 0;
+	int64		last = 0;
 
-		if (it->kind == ITEM_OP)
-			call_handler(e, it->seq, it->did,
-						 it->action == FRAME_ACTION_CREATE ? "create" :
-						 it->action == FRAME_ACTION_UPDATE ? "update" : "delete",
-						 it->path, it->record);
-		else
-			apply_repo_handler(e, it);
+	for (int ev = 0; ev < e->n_evs; ev++)
+	{
+		int64		seq = e->ev_seqs[ev];
+
+		for (; i < e->n_items && e->items[i].seq == seq; i++)
+		{
+			ViewItem   *it = &e->items[i];
+
+			/* a repo replaced earlier in this chunk: its later events are in */
+			if (skipped(e, it->did, it->seq))
+				continue;
+			if (it->kind == ITEM_OP)
+				call_handler(e, it->seq, it->did,
+							 it->action == FRAME_ACTION_CREATE ? "create" :
+							 it->action == FRAME_ACTION_UPDATE ? "update" : "delete",
+							 it->path, it->record);
+			else
+				apply_repo_handler(e, it);
+		}
+		last = seq;
+		if (e->deadline != 0 && ev + 1 < e->n_evs && GetCurrentTimestamp() >= e->deadline)
+			break;
 	}
-	e->n_items = e->cap_items = 0;
-	e->items = NULL;
+	return last;
 }
+
+/* Frames read per chunk at most (bytes): bounds a handler view's decoded records. */
+#define CHUNK_MAX_FRAME_BYTES (16 * 1024 * 1024)
 
 /*
  * Read and apply the events in (cursor, horizon], at most max (0: all), in
  * chunks of VIEW_CHUNK_EVENTS (and at most CHUNK_MAX_ITEMS ops: a count
- * view writes each chunk's changes at its end).  Returns the number
- * applied, or -1 if events the view needed were pruned before it could
- * read them (it must rebuild, or count from the records).  *pos gets the
- * seq it got to.
+ * view writes each chunk's changes at its end).  Each chunk is read and
+ * decoded with the log's segments locked, then applied with them released
+ * (handlers run then).  Returns the number applied, or -1 if events the
+ * view needed were pruned before it could read them (it must rebuild, or
+ * count from the records).  *pos gets the seq it got to.
  */
 static int64
 apply_events(Engine *e, int64 cursor, int64 max, const char *only_did, int64 *pos)
 {
-	EventReader r;
 	int64		applied = 0;
-	bool		end = false;
+	bool		end = false,
+				stop = false;
 
 	*pos = cursor;
-	/*
-	 * Segments are truncated (pruned) without MVCC.  Once every segment is
-	 * locked none goes away any more; but one may have gone since the
-	 * window was checked, so check again with a fresh snapshot.
-	 */
-	reader_lock(&r);
-	if (cursor < pruned_through(GetLatestSnapshot()))
+	while (!end && !stop && (max == 0 || applied < max))
 	{
-		reader_close(&r);
-		return -1;
-	}
-	reader_start(&r, cursor, e->horizon, e->live ? e->snap : NULL, only_did);
-	while (!end && (max == 0 || applied < max))
-	{
+		EventReader r;
 		MemoryContext old = MemoryContextSwitchTo(e->chunk_ctx);
+		size_t		bytes = 0;
+		int64		last;
 
-		for (int n = 0; n < VIEW_CHUNK_EVENTS && (max == 0 || applied < max); n++)
+		/*
+		 * Segments are truncated (pruned) without MVCC.  Once every segment
+		 * is locked none goes away any more; but one may have gone since
+		 * the window was checked (or since the last chunk), so check again
+		 * with a fresh snapshot.
+		 */
+		reader_lock(&r);
+		if (*pos < pruned_through(GetLatestSnapshot()))
+		{
+			reader_close(&r);
+			MemoryContextSwitchTo(old);
+			return -1;
+		}
+		reader_start(&r, *pos, e->horizon, e->live ? e->snap : NULL, only_did);
+		e->ev_seqs = palloc(sizeof(int64) * VIEW_CHUNK_EVENTS);
+		e->n_evs = 0;
+		while (e->n_evs < VIEW_CHUNK_EVENTS && (max == 0 || applied + e->n_evs < max) &&
+			   bytes < CHUNK_MAX_FRAME_BYTES &&
+			   !(e->v->is_count && e->n_items >= CHUNK_MAX_ITEMS))
 		{
 			int64		seq;
 			char	   *did;
 			const uint8 *frame;
 			size_t		len;
 
-			if (e->v->is_count && e->n_items >= CHUNK_MAX_ITEMS)
-				break;
 			if (!reader_next(&r, &seq, &did, &frame, &len))
 			{
 				end = true;
 				break;
 			}
-			decode_event(e, seq, did, frame, len);
-			*pos = seq;
-			applied++;
-			if (!e->v->is_count)
-			{
-				/* handlers: one event at a time, in order */
-				call_handlers(e);
-				MemoryContextReset(e->chunk_ctx);
-			}
+			decode_event(e, &r, seq, did, frame, len);
+			e->ev_seqs[e->n_evs++] = seq;
+			bytes += len;
 		}
+		reader_close(&r);
+
+		/* the log's locks are released: apply */
+		last = e->n_evs > 0 ? e->ev_seqs[e->n_evs - 1] : 0;
 		if (e->v->is_count)
 		{
 			simulate(e);
 			if (!e->live)
 				flush_count(e);
-			e->n_items = e->cap_items = 0;
-			e->items = NULL;
+			applied += e->n_evs;
 		}
+		else if (e->n_evs > 0)
+		{
+			int64		done = call_handlers(e);
+
+			for (int i = 0; i < e->n_evs && e->ev_seqs[i] <= done; i++)
+				applied++;
+			if (done < last)
+			{
+				/* the deadline: stop after the last event applied */
+				last = done;
+				end = false;
+				stop = true;
+			}
+		}
+		if (last > 0)
+			*pos = last;
+		e->n_items = e->cap_items = 0;
+		e->items = NULL;
+		e->n_evs = 0;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(e->chunk_ctx);
 		CHECK_FOR_INTERRUPTS();
+		if (e->deadline != 0 && GetCurrentTimestamp() >= e->deadline)
+			stop = true;
 	}
-	reader_close(&r);
 	/* every seq up to the horizon is applied (the last ones may be unused) */
-	if (max == 0 || applied < max)
+	if (end)
 		*pos = Max(*pos, e->horizon);
 	return applied;
 }
@@ -1676,7 +2069,7 @@ rs_view_fill(ViewDef *v)
 }
 
 int64
-rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events)
+rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events, TimestampTz deadline)
 {
 	Engine		e;
 	int64		applied,
@@ -1696,6 +2089,7 @@ rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events)
 		return 0;
 	}
 	engine_init(&e, v, false, NULL, Max(horizon, v->cursor));
+	e.deadline = deadline;
 	load_skips(&e);
 	applied = apply_events(&e, v->cursor, max_events, NULL, &pos);
 	if (applied < 0)

@@ -47,8 +47,29 @@ PG_FUNCTION_INFO_V1(rs_refresh_view);
 PG_FUNCTION_INFO_V1(rs_drop_view);
 PG_FUNCTION_INFO_V1(rs_view_count_live);
 PG_FUNCTION_INFO_V1(rs_view_key);
+PG_FUNCTION_INFO_V1(rs_view_handler_digest_sql);
 
-#define VIEW_COLUMNS "id, name, kind, collection, group_by, count_table, handler, owner, cursor"
+#define VIEW_COLUMNS "id, name, kind, collection, group_by, count_table, handler, owner, cursor,"
+
+/*
+ * Does the catalog record handlers (0.2.0's handler_owner, handler_digest)?
+ * A database still on 0.1.0 has neither until ALTER EXTENSION ... UPDATE:
+ * its count views work as before; its handlers are never run (unrecorded).
+ */
+static bool
+views_record_handlers(void)
+{
+	return get_attnum(rs_relation_oid("views"), "handler_digest") != InvalidAttrNumber;
+}
+
+/* The columns view_from_row reads. */
+static const char *
+view_columns(void)
+{
+	return views_record_handlers()
+		? VIEW_COLUMNS " handler_owner, handler_digest"
+		: VIEW_COLUMNS " NULL::oid, NULL::bytea";
+}
 
 /* ------------------------------------------------------------ keys from jsonb */
 
@@ -213,6 +234,15 @@ view_from_row(ViewDef *v)
 	v->handler = isnull ? InvalidOid : DatumGetObjectId(d);
 	v->owner = DatumGetObjectId(rs_getdatum(0, 8, &isnull));
 	v->cursor = DatumGetInt64(rs_getdatum(0, 9, &isnull));
+	d = rs_getdatum(0, 10, &isnull);
+	v->handler_owner = isnull ? InvalidOid : DatumGetObjectId(d);
+	{
+		bytea	   *digest = rs_getbytea(0, 11);
+
+		v->has_digest = digest != NULL && VARSIZE_ANY_EXHDR(digest) == VIEW_HANDLER_DIGEST_LEN;
+		if (v->has_digest)
+			memcpy(v->handler_digest, VARDATA_ANY(digest), VIEW_HANDLER_DIGEST_LEN);
+	}
 	if (v->is_count)
 	{
 		char	   *rel = OidIsValid(v->count_table) ? get_rel_name(v->count_table) : NULL;
@@ -240,9 +270,9 @@ view_load(Datum candidates, ViewLock lock, ViewDef *out)
 {
 	Oid			type = TEXTARRAYOID;
 
-	if (SPI_execute_with_args(psprintf("SELECT " VIEW_COLUMNS " FROM repo_stream.views"
+	if (SPI_execute_with_args(psprintf("SELECT %s FROM repo_stream.views"
 									   " WHERE name = ANY ($1) ORDER BY array_position($1, name) LIMIT 1%s",
-									   lock_clause(lock)),
+									   view_columns(), lock_clause(lock)),
 							  1, &type, &candidates, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading repo_stream.views failed");
 	if (SPI_processed == 0)
@@ -257,8 +287,8 @@ rs_view_load_id(int32 id, ViewLock lock, ViewDef *out)
 	Oid			type = INT4OID;
 	Datum		arg = Int32GetDatum(id);
 
-	if (SPI_execute_with_args(psprintf("SELECT " VIEW_COLUMNS " FROM repo_stream.views WHERE id = $1%s",
-									   lock_clause(lock)),
+	if (SPI_execute_with_args(psprintf("SELECT %s FROM repo_stream.views WHERE id = $1%s",
+									   view_columns(), lock_clause(lock)),
 							  1, &type, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading repo_stream.views failed");
 	if (SPI_processed == 0)
@@ -288,6 +318,23 @@ load_or_error(const char *name, Datum candidates, ViewLock lock, ViewDef *v)
 				 errhint("repo_stream.view_status lists the views.")));
 }
 
+/*
+ * Views belong to their creator: only it (a role with its privileges) or a
+ * superuser refreshes, rebuilds or drops one.  caller: the calling role,
+ * read before rs_enter_owner.
+ */
+static void
+check_view_owner(const ViewDef *v, Oid caller, const char *what)
+{
+	if (!has_privs_of_role(caller, v->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be the owner of view \"%s\" to %s it", v->name, what),
+				 errdetail("View \"%s\" belongs to role \"%s\".", v->name,
+						   GetUserNameFromId(v->owner, true) ? GetUserNameFromId(v->owner, true) : "(dropped)"),
+				 errhint("Only the role that created a view, or a superuser, may refresh or drop it.")));
+}
+
 static void
 check_not_busy(void)
 {
@@ -310,14 +357,17 @@ check_name_free(const char *canonical)
 				 errmsg("view \"%s\" already exists", canonical)));
 }
 
-/* Insert the catalog row; returns the view's id. */
+/*
+ * Insert the catalog row; returns the view's id.  A handler view records
+ * its handler's owner and digest (rs_view_handler_digest) as of now.
+ */
 static int32
 insert_view(const char *name, const char *kind, const char *collection,
 			const char *group_by, Oid handler, Oid owner)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, OIDOID, OIDOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, OIDOID, OIDOID, OIDOID, BYTEAOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	bool		isnull;
 
 	args[0] = CStringGetTextDatum(name);
@@ -329,9 +379,29 @@ insert_view(const char *name, const char *kind, const char *collection,
 	args[4] = ObjectIdGetDatum(handler);
 	nulls[4] = OidIsValid(handler) ? ' ' : 'n';
 	args[5] = ObjectIdGetDatum(owner);
-	SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor)"
-						  " VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
-						  6, types, args, nulls, false, 0);
+	if (OidIsValid(handler) && !views_record_handlers())
+		ereport(ERROR,
+				(errcode(ERRCODE_VIEW_HANDLER_CHANGED),
+				 errmsg("cannot create handler view \"%s\": the catalog of repo_stream 0.1.0 cannot record its handler", name),
+				 errhint("Update the extension first: ALTER EXTENSION repo_stream UPDATE.")));
+	if (!OidIsValid(handler))
+		SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING id",
+							  6, types, args, nulls, false, 0);
+	else
+	{
+		Oid			handler_owner;
+		uint8		digest[VIEW_HANDLER_DIGEST_LEN];
+
+		rs_view_handler_digest(handler, &handler_owner, digest);
+		args[6] = ObjectIdGetDatum(handler_owner);
+		args[7] = PointerGetDatum(rs_bytea(digest, VIEW_HANDLER_DIGEST_LEN));
+		nulls[6] = nulls[7] = ' ';
+		SPI_execute_with_args("INSERT INTO repo_stream.views (name, kind, collection, group_by, handler, owner, cursor,"
+							  " handler_owner, handler_digest)"
+							  " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) RETURNING id",
+							  8, types, args, nulls, false, 0);
+	}
 	return DatumGetInt32(rs_getdatum(0, 1, &isnull));
 }
 
@@ -542,6 +612,7 @@ rs_refresh_view(PG_FUNCTION_ARGS)
 	char	   *name = arg_text(fcinfo, 0, "name");
 	int64		max_events = 0;
 	int64		applied = 0;
+	Oid			caller = GetUserId();
 	RsOwnerContext oc;
 	ViewDef		v;
 
@@ -558,12 +629,16 @@ rs_refresh_view(PG_FUNCTION_ARGS)
 		Datum		candidates = name_candidates(name);
 
 		rs_enter_owner(&oc);
+		/* refused before waiting for the view's lock, and again once it is held */
+		load_or_error(name, candidates, VIEW_LOCK_NONE, &v);
+		check_view_owner(&v, caller, "refresh");
 		load_or_error(name, candidates, VIEW_LOCK_WAIT, &v);
 	}
+	check_view_owner(&v, caller, "refresh");
 	rs_views_busy = true;
 	PG_TRY();
 	{
-		applied = rs_view_refresh(&v, 0, max_events);
+		applied = rs_view_refresh(&v, 0, max_events, 0);
 	}
 	PG_FINALLY();
 	{
@@ -583,6 +658,7 @@ Datum
 rs_drop_view(PG_FUNCTION_ARGS)
 {
 	char	   *name = arg_text(fcinfo, 0, "name");
+	Oid			caller = GetUserId();
 	Datum		candidates;
 	RsOwnerContext oc;
 	ViewDef		v;
@@ -590,7 +666,10 @@ rs_drop_view(PG_FUNCTION_ARGS)
 	check_not_busy();
 	candidates = name_candidates(name);
 	rs_enter_owner(&oc);
+	load_or_error(name, candidates, VIEW_LOCK_NONE, &v);
+	check_view_owner(&v, caller, "drop");
 	load_or_error(name, candidates, VIEW_LOCK_WAIT, &v);
+	check_view_owner(&v, caller, "drop");
 	if (v.count_rel)
 		drop_member(v.count_table, v.count_rel);
 	if (v.memory_rel)
@@ -634,4 +713,19 @@ rs_view_count_live(PG_FUNCTION_ARGS)
 	n = rs_view_live(&v, key);
 	rs_leave_owner(&oc);
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * _view_handler_digest(handler regprocedure) -> bytea: what a handler view
+ * records of its handler (rs_view_handler_digest); for the upgrade from
+ * 0.1.0, which records it for the views made before.
+ */
+Datum
+rs_view_handler_digest_sql(PG_FUNCTION_ARGS)
+{
+	Oid			owner;
+	uint8		digest[VIEW_HANDLER_DIGEST_LEN];
+
+	rs_view_handler_digest(PG_GETARG_OID(0), &owner, digest);
+	PG_RETURN_BYTEA_P(rs_bytea(digest, VIEW_HANDLER_DIGEST_LEN));
 }

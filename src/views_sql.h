@@ -18,8 +18,15 @@
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
+#include "utils/timestamp.h"
 
 #include "views_path.h"
+
+/* sha256 of what defines a handler's behaviour (rs_view_handler_digest) */
+#define VIEW_HANDLER_DIGEST_LEN 32
+
+/* A handler changed since its view was created (owner or definition). */
+#define ERRCODE_VIEW_HANDLER_CHANGED MAKE_SQLSTATE('5','5','R','1','0')
 
 /* A view as its catalog row (repo_stream.views) describes it. */
 typedef struct ViewDef
@@ -34,7 +41,10 @@ typedef struct ViewDef
 	char	   *count_rel;		/* quoted qualified name of the count table */
 	char	   *memory_rel;		/* memory table; NULL for $did and handler views */
 	Oid			handler;
-	Oid			owner;			/* handlers run as this role */
+	Oid			owner;			/* the creator: handlers run as it; refreshes and drops are its */
+	Oid			handler_owner;	/* the handler's owner at creation (InvalidOid: not recorded) */
+	bool		has_digest;		/* handler_digest was recorded */
+	uint8		handler_digest[VIEW_HANDLER_DIGEST_LEN];	/* rs_view_handler_digest at creation */
 	int64		cursor;
 } ViewDef;
 
@@ -66,10 +76,12 @@ void		rs_view_set_error(int32 id, const char *message);
  * Apply the events in (cursor, horizon], at most max_events of them
  * (0: no limit), and advance the cursor in the view row; a view whose
  * cursor predates the retained window is rebuilt instead.  horizon 0:
- * compute it now.  Returns the number of events applied.  Calls handlers.
+ * compute it now.  deadline (0: none): stop at the first event boundary
+ * after it (the worker's share of a round per view).  Returns the number
+ * of events applied; v->cursor gets the new cursor.  Calls handlers.
  * ERROR 0A000 in a REPEATABLE READ or SERIALIZABLE transaction.
  */
-int64		rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events);
+int64		rs_view_refresh(ViewDef *v, int64 horizon, int64 max_events, TimestampTz deadline);
 
 /*
  * Fill a new view from the records with an exact handoff to the log
@@ -83,6 +95,27 @@ int64		rs_view_live(ViewDef *v, const char *key);
 
 /* The handler view checks: ERROR 42P13 naming the function. */
 void		rs_view_check_handler(Oid handler);
+
+/*
+ * The sha256 of the pg_proc fields that define what handler does (owner,
+ * language, body, binary, settings, security, volatility, ...) into out;
+ * *owner gets its owner.  A handler view records both at creation and
+ * refuses to call a handler whose digest or owner differs.
+ */
+void		rs_view_handler_digest(Oid handler, Oid *owner, uint8 out[VIEW_HANDLER_DIGEST_LEN]);
+
+/*
+ * repo_stream.view_handler_timeout: each handler call's budget in ms
+ * (0: none); views_worker_sql.c defines it.
+ */
+extern int	rs_view_handler_timeout_ms;
+
+/*
+ * Called (in a signal handler: flags only) when a handler keeps running
+ * seconds past its budget, catching every cancel.  The worker sets it to
+ * end itself; elsewhere NULL (the cancels go on).
+ */
+extern void (*rs_view_handler_stuck_hook) (void);
 
 /*
  * The string at path in a record (jsonb), under the same rules as

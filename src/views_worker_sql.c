@@ -11,10 +11,15 @@
  * every VIEWS_MIN_GAP_MS, because each round takes the sequencing lock
  * once (rs_seq_horizon), which makes committing writers wait an instant.
  *
- * A view whose refresh fails (an error in its handler, say) keeps its
- * cursor; the error goes to view_status.last_error and to the server log
- * (once per distinct message), the worker retries it with a backoff of 1 s
- * doubling to 60 s, and the other views go on.
+ * A view whose refresh fails (an error in its handler, a handler past
+ * repo_stream.view_handler_timeout) keeps its cursor; the error goes to
+ * view_status.last_error and to the server log (once per distinct
+ * message), the worker retries it with a backoff of 1 s doubling to 60 s,
+ * and the other views go on.  A view gets at most WORKER_SLICE_MS of a
+ * round (checked between events); the next round, right after, resumes it.
+ * A handler that keeps catching the budget's cancel makes the worker end
+ * itself (there is no other way to stop it); the next worker records that
+ * for the view and retries it only after a penalty, 60 s doubling to 1 h.
  *
  * Without preloading nothing here runs: refresh_view does the same work
  * when called (pg_cron, docs/views.md).
@@ -30,6 +35,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -51,6 +57,10 @@ PGDLLEXPORT void rs_views_worker_main(Datum main_arg);
 #define VIEWS_MIN_GAP_MS 100
 /* Backoff after a failed refresh: from 1 s, doubling, at most 60 s. */
 #define BACKOFF_MAX_MS 60000
+/* After the worker ended itself in a view's handler: from 60 s, doubling, at most 1 h. */
+#define STUCK_PENALTY_MAX_MS (3600 * 1000)
+/* A view's share of a round (ms): a slow handler delays the others this much at most. */
+#define WORKER_SLICE_MS 1000
 
 static int	views_refresh_interval_ms = 1000;
 static char *views_database = NULL;
@@ -58,6 +68,10 @@ static char *views_database = NULL;
 typedef struct ViewsShmem
 {
 	volatile int worker_procno; /* -1: no worker */
+	volatile int32 refreshing;	/* the view the worker is refreshing (0: none) */
+	volatile int32 stopped_in;	/* the worker ended itself in this view's handler */
+	int32		stuck_view;		/* the last view it ended itself in, and how often in a row */
+	int			stuck_times;
 } ViewsShmem;
 
 static ViewsShmem *views_shmem = NULL;
@@ -82,7 +96,10 @@ views_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	views_shmem = ShmemInitStruct("repo_stream views", sizeof(ViewsShmem), &found);
 	if (!found)
+	{
+		memset(views_shmem, 0, sizeof(*views_shmem));
 		views_shmem->worker_procno = -1;
+	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -103,6 +120,12 @@ rs_views_init(void)
 							   "The worker restarts (after 10 s) to follow a change.",
 							   &views_database, "postgres",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("repo_stream.view_handler_timeout",
+							"Time budget of each call of a view handler (0: none).",
+							"A call that runs longer is cancelled and its refresh fails; the "
+							"background worker records the error and goes on with the other views.",
+							&rs_view_handler_timeout_ms, 5000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -220,46 +243,125 @@ round_views(int64 *horizon)
 	return ids;
 }
 
+/* Retry view id after delay_ms (0: the backoff); log and record message. */
 static void
-record_failure(int32 id, ErrorData *edata)
+record_failure_msg(int32 id, const char *message, const char *detail, int64 delay_ms)
 {
 	Backoff    *b = backoff_of(id);
-	RsOwnerContext oc;
-	int64		delay = Min((int64) 1000 << Min(b->failures, 6), BACKOFF_MAX_MS);
+	int64		delay = delay_ms > 0 ? delay_ms : Min((int64) 1000 << Min(b->failures, 6), BACKOFF_MAX_MS);
 
-	if (b->last_message == NULL || strcmp(b->last_message, edata->message) != 0)
+	if (b->last_message == NULL || strcmp(b->last_message, message) != 0)
 	{
 		ereport(WARNING,
-				(errmsg("repo_stream view %d: refresh failed: %s", id, edata->message),
-				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				(errmsg("repo_stream view %d: refresh failed: %s", id, message),
+				 detail ? errdetail_internal("%s", detail) : 0,
 				 errhint("The view keeps its cursor and is retried; repo_stream.view_status shows the error.")));
 		if (b->last_message)
 			pfree(b->last_message);
-		b->last_message = MemoryContextStrdup(worker_ctx, edata->message);
+		b->last_message = MemoryContextStrdup(worker_ctx, message);
 	}
 	b->failures++;
 	b->next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
 
-	start_xact("repo_stream: recording a view's error");
-	rs_enter_owner(&oc);
-	rs_view_set_error(id, edata->message);
-	rs_leave_owner(&oc);
-	end_xact();
+	/* recording it must not stop the worker either: the backoff stands regardless */
+	PG_TRY();
+	{
+		RsOwnerContext oc;
+
+		start_xact("repo_stream: recording a view's error");
+		rs_enter_owner(&oc);
+		rs_view_set_error(id, message);
+		rs_leave_owner(&oc);
+		end_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *rec;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(worker_ctx);
+		rec = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
+		ereport(WARNING,
+				(errmsg("repo_stream view %d: recording its error failed: %s", id, rec->message)));
+		FreeErrorData(rec);
+	}
+	PG_END_TRY();
 }
 
-/* Bring one view up to the horizon, a batch per transaction. */
 static void
+record_failure(int32 id, ErrorData *edata)
+{
+	record_failure_msg(id, edata->message, edata->detail, 0);
+}
+
+/*
+ * A handler ran past its budget catching every cancel: end the worker (in
+ * the SIGALRM handler: flags only).  The next worker reads stopped_in.
+ */
+static void
+worker_handler_stuck(void)
+{
+	views_shmem->stopped_in = views_shmem->refreshing;
+	ProcDiePending = true;
+	InterruptPending = true;
+}
+
+/* At start: did the last worker end itself in a handler?  Then that view waits. */
+static void
+penalize_stuck_view(void)
+{
+	int32		id = views_shmem->stopped_in;
+	int64		penalty;
+
+	if (id == 0)
+		return;
+	views_shmem->stopped_in = 0;
+	if (views_shmem->stuck_view == id)
+		views_shmem->stuck_times++;
+	else
+	{
+		views_shmem->stuck_view = id;
+		views_shmem->stuck_times = 1;
+	}
+	penalty = Min((int64) 60000 << Min(views_shmem->stuck_times - 1, 6), STUCK_PENALTY_MAX_MS);
+	record_failure_msg(id,
+					   psprintf("its handler ran past repo_stream.view_handler_timeout and caught every cancel: "
+								"the views worker ended itself to stop it; retried in " INT64_FORMAT " s",
+								penalty / 1000),
+					   NULL, penalty);
+}
+
+/*
+ * A handler may take session-level advisory locks, which would outlive its
+ * transaction in the worker's session; the worker itself takes none.
+ */
+static void
+release_session_locks(void)
+{
+	LockReleaseSession(USER_LOCKMETHOD);
+}
+
+/*
+ * Bring one view up to the horizon, a batch per transaction, for at most
+ * WORKER_SLICE_MS.  True if it stopped there with work left.
+ */
+static bool
 refresh_one(int32 id, int64 horizon)
 {
 	Backoff    *b = backoff_of(id);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_SLICE_MS);
 
 	if (b->failures > 0 && GetCurrentTimestamp() < b->next_try)
-		return;
+		return false;
 	for (;;)
 	{
-		int64		applied = 0;
 		volatile bool found = false;
+		volatile int64 cursor = 0;
 
+		views_shmem->refreshing = id;
 		PG_TRY();
 		{
 			RsOwnerContext oc;
@@ -272,8 +374,9 @@ refresh_one(int32 id, int64 horizon)
 			{
 				found = true;
 				rs_views_busy = true;
-				applied = rs_view_refresh(&v, horizon, WORKER_BATCH);
+				(void) rs_view_refresh(&v, horizon, WORKER_BATCH, deadline);
 				rs_views_busy = false;
+				cursor = v.cursor;
 			}
 			rs_leave_owner(&oc);
 			end_xact();
@@ -287,13 +390,19 @@ refresh_one(int32 id, int64 horizon)
 			edata = CopyErrorData();
 			FlushErrorState();
 			rs_views_busy = false;
+			views_shmem->refreshing = 0;
 			AbortCurrentTransaction();
 			RESUME_INTERRUPTS();
+			release_session_locks();
 			record_failure(id, edata);
 			FreeErrorData(edata);
-			return;
+			return false;
 		}
 		PG_END_TRY();
+		views_shmem->refreshing = 0;
+		release_session_locks();
+		if (found && views_shmem->stuck_view == id)
+			views_shmem->stuck_view = 0;
 		if (found && b->failures > 0)
 		{
 			b->failures = 0;
@@ -301,25 +410,31 @@ refresh_one(int32 id, int64 horizon)
 				pfree(b->last_message);
 			b->last_message = NULL;
 		}
-		if (!found || applied < WORKER_BATCH)
-			return;
+		if (!found || cursor >= horizon)
+			return false;
+		if (GetCurrentTimestamp() >= deadline)
+			return true;
 		CHECK_FOR_INTERRUPTS();
 	}
 }
 
-static void
+/* One round over every view; true if a view was left with work (its slice ended). */
+static bool
 refresh_round(void)
 {
 	int64		horizon = 0;
 	List	   *ids = round_views(&horizon);
 	ListCell   *lc;
+	bool		more = false;
 
 	foreach(lc, ids)
 	{
-		refresh_one(lfirst_int(lc), horizon);
+		if (refresh_one(lfirst_int(lc), horizon))
+			more = true;
 		CHECK_FOR_INTERRUPTS();
 	}
 	list_free(ids);
+	return more;
 }
 
 void
@@ -337,19 +452,24 @@ rs_views_worker_main(Datum main_arg)
 	worker_ctx = AllocSetContextCreate(TopMemoryContext, "repo_stream views worker",
 									   ALLOCSET_DEFAULT_SIZES);
 	views_shmem->worker_procno = MyProc->pgprocno;
+	views_shmem->refreshing = 0;
 	on_shmem_exit(worker_detach, (Datum) 0);
+	rs_view_handler_stuck_hook = worker_handler_stuck;
 	ereport(LOG,
 			(errmsg("repo_stream views worker started in database \"%s\"", views_database)));
+	penalize_stuck_view();
 
 	for (;;)
 	{
 		TimestampTz round_start = GetCurrentTimestamp();
 		long		remaining;
+		bool		more = false;
 
 		if (views_refresh_interval_ms > 0)
-			refresh_round();
+			more = refresh_round();
+		/* a view whose slice ended: the next round at once, after the gap below */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 views_refresh_interval_ms > 0 ? views_refresh_interval_ms : 60000L,
+						 more ? 0L : views_refresh_interval_ms > 0 ? views_refresh_interval_ms : 60000L,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();

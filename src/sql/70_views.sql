@@ -11,13 +11,17 @@ CREATE TABLE views (
 	group_by	text,					-- count views: a dotted path or $did
 	count_table oid,					-- count views: pg_class oid of the table
 	handler		oid,					-- handler views: pg_proc oid
-	owner		oid NOT NULL,			-- the creating role; handlers run as it
+	owner		oid NOT NULL,			-- the creating role: handlers run as it; only it refreshes or drops
 	cursor		bigint NOT NULL,		-- seq of the last event applied
 	last_refresh timestamptz,
 	rebuilds	bigint NOT NULL DEFAULT 0,
 	last_error	text,					-- the background worker's last failure
 	last_error_at timestamptz,
-	created_at	timestamptz NOT NULL DEFAULT now()
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	-- handler views: the handler's owner and _view_handler_digest at creation;
+	-- a handler that differs is not run (NULL: not recorded, never run)
+	handler_owner oid,
+	handler_digest bytea
 );
 COMMENT ON TABLE views IS 'Computed views maintained from the event log; read repo_stream.view_status';
 
@@ -52,16 +56,16 @@ CREATE FUNCTION create_handler_view(name text, handler regprocedure, collection 
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'rs_create_handler_view' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION create_handler_view(text, regprocedure, text) IS
-	'A view that calls handler(seq bigint, did text, action text, path text, record jsonb) in seq order, as the creating role: create for every existing record now, then create/update/delete per op, delete_repo, reset before a rebuild';
+	'A view that calls handler(seq bigint, did text, action text, path text, record jsonb) in seq order, as the creating role, in a security-restricted operation within repo_stream.view_handler_timeout: create for every existing record now, then create/update/delete per op, delete_repo, reset before a rebuild; the handler''s owner and definition are recorded, and a changed handler is not run';
 
 CREATE FUNCTION refresh_view(name text, max_events int DEFAULT NULL) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'rs_refresh_view' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION refresh_view(text, int) IS
-	'Apply the events after the view''s cursor (at most max_events), in this transaction with the cursor''s advance; rebuilds a view whose cursor left the retained window; returns the number of events applied';
+	'Apply the events after the view''s cursor (at most max_events), in this transaction with the cursor''s advance; rebuilds a view whose cursor left the retained window; returns the number of events applied; only the view''s owner or a superuser';
 
 CREATE FUNCTION drop_view(name text) RETURNS void
 	AS 'MODULE_PATHNAME', 'rs_drop_view' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION drop_view(text) IS 'Drop a view, its count table and its memory';
+COMMENT ON FUNCTION drop_view(text) IS 'Drop a view, its count table and its memory; only the view''s owner or a superuser';
 
 CREATE FUNCTION view_count_live(name text, key text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'rs_view_count_live' LANGUAGE C VOLATILE;
@@ -74,11 +78,18 @@ CREATE FUNCTION _view_key(record jsonb, path text[]) RETURNS text
 COMMENT ON FUNCTION _view_key(jsonb, text[]) IS
 	'internal: the string at path (map keys only) in a record, NULL when missing or not a string';
 
+-- Internal: what a handler view records of its handler.
+CREATE FUNCTION _view_handler_digest(handler regprocedure) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'rs_view_handler_digest_sql' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION _view_handler_digest(regprocedure) IS
+	'internal: sha256 of the pg_proc fields that define what a handler does (owner, language, body, settings, security, ...)';
+
 
 REVOKE ALL ON views, view_skips, view_status FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
 	create_count_view(text, text, text), create_handler_view(text, regprocedure, text),
-	refresh_view(text, int), drop_view(text), view_count_live(text, text), _view_key(jsonb, text[])
+	refresh_view(text, int), drop_view(text), view_count_live(text, text), _view_key(jsonb, text[]),
+	_view_handler_digest(regprocedure)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	create_count_view(text, text, text), create_handler_view(text, regprocedure, text),

@@ -16,6 +16,8 @@ my $node = rs_node('views_crash');
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'repo_stream'
 repo_stream.views_refresh_interval = 0
+# the handler waits for the test's lock until the crash: no budget cuts it
+repo_stream.view_handler_timeout = 0
 });
 $node->start;
 $node->safe_psql('postgres', q{
