@@ -188,8 +188,25 @@ SELECT encode(string_agg(chunk, '' ORDER BY n), 'hex') AS car, repo_stream.repo_
 SELECT repo_stream.delete_repo('did:plc:privcar');
 DELETE FROM repo_stream.repos WHERE did = 'did:plc:privcar';
 DELETE FROM repo_stream.event_log WHERE did = 'did:plc:privcar';
+-- the master key file (setup.sql made it; empty setting: next to postgresql.conf)
+SELECT CASE WHEN current_setting('repo_stream.master_key_file') = ''
+            THEN regexp_replace(current_setting('config_file'), '[^/]*$', '') || 'repo_stream_master.key'
+            ELSE current_setting('repo_stream.master_key_file') END AS keyfile \gset
+SELECT length(pg_read_binary_file(:'keyfile')) AS key_file_bytes;
+CREATE ROLE regress_files IN ROLE pg_read_server_files;
+CREATE ROLE regress_programs IN ROLE pg_execute_server_program;
+CREATE TEMP TABLE sink (line text);
+GRANT INSERT ON sink TO PUBLIC;
 CREATE TEMP TABLE calls (n serial, what text, calls text[]);
 INSERT INTO calls (what, calls) VALUES
+-- keys
+('sealed keys', ARRAY[$$SELECT sealed FROM repo_stream.repo_keys$$]),
+('_keys_sign', ARRAY[$$SELECT repo_stream._keys_sign(sealed, '\x01') FROM repo_stream.repo_keys$$]),
+('the master key file', ARRAY[format($$SELECT pg_catalog.pg_read_binary_file(%L)$$, :'keyfile')]),
+('master_key_file setting', ARRAY[$$SELECT pg_catalog.current_setting('repo_stream.master_key_file')$$]),
+('create_master_key', ARRAY[$$SELECT repo_stream.create_master_key()$$]),
+('COPY FROM the master key file', ARRAY[format($$COPY pg_temp.sink FROM %L$$, :'keyfile')]),
+('COPY FROM PROGRAM base64 of it', ARRAY[format($$COPY pg_temp.sink FROM PROGRAM %L$$, 'base64 ' || :'keyfile')]),
 -- views
 ('create_count_view', ARRAY[$$SELECT repo_stream.create_count_view('regress_try.c', 'app.bsky.feed.post', '$did')$$]),
 ('create_handler_view', ARRAY[$$SELECT repo_stream.create_handler_view('regress_try.hv', 'regress_try.h(bigint,text,text,text,jsonb)')$$]),
@@ -239,10 +256,18 @@ SELECT what, pg_temp.try_as('regress_writer', calls) AS writer, pg_temp.try_as('
        pg_temp.try_as('regress_reader', calls) AS reader, pg_temp.try_as('regress_admin', calls) AS admin,
        pg_temp.try_as('regress_nogrant', calls) AS nogrant
   FROM calls ORDER BY n;
--- and the superuser runs each (that the calls work at all)
-SELECT what, pg_temp.try_as(current_user, calls) AS superuser FROM calls WHERE what LIKE 'car %' ORDER BY n;
+-- the keys and the client's calls as a superuser (that they work at all),
+-- and the keys as members of pg_read_server_files and
+-- pg_execute_server_program (read: the key file was opened, whatever its bytes
+-- made of the COPY)
+SELECT what, CASE WHEN what = 'COPY FROM the master key file' AND t.su <> '42501' THEN 'read' ELSE t.su END AS superuser,
+       CASE WHEN what = 'COPY FROM the master key file' AND t.rf <> '42501' THEN 'read' ELSE t.rf END AS read_server_files,
+       CASE WHEN what = 'COPY FROM the master key file' AND t.ep <> '42501' THEN 'read' ELSE t.ep END AS execute_server_program
+  FROM calls, LATERAL (SELECT pg_temp.try_as(current_user, calls) AS su, pg_temp.try_as('regress_files', calls) AS rf,
+                              pg_temp.try_as('regress_programs', calls) AS ep) t
+ WHERE n <= 7 OR what LIKE 'car %' ORDER BY n;
 SELECT repo_stream.drop_view('regress_try.su_counts');
 DROP SCHEMA regress_try CASCADE;
 SELECT repo_stream.delete_repo('did:plc:privs');
 
-DROP ROLE regress_nogrant, regress_writer, regress_reader, regress_admin, regress_deleter;
+DROP ROLE regress_nogrant, regress_writer, regress_reader, regress_admin, regress_deleter, regress_files, regress_programs;
