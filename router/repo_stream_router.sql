@@ -313,8 +313,11 @@ END $$;
  * the DID's move lock.  A move whose import committed on the new shard is
  * finished (the directory points there, the old copy is deleted); one
  * whose import did not is rolled back (the old shard's copy activated
- * again, writes go there).  Every step can be repeated: a settle cut short
- * is completed by the next.  Returns none, finished or rolled back.
+ * again, writes go there).  The import committed only if the new shard's
+ * repo holds the old copy's tree (data_cid): a repo of the DID made there
+ * some other way is never taken over.  Every step can be repeated: a
+ * settle cut short is completed by the next.  Returns none, finished or
+ * rolled back.
  */
 CREATE FUNCTION _move_settle(did text) RETURNS text
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -336,8 +339,9 @@ BEGIN
 		PERFORM repo_stream._move_fence(did, src_info, d.shard);
 		PERFORM repo_stream._move_fence(did, dst_info, d.moving_to);
 		st := repo_stream._move_query(dst_info,
-			format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
-		IF st IN ('active', 'deactivated') THEN
+			format('SELECT status || '' '' || encode(data_cid, ''hex'') FROM repo_stream.repos WHERE did = %L', did));
+		IF split_part(st, ' ', 1) IN ('active', 'deactivated') AND split_part(st, ' ', 2) = repo_stream._move_query(src_info,
+				format('SELECT encode(data_cid, ''hex'') FROM repo_stream.repos WHERE did = %L', did)) THEN
 			-- the import committed: the repo lives there now
 			UPDATE repo_stream.directory dir SET shard = d.moving_to, moving_to = NULL, moved_from = d.shard
 			 WHERE dir.did = _move_settle.did;
@@ -425,6 +429,15 @@ BEGIN
 			RAISE EXCEPTION 'repo "%" is % on shard "%"', did, coalesce(st, 'missing'), src
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  HINT = 'Only an active repo moves.';
+		END IF;
+		-- a repo of the DID on the new shard (not one it left, deleted) is
+		-- another repo: refused before the old copy is touched
+		st := repo_stream._move_query((SELECT conninfo FROM repo_stream.shards WHERE name = to_shard),
+			format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+		IF st IN ('active', 'deactivated') THEN
+			RAISE EXCEPTION 'repo "%" already exists on shard "%" (%)', did, to_shard, st
+				USING ERRCODE = 'duplicate_object',
+					  HINT = 'A move never replaces a repo; delete that one on its shard first if it is not wanted.';
 		END IF;
 		UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did = _move_begin.did;
 	EXCEPTION WHEN OTHERS THEN

@@ -3,7 +3,7 @@
 -- here; the digest line is the sha256 of that file as this script leaves it
 -- (`make check-upgrade`).
 \echo Use "ALTER EXTENSION repo_stream_router UPDATE" to load this file. \quit
--- source digest: 8238731eedeab3f4196636844f0feda560c73646b261870b502bc7e9dea8090c
+-- source digest: 2ccd51ba27ce57662125b7bb7d5ff7528dc6dc5ee2037fc500aea0d2f0ee50e3
 
 -- scale-out security (issue 17, F-M3, F-L11): moves recovered after a crash
 -- (router_recover_moves, moved_from), a move's own dblink connections
@@ -489,4 +489,130 @@ BEGIN
 		EXECUTE format('SELECT %I.dblink_exec(%L, %L)', ds, conn, format('SET application_name = %L', app));
 	END IF;
 	RETURN conn;
+END $$;
+
+-- integration (issue 17): a move never takes over a repo of the DID on the
+-- new shard (refused up front; settle finishes only on the old copy's tree)
+CREATE OR REPLACE FUNCTION _move_settle(did text) RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d record;
+	src_info text;
+	dst_info text;
+	old_info text;
+	st text;
+	outcome text := 'none';
+BEGIN
+	SELECT * INTO d FROM repo_stream.directory dir WHERE dir.did = _move_settle.did FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN outcome;
+	END IF;
+	IF d.moving_to IS NOT NULL THEN
+		SELECT conninfo INTO src_info FROM repo_stream.shards WHERE name = d.shard;
+		SELECT conninfo INTO dst_info FROM repo_stream.shards WHERE name = d.moving_to;
+		PERFORM repo_stream._move_fence(did, src_info, d.shard);
+		PERFORM repo_stream._move_fence(did, dst_info, d.moving_to);
+		st := repo_stream._move_query(dst_info,
+			format('SELECT status || '' '' || encode(data_cid, ''hex'') FROM repo_stream.repos WHERE did = %L', did));
+		IF split_part(st, ' ', 1) IN ('active', 'deactivated') AND split_part(st, ' ', 2) = repo_stream._move_query(src_info,
+				format('SELECT encode(data_cid, ''hex'') FROM repo_stream.repos WHERE did = %L', did)) THEN
+			-- the import committed: the repo lives there now
+			UPDATE repo_stream.directory dir SET shard = d.moving_to, moving_to = NULL, moved_from = d.shard
+			 WHERE dir.did = _move_settle.did;
+			d.moved_from := d.shard;
+			outcome := 'finished';
+		ELSE
+			-- it did not: back where it was, active (a move starts only from an active repo)
+			st := repo_stream._move_query(src_info,
+				format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+			IF st = 'deactivated' THEN
+				PERFORM repo_stream._move_query(src_info, format('SELECT repo_stream.activate_repo(%L)::text', did));
+			ELSIF st IS DISTINCT FROM 'active' THEN
+				RAISE EXCEPTION 'repo "%" is on neither shard: % has it %, % not at all', did,
+					d.shard, coalesce(st, 'not at all'), d.moving_to
+					USING ERRCODE = 'object_not_in_prerequisite_state';
+			END IF;
+			UPDATE repo_stream.directory dir SET moving_to = NULL WHERE dir.did = _move_settle.did;
+			RETURN 'rolled back';
+		END IF;
+	END IF;
+	IF d.moved_from IS NOT NULL THEN
+		-- the old copy goes (its #account deleted hands the repo over on a relay)
+		BEGIN
+			SELECT conninfo INTO old_info FROM repo_stream.shards WHERE name = d.moved_from;
+			st := repo_stream._move_query(old_info,
+				format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+			IF st IS DISTINCT FROM 'deleted' AND st IS NOT NULL THEN
+				PERFORM repo_stream._move_query(old_info, format('SELECT repo_stream.delete_repo(%L)::text', did));
+			END IF;
+			UPDATE repo_stream.directory dir SET moved_from = NULL WHERE dir.did = _move_settle.did;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'repo "%" moved to shard %, but its old copy on shard % is not deleted yet: %',
+				did, d.shard, d.moved_from, SQLERRM
+				USING HINT = 'SELECT * FROM repo_stream.router_recover_moves() deletes it once that shard answers.';
+		END;
+		outcome := 'finished';
+	END IF;
+	RETURN outcome;
+END $$;
+CREATE OR REPLACE FUNCTION _move_begin(did text, to_shard text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k record;
+	src text;
+	src_info text;
+	st text;
+	settled text;
+BEGIN
+	IF did IS NULL OR to_shard IS NULL THEN
+		RAISE EXCEPTION '% must not be NULL', CASE WHEN did IS NULL THEN 'did' ELSE 'to_shard' END
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	k := repo_stream._move_lock_key(did);
+	IF NOT pg_try_advisory_lock(k.k1, k.k2) THEN
+		RAISE EXCEPTION 'repo "%" is already moving', did
+			USING ERRCODE = '55R02', HINT = 'move_repo runs in another session; retry when it is done.';
+	END IF;
+	BEGIN
+		settled := repo_stream._move_settle(did);
+		IF settled <> 'none' THEN
+			RAISE NOTICE 'an interrupted move of repo "%" was %', did, settled;
+		END IF;
+		SELECT d.shard, s.conninfo INTO src, src_info
+		  FROM repo_stream.directory d JOIN repo_stream.shards s ON s.name = d.shard
+		 WHERE d.did = _move_begin.did FOR UPDATE OF d;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'repo "%" does not exist', did USING ERRCODE = 'undefined_object';
+		END IF;
+		IF NOT EXISTS (SELECT 1 FROM repo_stream.shards WHERE name = to_shard) THEN
+			RAISE EXCEPTION 'shard "%" does not exist', to_shard USING ERRCODE = 'undefined_object';
+		END IF;
+		IF src = to_shard THEN
+			IF settled = 'finished' THEN
+				PERFORM repo_stream._move_unlock(did);
+				RETURN false;
+			END IF;
+			RAISE EXCEPTION 'repo "%" is already on shard "%"', did, to_shard USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		st := repo_stream._move_query(src_info, format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+		IF st IS DISTINCT FROM 'active' THEN
+			RAISE EXCEPTION 'repo "%" is % on shard "%"', did, coalesce(st, 'missing'), src
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'Only an active repo moves.';
+		END IF;
+		-- a repo of the DID on the new shard (not one it left, deleted) is
+		-- another repo: refused before the old copy is touched
+		st := repo_stream._move_query((SELECT conninfo FROM repo_stream.shards WHERE name = to_shard),
+			format('SELECT status FROM repo_stream.repos WHERE did = %L', did));
+		IF st IN ('active', 'deactivated') THEN
+			RAISE EXCEPTION 'repo "%" already exists on shard "%" (%)', did, to_shard, st
+				USING ERRCODE = 'duplicate_object',
+					  HINT = 'A move never replaces a repo; delete that one on its shard first if it is not wanted.';
+		END IF;
+		UPDATE repo_stream.directory d SET moving_to = to_shard WHERE d.did = _move_begin.did;
+	EXCEPTION WHEN OTHERS THEN
+		PERFORM repo_stream._move_unlock(did);
+		RAISE;
+	END;
+	RETURN true;
 END $$;

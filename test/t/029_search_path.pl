@@ -186,6 +186,7 @@ hcall($s1, 'postgres', $R, q{SELECT repo_stream.deactivate_repo('did:plc:pc')}, 
 hcall($s1, 'postgres', $R, q{SELECT repo_stream.activate_repo('did:plc:pc')}, '', 'repo_stream.activate_repo(text)');
 hcall($s1, 'postgres', $R, q{SELECT repo_stream.delete_repo('did:plc:pc')}, '', 'repo_stream.delete_repo(text)');
 hcall($s1, 'postgres', $R, q{SELECT repo_stream.prune_events()}, '', 'repo_stream.prune_events()');
+hcall($s1, 'postgres', $R, q{SELECT * FROM repo_stream.log_status}, '', 'repo_stream._log_status()');
 my $rev = hcall($s1, 'postgres', $R, q{SELECT rev FROM repo_stream.export_repo('did:plc:pa')}, '',
 	'repo_stream.export_repo(text,text)');
 hcall($s1, 'postgres', $R, "SELECT seq FROM repo_stream.export_repo('did:plc:pa', '$rev')", '',
@@ -229,6 +230,8 @@ hcall($s1, 'postgres', $R, q{SELECT repo_stream.refresh_view('public.h_counts'),
 	SELECT * FROM repo_stream.view_status}, '', 'repo_stream.refresh_view(text,integer)');
 hcall($s1, 'postgres', $R, q{SELECT repo_stream._view_key('{"a": {"b": "c"}}', ARRAY['a', 'b'])}, '',
 	'repo_stream._view_key(jsonb,text[])');
+hcall($s1, 'postgres', $R, q{SELECT repo_stream._view_handler_digest('public.hv_handler(bigint,text,text,text,jsonb)')},
+	'', 'repo_stream._view_handler_digest(regprocedure)');
 hcall($s1, 'postgres', $R, q{SELECT repo_stream.drop_view('public.h_view')}, '', 'repo_stream.drop_view(text)');
 # the record helpers' other path: SQL as the caller (another trigger on
 # records), whose search_path that SQL runs with
@@ -293,9 +296,10 @@ ok($caught_up, 'the views worker refreshed the handler view in that database');
 hcall($rt, 'postgres', $R,
 	"SELECT repo_stream.relay_add_shard('s$_->[0]', " . conn_lit($_->[1], 'postgres', ' user=rs_router') . ')', '',
 	'repo_stream.relay_add_shard(text,text)') for [ 1, $s1 ], [ 2, $s2 ];
-hcall($rt, 'postgres', $R, q{SELECT repo_stream._relay_dblink()}, '', 'repo_stream._relay_dblink()');
-hcall($rt, 'postgres', $R, q{SELECT * FROM repo_stream._relay_query('s1', 'SELECT 1', 'x int') AS t(x int)}, '',
-	'repo_stream._relay_query(text,text,text)');
+hcall($rt, 'postgres', $R, q{SELECT * FROM repo_stream._relay_query('s1', 'SELECT 1') AS t(x int)}, '',
+	'repo_stream._relay_query(text,text)');
+hcall($rt, 'postgres', $R, q{SELECT repo_stream._relay_mask_conninfo('postgresql://u:pw@h/db'),
+	repo_stream._relay_mask_conninfo('host=h password=pw')}, '', 'repo_stream._relay_mask_conninfo(text)');
 hcall($rt, 'postgres', $R, "SELECT repo_stream._relay_ingest('s1', $seq1, '$frame')", '',
 	'repo_stream._relay_ingest(text,bigint,bytea)');
 hcall($rt, 'postgres', $R, q{SELECT repo_stream._relay_sync_repo('s1', 'did:plc:pa', false)}, '',
@@ -350,20 +354,42 @@ my %where = map { split /\|/ } split /\n/,
 my %other = (s1 => 's2', s2 => 's1');
 SKIP:
 {
-	skip 'the router has no repos to move', 4
+	skip 'the router has no repos to move', 7
 	  unless ($where{'did:plc:ra'} // '') =~ /^s[12]$/ && ($where{'did:plc:rb'} // '') =~ /^s[12]$/;
+# a move runs every step (each a function of the router's schema)
+my @move_steps = map { "repo_stream.$_" } split ' ', 'move_repo(text,text) _move_begin(text,text) _move_settle(text)
+  _move_connect(text,text) _move_disconnect(text) _move_query(text,text) _move_app(text) _move_lock_key(text)
+  _move_fence(text,text,text) _move_unlock(text) _move_copy(text) _move_settle_locked(text)
+  _move_end(text,text,text[])';
 hcall($rt, 'router', 'router', "CALL repo_stream.move_repo('did:plc:ra', '$other{$where{'did:plc:ra'}}')", '',
-	'repo_stream.move_repo(text,text)');
+	@move_steps);
 is($rt->safe_psql('router', q{SELECT shard FROM repo_stream.directory WHERE did = 'did:plc:ra'}),
 	$other{ $where{'did:plc:ra'} }, 'the repo moved');
-# a move that fails on the new shard (the DID is there already): the way back
+# a move refused up front: the new shard holds another repo of the DID
 my %shard_node = (s1 => $s1, s2 => $s2);
-$shard_node{ $other{ $where{'did:plc:rb'} } }->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:rb')});
+my $rb_to = $shard_node{ $other{ $where{'did:plc:rb'} } };
+$rb_to->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:rb')});
 hcall($rt, 'router', 'router', "CALL repo_stream.move_repo('did:plc:rb', '$other{$where{'did:plc:rb'}}')", '42710',
 	'repo_stream.move_repo(text,text)');
 is($rt->safe_psql('router', q{SELECT shard || ' ' || (moving_to IS NULL) FROM repo_stream.directory WHERE did = 'did:plc:rb'}),
+	"$where{'did:plc:rb'} true", 'the refused move left the repo where it was');
+# a move that fails on the new shard (a deleted repo of the DID there, at a
+# later rev than the CAR's: import_repo refuses it) is rolled back: the old
+# copy activated again
+$rb_to->safe_psql('postgres', q{SELECT repo_stream.delete_repo('did:plc:rb')});
+hcall($rt, 'router', 'router', "CALL repo_stream.move_repo('did:plc:rb', '$other{$where{'did:plc:rb'}}')", '42710',
+	@move_steps);
+is($rt->safe_psql('router', q{SELECT shard || ' ' || (moving_to IS NULL) FROM repo_stream.directory WHERE did = 'did:plc:rb'}),
 	"$where{'did:plc:rb'} true", 'the failed move left the repo where it was');
+is($shard_node{ $where{'did:plc:rb'} }->safe_psql('postgres',
+	q{SELECT status FROM repo_stream.repos WHERE did = 'did:plc:rb'}), 'active', 'active again');
 }
+# a move left marked (as a crash leaves it): recovery rolls it back
+$rt->safe_psql('router', q{UPDATE repo_stream.directory SET moving_to = CASE shard WHEN 's1' THEN 's2' ELSE 's1' END
+	WHERE did = 'did:plc:rb'});
+like(hcall($rt, 'router', 'router', q{SELECT outcome FROM repo_stream.router_recover_moves()}, '',
+	'repo_stream.router_recover_moves()', 'repo_stream._move_settle(text)'), qr/^rolled back$/,
+	'router_recover_moves() rolls back a move whose import never ran');
 
 # ------------------------------------------------- install and upgrade scripts
 # CREATE EXTENSION and ALTER EXTENSION UPDATE run with search_path = the

@@ -11,7 +11,10 @@
 #    "moving"; router_recover_moves() settles the first, the next move_repo
 #    of the DID the second, each rolled back with the repo active on exactly
 #    one shard and the relay following; a move cut short after its import
-#    committed is finished by router_recover_moves().
+#    committed is finished by router_recover_moves();
+#  - a move to a shard that holds another repo of the DID is refused
+#    before the old copy is touched, and one made there while the move runs
+#    makes the move roll back: a move never takes over another repo.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -204,9 +207,10 @@ is($shard{$src}->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.record
 is($router->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.router_recover_moves()}), '0',
 	'nothing is left to recover');
 
-# 2. during the import: the new shard's repos table is locked
+# 2. during the import: the new shard's MST nodes are locked (its repos table
+# stays readable: the move reads it before it begins)
 $lock = $shard{$dst}->background_psql('postgres');
-$lock->query_safe('BEGIN; LOCK TABLE repo_stream.repos IN ACCESS EXCLUSIVE MODE;');
+$lock->query_safe('BEGIN; LOCK TABLE repo_stream.mst_nodes IN ACCESS EXCLUSIVE MODE;');
 $mover = move_in_background('did:plc:big', $dst);
 ok(so_wait($shard{$dst}, q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%import_repo%' AND wait_event_type = 'Lock'}),
 	"the move is importing the repo on $dst");
@@ -258,6 +262,63 @@ ok(so_wait($relay, "SELECT shard FROM repo_stream.relay_repos WHERE did = 'did:p
 	'the relay follows it');
 is(records_of($relay, 'did:plc:half'), records_of($shard{$h_dst}, 'did:plc:half'),
 	'with the write made after the recovery');
+
+# ------------------------------- a move never takes over another repo
+# the new shard holds a repo of the DID made there directly (not through
+# the router): the move is refused before the old copy is touched
+$router->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:twin')});
+$router->safe_psql('postgres', like_sql('did:plc:twin', "t$_", $_)) for 1 .. 3;
+my $t_src = host_of('did:plc:twin');
+my $t_dst = other($t_src);
+$shard{$t_dst}->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:twin')});
+$shard{$t_dst}->safe_psql('postgres', like_sql('did:plc:twin', 'other', 1));
+my %twin = map { $_ => records_of($shard{$_}, 'did:plc:twin') . ' ' . $shard{$_}->safe_psql('postgres',
+	q{SELECT repo_stream.repo_key('did:plc:twin')}) } $t_src, $t_dst;
+my $t_seq = $shard{$t_src}->safe_psql('postgres', 'SELECT max(seq) FROM repo_stream.event_log');
+is(sqlstate_of($router, "CALL repo_stream.move_repo('did:plc:twin', '$t_dst')"), '42710',
+	"a move to $t_dst, which holds another repo of the DID, is refused (42710)");
+is(directory_row('did:plc:twin'), "$t_src - -", "the repo stays on $t_src");
+is(status_on($t_src, 'did:plc:twin') . ' ' . status_on($t_dst, 'did:plc:twin'), 'active active', 'both repos active');
+is($shard{$t_src}->safe_psql('postgres', "SELECT count(*) FROM repo_stream.event_log WHERE did = 'did:plc:twin' AND seq > $t_seq"),
+	'0', "the old copy was not touched (no #account on $t_src)");
+is(records_of($shard{$_}, 'did:plc:twin') . ' ' . $shard{$_}->safe_psql('postgres', q{SELECT repo_stream.repo_key('did:plc:twin')}),
+	$twin{$_}, "the records and key on $_ are unchanged") for $t_src, $t_dst;
+
+# such a repo made on the new shard while the move runs (held at the old
+# shard's deactivation by a write there): the import is refused, and the
+# move is rolled back, not finished over the other repo
+$router->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:race')});
+$router->safe_psql('postgres', like_sql('did:plc:race', "r$_", $_)) for 1 .. 3;
+my $r_src = host_of('did:plc:race');
+my $r_dst = other($r_src);
+my $blocker = $shard{$r_src}->background_psql('postgres');
+$blocker->query_safe('BEGIN; ' . like_sql('did:plc:race', 'held', 4));
+my ($r_out, $r_err) = ('', '');
+my $r_mover = IPC::Run::start([ 'psql', '-X', '-v', 'VERBOSITY=verbose', '-d', $router->connstr('postgres'),
+	'-c', "CALL repo_stream.move_repo('did:plc:race', '$r_dst')" ], '>', \$r_out, '2>', \$r_err);
+ok(so_wait($shard{$r_src}, q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE '%deactivate_repo%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()}),
+	"the move waits for the repo's lock on $r_src");
+$shard{$r_dst}->safe_psql('postgres', q{SELECT repo_stream.create_repo('did:plc:race')});
+my $r_other = records_of($shard{$r_dst}, 'did:plc:race') . ' '
+  . $shard{$r_dst}->safe_psql('postgres', q{SELECT repo_stream.repo_key('did:plc:race')});
+$blocker->query_safe('COMMIT');
+$blocker->quit;
+$r_mover->finish;
+like($r_err, qr/ERROR:  42710: moving repo "did:plc:race" to shard "$r_dst" failed/,
+	"the move fails: $r_dst now holds another repo of the DID (42710)");
+is(directory_row('did:plc:race'), "$r_src - -", "the repo stays on $r_src (rolled back)");
+is(status_on($r_src, 'did:plc:race') . ' ' . status_on($r_dst, 'did:plc:race'), 'active active', 'active again, the other repo too');
+like(records_of($shard{$r_src}, 'did:plc:race'), qr/^4 /, "its four records on $r_src, the held write too");
+is(records_of($shard{$r_dst}, 'did:plc:race') . ' ' . $shard{$r_dst}->safe_psql('postgres', q{SELECT repo_stream.repo_key('did:plc:race')}),
+	$r_other, "the other repo on $r_dst is unchanged");
+settled_both();
+for my $d ([ 'did:plc:twin', $t_src ], [ 'did:plc:race', $r_src ])
+{
+	ok(so_wait($relay, "SELECT shard FROM repo_stream.relay_repos WHERE did = '$d->[0]'", $d->[1]),
+		"the relay keeps $d->[1] as the host of $d->[0]");
+	ok(so_wait($relay, sprintf($rec_sql, $d->[0]), records_of($shard{ $d->[1] }, $d->[0])), 'with its records');
+}
 
 is($relay->safe_psql('postgres', q{SELECT count(*) FROM repo_stream.relay_repos WHERE desynchronized}), '0',
 	'no repo is desynchronized on the relay');
