@@ -1,7 +1,9 @@
 # Checks of the source tree that need no server: every SQL install or
 # upgrade script's C symbols exist in the built library (so a database still
 # on an older version keeps working with the new library), and the upgrade
-# scripts are up to date with the SQL sources (tools/check_upgrade.sh).
+# scripts are up to date with the SQL sources (tools/check_upgrade.sh), and
+# the README stays short with every link of it and docs/ resolving
+# (tools/check_docs.pl).
 use strict;
 use warnings;
 use FindBin;
@@ -34,5 +36,10 @@ is(join(', ', @missing), '', 'each C function of every install and upgrade scrip
 
 my $out = `bash $top/tools/check_upgrade.sh 2>&1`;
 is($? >> 8, 0, 'the upgrade scripts are up to date with the SQL sources') or diag $out;
+
+$out = `perl $top/tools/check_docs.pl $top 2>&1`;
+is($? >> 8, 0, 'README.md is at most 40,960 bytes, has no line over 200 characters outside code blocks, '
+	  . 'and every relative link of README.md and docs/*.md leads to a file and heading that exist')
+  or diag $out;
 
 done_testing();
