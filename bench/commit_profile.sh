@@ -1,6 +1,6 @@
 #!/bin/bash
 # Where the CPU time of a single-record write transaction goes, in µs per
-# commit, split by phase (the README's "where the time goes" table).
+# commit, split by phase (the "where the time goes" table of bench/README.md).
 #
 # One backend runs N single-record transactions in a DO loop (put_record
 # and a plain INSERT of the same JSON, over 1,000 repos) with

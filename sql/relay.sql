@@ -65,7 +65,7 @@ SELECT repo_stream.relay_resync();
 
 -- the replication trigger: not callable, and inert outside the relay's
 -- apply workers, so a restore with session_replication_role = replica
--- (README, Backup and restore) stores the log's rows as given
+-- (docs/keys.md, Backup and restore) stores the log's rows as given
 SELECT repo_stream.relay_event_trigger();
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'repo_stream.event_log'::regclass AND NOT tgisinternal;
 SET session_replication_role = replica;

@@ -1,6 +1,6 @@
 --
 -- The record helpers and the repo functions: one rule per case, the same
--- for every function (README, "Unknown, deleted and repeated"), NULL
+-- for every function (docs/errors.md, "Unknown, deleted and repeated"), NULL
 -- arguments, $type and the collection, the direct path and the SQL path.
 --
 -- SQLSTATE and message of a statement's error, or ok

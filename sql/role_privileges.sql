@@ -1,6 +1,6 @@
 --
 -- The privilege matrix: every function, table, sequence and column of the
--- extension against every role the README describes, plus a role with no
+-- extension against every role docs/security.md describes, plus a role with no
 -- grants.  A change to the grants changes this output, so it cannot widen
 -- them silently.  Then the denials, tried for real: the write path's, and
 -- every call of the views, the relay, the log's status and the client

@@ -1,6 +1,6 @@
 --
 -- The router's privilege matrix: every function, procedure and table of
--- repo_stream_router against every role the README describes, plus a role
+-- repo_stream_router against every role docs/security.md describes, plus a role
 -- with no grants, in a database of its own (as the router is deployed),
 -- with one shard: this test's database.  Then every call tried as each
 -- role: as installed (the schema is not granted: the router is the

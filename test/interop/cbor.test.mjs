@@ -111,7 +111,7 @@ test('bytes written by @ipld/dag-cbor with non-canonical key order are rejected'
 
 // Our own decode cases (test/fixtures/dagcbor-cases): @ipld/dag-cbor and
 // the extension each do what the file records; where they differ the file
-// names the atproto-subset (or PostgreSQL) reason, which README lists.
+// names the atproto-subset (or PostgreSQL) reason, which docs/data-model.md lists.
 const cases = JSON.parse(readFileSync(
   new URL('../fixtures/dagcbor-cases/cases.json', import.meta.url))).cases;
 

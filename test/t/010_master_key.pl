@@ -70,7 +70,7 @@ sub sign_check
 }
 
 # PostgreSQL 15's ALTER SYSTEM accepts only parameters it knows, so a
-# session loads the library first (the README says the same).
+# session loads the library first (docs/keys.md says the same).
 my ($rc, $out, $err) = $node->psql('postgres', "ALTER SYSTEM SET repo_stream.master_key_file = '$tmp/x.key'");
 like($err, qr/unrecognized configuration parameter "repo_stream.master_key_file"/,
 	'ALTER SYSTEM without the library loaded: unrecognized parameter (PostgreSQL 15)');

@@ -55,7 +55,7 @@ note("log bytes after each round: @sizes");
 my ($min_count) = sort { $a <=> $b } @counts;
 my ($max_count) = sort { $b <=> $a } @counts;
 # A commit in flight during a rotation can be pruned one segment early (see
-# README, Retention): allow one event per writer below the cap, twice over.
+# docs/log.md, Retention): allow one event per writer below the cap, twice over.
 cmp_ok($min_count, '>=', 700 - 2 * 4, 'at least retention_events events are kept, less the in-flight dip');
 cmp_ok($max_count, '<=', 700 * 8 / 7 + 8 * 4, 'at most 8/7 of retention_events (plus one commit per writer) are kept');
 my ($early) = sort { $b <=> $a } @sizes[0 .. 1];

@@ -15,7 +15,7 @@
 #
 # Order: with one writer, frames arrive in seq order.  With several, commit
 # order may differ from seq order between transactions that commit at the
-# same moment (README, "Streaming to logical replication consumers"); what
+# same moment (docs/streaming.md, "Order"); what
 # must hold is that each transaction's frames arrive together and in
 # increasing seq.
 use strict;

@@ -10,7 +10,7 @@
 # list, so the machine's apt configuration is left alone.  If the source
 # package cannot be had, Debian's own server runs under valgrind instead,
 # with PostgreSQL's suppressions (test/valgrind/postgres.supp); then errors
-# inside palloc'd chunks go unseen (see README "Memory checking").
+# inside palloc'd chunks go unseen (see docs/testing.md, "Memory checking").
 #
 # Run as root from the top of the tree; the servers run as postgres.
 set -eu
