@@ -54,6 +54,8 @@ BEGIN
 	EXECUTE format('CREATE SERVER repo_stream_shards FOREIGN DATA WRAPPER plproxy OPTIONS (%s)', opts);
 	EXECUTE 'CREATE USER MAPPING FOR PUBLIC SERVER repo_stream_shards';
 END $$;
+COMMENT ON FUNCTION _router_configure() IS
+	'Internal: rewrites the PL/Proxy cluster (foreign server repo_stream_shards) from the shards table';
 
 CREATE FUNCTION router_add_shard(name text, conninfo text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -160,6 +162,8 @@ BEGIN
 	END IF;
 	RETURN d.partition;
 END $$;
+COMMENT ON FUNCTION _route(text, boolean) IS
+	'Internal: the PL/Proxy partition of the shard hosting a DID (write: refuses a repo being moved, 55R02)';
 
 -- A new DID goes to the shard with the fewest repos; 42710 if it exists.
 CREATE FUNCTION _route_new(did text) RETURNS int
@@ -184,6 +188,8 @@ BEGIN
 	END IF;
 	RETURN target.partition;
 END $$;
+COMMENT ON FUNCTION _route_new(text) IS
+	'Internal: the partition a new repo is created on (the shard with the fewest repos), recorded in the directory';
 
 -- The functions of a single node, each run on the shard hosting the DID.
 
@@ -217,6 +223,8 @@ CREATE FUNCTION _router_dblink() RETURNS text
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 	 WHERE e.extname = 'dblink' $$;
+COMMENT ON FUNCTION _router_dblink() IS
+	'Internal: the schema dblink is installed in (55000 with a hint when it is not)';
 
 CREATE FUNCTION _router_connections(ds text) RETURNS text[]
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -226,6 +234,8 @@ BEGIN
 	EXECUTE format('SELECT %I.dblink_get_connections()', ds) INTO c;
 	RETURN c;
 END $$;
+COMMENT ON FUNCTION _router_connections(text) IS
+	'Internal: the names of this session''s dblink connections';
 
 -- A move's connections: opened by the move alone, under a fresh name, and
 -- closed after; never a connection of the session (whatever its name).

@@ -120,6 +120,13 @@ SELECT regexp_replace(call, '^(SELECT (\* FROM )?|CALL )repo_stream\.([a-z_]+).*
        pg_temp.try_as('regress_rt_nogrant', call) AS nogrant
   FROM calls ORDER BY n;
 
+-- every function and table of the router is documented (COMMENT ON)
+SELECT p.oid::regprocedure AS function_without_comment FROM pg_proc p
+ WHERE p.pronamespace = 'repo_stream'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL ORDER BY 1;
+SELECT c.oid::regclass AS relation_without_comment FROM pg_class c
+ WHERE c.relnamespace = 'repo_stream'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+   AND obj_description(c.oid, 'pg_class') IS NULL ORDER BY 1;
+
 \c :regress_db
 DROP DATABASE regress_router;
 DROP ROLE regress_rt_nogrant, regress_rt_writer, regress_rt_deleter, regress_rt_reader, regress_rt_admin;

@@ -5,7 +5,7 @@
 -- sha256 of src/sql/*.sql that this script brings a database up to; `make
 -- check-upgrade` fails when src/sql changes and this file does not.
 \echo Use "ALTER EXTENSION repo_stream UPDATE" to load this file. \quit
--- source digest: d79b4003e6cb8a556fb4cd7a1e386b146809f9aa5b7bd837a1291b759f0574ce
+-- source digest: 59212561cca65f4a989d2276c21d58cbc5a7a8ca57690a591621f15cab72f5d1
 
 -- scale-out security (issue 17: F-H2, F-H4, F-M4, F-L10): the relay's own
 -- libpq connections (no dblink), checked against relay_shards.identity;
@@ -255,3 +255,25 @@ COMMENT ON FUNCTION create_handler_view(text, regprocedure, text) IS
 COMMENT ON FUNCTION refresh_view(text, int) IS
 	'Apply the events after the view''s cursor (at most max_events), in this transaction with the cursor''s advance; rebuilds a view whose cursor left the retained window; returns the number of events applied; only the view''s owner or a superuser';
 COMMENT ON FUNCTION drop_view(text) IS 'Drop a view, its count table and its memory; only the view''s owner or a superuser';
+
+-- comments on the functions that had none
+COMMENT ON FUNCTION records_trigger() IS
+	'The write path''s trigger on records: validates and encodes each row, locks its repo, and at pre-commit turns the transaction''s changes into signed commits in the event log';
+COMMENT ON FUNCTION deactivate_repo(text) IS
+	'Deactivates a repo: appends an #account (active false, status deactivated); writes are refused (55R01) until activate_repo';
+COMMENT ON FUNCTION activate_repo(text) IS
+	'Re-activates a deactivated repo: appends an #account (active true); writes are accepted again';
+COMMENT ON FUNCTION delete_repo(text) IS
+	'Deletes a repo: its records, nodes and key go, an #account (status deleted) is appended; the DID is not reused except by a repo moving back (import_repo of a later rev)';
+COMMENT ON FUNCTION relay_event_trigger() IS
+	'Relay mode, internal: the replica trigger on event_log that verifies, mirrors and re-sequences each event a shard''s subscription applies';
+COMMENT ON FUNCTION _relay_finish_backfill(text) IS
+	'Relay mode, internal: ends a new shard''s backfill, emitting the #sync of each repo whose window was verified; returns how many';
+COMMENT ON FUNCTION _relay_lag(text) IS
+	'Relay mode, internal: events a shard logged past what the relay received, and the age of the oldest (NULLs when the shard cannot be reached)';
+COMMENT ON TABLE repo_keys IS 'Each repo''s signing key, sealed under the master key file; the extension owner alone reads it';
+COMMENT ON TABLE repo_key_history IS 'Every did:key a repo has signed with and the rev it started at, so old events stay verifiable (repo_keys())';
+COMMENT ON TABLE mst_nodes IS 'The MST nodes of each repo''s current tree (DAG-CBOR), keyed by CID; maintained by the write path';
+COMMENT ON TABLE event_log IS 'The bounded event log: one signed frame per event, in a ring of 8 segments; read it with events_since()';
+COMMENT ON TABLE log_state IS 'The event log ring''s state: current segment, where each began, and the highest pruned seq; read log_status';
+COMMENT ON TABLE view_skips IS 'Per view and repo: the seq through which a #sync''s rebuild already reflects the repo''s events (skipped when applied)';

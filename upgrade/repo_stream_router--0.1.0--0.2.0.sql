@@ -3,7 +3,7 @@
 -- here; the digest line is the sha256 of that file as this script leaves it
 -- (`make check-upgrade`).
 \echo Use "ALTER EXTENSION repo_stream_router UPDATE" to load this file. \quit
--- source digest: 2ccd51ba27ce57662125b7bb7d5ff7528dc6dc5ee2037fc500aea0d2f0ee50e3
+-- source digest: d51bdf50a1cddc00aba1f952f1f72cbb6ec06385aa93b25b499dcb7701fbe703
 
 -- scale-out security (issue 17, F-M3, F-L11): moves recovered after a crash
 -- (router_recover_moves, moved_from), a move's own dblink connections
@@ -616,3 +616,15 @@ BEGIN
 	END;
 	RETURN true;
 END $$;
+
+-- comments on the functions that had none
+COMMENT ON FUNCTION _router_configure() IS
+	'Internal: rewrites the PL/Proxy cluster (foreign server repo_stream_shards) from the shards table';
+COMMENT ON FUNCTION _route(text, boolean) IS
+	'Internal: the PL/Proxy partition of the shard hosting a DID (write: refuses a repo being moved, 55R02)';
+COMMENT ON FUNCTION _route_new(text) IS
+	'Internal: the partition a new repo is created on (the shard with the fewest repos), recorded in the directory';
+COMMENT ON FUNCTION _router_dblink() IS
+	'Internal: the schema dblink is installed in (55000 with a hint when it is not)';
+COMMENT ON FUNCTION _router_connections(text) IS
+	'Internal: the names of this session''s dblink connections';

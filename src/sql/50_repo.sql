@@ -20,6 +20,7 @@ CREATE TABLE repo_keys (
 	did			text PRIMARY KEY REFERENCES repos ON DELETE CASCADE,
 	sealed		bytea NOT NULL
 );
+COMMENT ON TABLE repo_keys IS 'Each repo''s signing key, sealed under the master key file; the extension owner alone reads it';
 
 -- Every signing key a repo has used, so old events stay verifiable.
 CREATE TABLE repo_key_history (
@@ -28,6 +29,7 @@ CREATE TABLE repo_key_history (
 	since_rev	text NOT NULL,
 	PRIMARY KEY (did, since_rev)
 );
+COMMENT ON TABLE repo_key_history IS 'Every did:key a repo has signed with and the rev it started at, so old events stay verifiable (repo_keys())';
 
 CREATE TABLE records (
 	did			text NOT NULL,
@@ -49,9 +51,10 @@ CREATE TABLE mst_nodes (
 );
 ALTER TABLE mst_nodes ALTER COLUMN node SET STORAGE EXTERNAL;
 ALTER TABLE mst_nodes SET (toast_tuple_target = 8160);
+COMMENT ON TABLE mst_nodes IS 'The MST nodes of each repo''s current tree (DAG-CBOR), keyed by CID; maintained by the write path';
 
 -- Sequence numbers are taken at commit time under the sequencing lock;
--- see the README section "No gaps" for why readers never skip one.
+-- see docs/log.md, "No gaps", for why readers never skip one.
 CREATE SEQUENCE event_seq MAXVALUE 9007199254740991;
 
 -- A ring of segments: pruning truncates the oldest segment, so the log
@@ -65,6 +68,7 @@ CREATE TABLE event_log (
 	frame		bytea NOT NULL
 ) PARTITION BY LIST (segment);
 CREATE INDEX event_log_seq ON event_log (seq);
+COMMENT ON TABLE event_log IS 'The bounded event log: one signed frame per event, in a ring of 8 segments; read it with events_since()';
 
 DO $$
 BEGIN
@@ -83,6 +87,7 @@ CREATE TABLE log_state (
 	segment_started_at timestamptz[] NOT NULL DEFAULT array_fill(now(), ARRAY[8]),
 	pruned_through bigint NOT NULL DEFAULT 0	-- every seq <= this is gone
 );
+COMMENT ON TABLE log_state IS 'The event log ring''s state: current segment, where each began, and the highest pruned seq; read log_status';
 -- No row yet: the first rotation inserts it.  So a pg_dump restore, which
 -- copies the dumped row in, does not collide with one made here.
 
@@ -107,6 +112,8 @@ SELECT pg_catalog.pg_extension_config_dump('event_log_7', '');
 
 CREATE FUNCTION records_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'rs_records_trigger' LANGUAGE C;
+COMMENT ON FUNCTION records_trigger() IS
+	'The write path''s trigger on records: validates and encodes each row, locks its repo, and at pre-commit turns the transaction''s changes into signed commits in the event log';
 -- BEFORE ROW: validate, lock the repo, encode, fill in cid.
 CREATE TRIGGER records_write BEFORE INSERT OR UPDATE OR DELETE ON records
 	FOR EACH ROW EXECUTE FUNCTION records_trigger();
@@ -133,10 +140,16 @@ COMMENT ON FUNCTION repo_key(text) IS 'The did:key that verifies the repo''s cur
 
 CREATE FUNCTION deactivate_repo(did text) RETURNS void
 	AS 'MODULE_PATHNAME', 'rs_deactivate_repo' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION deactivate_repo(text) IS
+	'Deactivates a repo: appends an #account (active false, status deactivated); writes are refused (55R01) until activate_repo';
 CREATE FUNCTION activate_repo(did text) RETURNS void
 	AS 'MODULE_PATHNAME', 'rs_activate_repo' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION activate_repo(text) IS
+	'Re-activates a deactivated repo: appends an #account (active true); writes are accepted again';
 CREATE FUNCTION delete_repo(did text) RETURNS void
 	AS 'MODULE_PATHNAME', 'rs_delete_repo' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION delete_repo(text) IS
+	'Deletes a repo: its records, nodes and key go, an #account (status deleted) is appended; the DID is not reused except by a repo moving back (import_repo of a later rev)';
 CREATE FUNCTION rotate_key(did text) RETURNS text
 	AS 'MODULE_PATHNAME', 'rs_rotate_key' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION rotate_key(text) IS 'New signing key; emits #sync with a commit signed by it; returns the new did:key';

@@ -34,6 +34,7 @@ CREATE TABLE view_skips (
 	through_seq bigint NOT NULL,
 	PRIMARY KEY (view_id, did)
 );
+COMMENT ON TABLE view_skips IS 'Per view and repo: the seq through which a #sync''s rebuild already reflects the repo''s events (skipped when applied)';
 
 CREATE VIEW view_status AS
 SELECT v.name, v.kind, v.cursor,

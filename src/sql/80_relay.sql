@@ -60,6 +60,8 @@ SELECT pg_catalog.pg_extension_config_dump('relay_repos', '');
 
 CREATE FUNCTION relay_event_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'rs_relay_event_trigger' LANGUAGE C;
+COMMENT ON FUNCTION relay_event_trigger() IS
+	'Relay mode, internal: the replica trigger on event_log that verifies, mirrors and re-sequences each event a shard''s subscription applies';
 -- Inert outside the apply workers of the relay's own subscriptions (then the
 -- row is stored as given, as in a pg_dump restore).
 CREATE TRIGGER relay_ingest BEFORE INSERT ON event_log
@@ -96,6 +98,8 @@ COMMENT ON FUNCTION _relay_sync_repo(text, text, boolean) IS
 
 CREATE FUNCTION _relay_finish_backfill(shard text) RETURNS int
 	AS 'MODULE_PATHNAME', 'rs_relay_finish_backfill' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION _relay_finish_backfill(text) IS
+	'Relay mode, internal: ends a new shard''s backfill, emitting the #sync of each repo whose window was verified; returns how many';
 
 CREATE FUNCTION relay_resync(did text DEFAULT NULL) RETURNS int
 	AS 'MODULE_PATHNAME', 'rs_relay_resync' LANGUAGE C VOLATILE;
@@ -243,6 +247,8 @@ EXCEPTION WHEN OTHERS THEN
 	lag_events := NULL;
 	lag_seconds := NULL;
 END $$;
+COMMENT ON FUNCTION _relay_lag(text) IS
+	'Relay mode, internal: events a shard logged past what the relay received, and the age of the oldest (NULLs when the shard cannot be reached)';
 
 CREATE VIEW relay_status AS
 SELECT s.name AS shard,
